@@ -1,0 +1,260 @@
+//! The `SupportPolicy` custom resource (`supportgate.dev/v1alpha1`, cluster-scoped).
+//!
+//! These types are the wire format: strings as users write them. [`crate::policy`] turns a spec
+//! into a typed, validated policy once, so the engine never parses on the hot path.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+pub const GROUP: &str = "supportgate.dev";
+pub const VERSION: &str = "v1alpha1";
+
+/// A vendor's version support policy: which product releases exist, which of them are inside
+/// the support window, which Kubernetes versions and paired components each supports, and which
+/// objects in the cluster carry those versions.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "supportgate.dev",
+    version = "v1alpha1",
+    kind = "SupportPolicy",
+    plural = "supportpolicies",
+    shortname = "sp",
+    category = "supportgate",
+    doc = "A version support policy enforced by supportgate on the clusters and addons of this management cluster.",
+    status = "SupportPolicyStatus",
+    printcolumn = r#"{"name":"Product","type":"string","jsonPath":".spec.productName"}"#,
+    printcolumn = r#"{"name":"Latest","type":"string","jsonPath":".status.latest"}"#,
+    printcolumn = r#"{"name":"Supported","type":"string","jsonPath":".status.supported"}"#,
+    printcolumn = r#"{"name":"Denied","type":"integer","jsonPath":".status.objects.denied"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SupportPolicySpec {
+    /// Human name of the product whose releases are listed, used in messages (default `Konvoy`).
+    #[serde(default = "default_product_name")]
+    #[schemars(length(min = 1, max = 64))]
+    pub product_name: String,
+
+    /// Every release of the product the policy knows, in any order. A release that is known but
+    /// outside the support window is reported as unsupported; a version that is not listed at
+    /// all is reported as unknown.
+    #[schemars(length(min = 1, max = 200))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["version"]))]
+    pub product: Vec<ProductRelease>,
+
+    /// How many of the newest released minors are supported: 3 means N-2 (latest 1.8 supports
+    /// 1.8, 1.7 and 1.6). The oldest minor in the window draws a `konvoy-nearing-end` warning.
+    #[serde(default = "default_support_window")]
+    #[schemars(range(min = 1, max = 50))]
+    pub support_window: u32,
+
+    /// Warn (`konvoy-nearing-end`) this many days before a release's explicit `endOfSupport`.
+    #[serde(default = "default_nearing_end_days")]
+    #[schemars(range(min = 0, max = 3650))]
+    pub nearing_end_days: u32,
+
+    /// Marks production clusters by their labels; experimental components are denied on them and
+    /// only warned about elsewhere. Default: `environment=production`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production_selector: Option<LabelSelector>,
+
+    /// Components under D2iQ's secondary support. Their use is reported as a note, never a change
+    /// of verdict.
+    #[serde(default)]
+    pub secondary_support: SecondarySupport,
+
+    /// Which object kinds are checked and where their versions live. Empty: the built-in presets
+    /// for Kommander KonvoyCluster, Konvoy ClusterConfiguration/ClusterProvisioner, kubeaddons
+    /// Addon/ClusterAddon and KUDO Instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub targets: Vec<Target>,
+
+    /// Also record every verdict in a wgpolicyk8s.io PolicyReport, not only in the object's
+    /// status condition.
+    #[serde(default)]
+    pub always_write_policy_reports: bool,
+}
+
+fn default_product_name() -> String {
+    "Konvoy".to_string()
+}
+fn default_support_window() -> u32 {
+    3
+}
+fn default_nearing_end_days() -> u32 {
+    90
+}
+
+/// One `MAJOR.MINOR` release of the product.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProductRelease {
+    /// The release's `MAJOR.MINOR`, e.g. `1.8`. Every patch (1.8.0, 1.8.5) shares its support.
+    #[schemars(regex(pattern = r"^v?[0-9]+\.[0-9]+$"), length(max = 32))]
+    pub version: String,
+
+    /// When the minor was released (`YYYY-MM-DD`). A release dated in the future does not move
+    /// the window until that day. Absent: released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
+    pub release_date: Option<String>,
+
+    /// Overrides the window: the release is supported until this day (`YYYY-MM-DD`, exclusive),
+    /// whether or not it is among the newest minors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
+    pub end_of_support: Option<String>,
+
+    /// The Kubernetes versions this release supports.
+    pub kubernetes: KubernetesRange,
+
+    /// The Kommander `MAJOR.MINOR` released in lock-step with this release, e.g. `1.4` for
+    /// Konvoy 1.8. Any other Kommander minor is refused on clusters of this release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^v?[0-9]+\.[0-9]+$"), length(max = 32))]
+    pub kommander: Option<String>,
+
+    /// Addons that are Experimental in this release: denied on production clusters, a warning
+    /// elsewhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 200))]
+    pub experimental_addons: Vec<String>,
+}
+
+/// A supported Kubernetes range. Bounds are `1.18`, `1.18.x` (every patch of the minor) or an
+/// exact version such as `1.15.4`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = kube::core::Rule::new(
+    "int(self.min.replace('v', '').split('.')[0]) < int(self.max.replace('v', '').split('.')[0]) || (int(self.min.replace('v', '').split('.')[0]) == int(self.max.replace('v', '').split('.')[0]) && int(self.min.replace('v', '').split('.')[1]) <= int(self.max.replace('v', '').split('.')[1]))"
+).message("kubernetes.min must not be above kubernetes.max"))]
+pub struct KubernetesRange {
+    /// Lowest supported Kubernetes version: `1.18.x`, `1.18` or `1.15.4`.
+    #[schemars(regex(pattern = r"^v?[0-9]+\.[0-9]+(\.([0-9]+|x|X))?$"), length(max = 32))]
+    pub min: String,
+    /// Highest supported Kubernetes version: `1.20.x`, `1.20` or `1.17.8`.
+    #[schemars(regex(pattern = r"^v?[0-9]+\.[0-9]+(\.([0-9]+|x|X))?$"), length(max = 32))]
+    pub max: String,
+    /// The version new clusters get, suggested in fix messages, e.g. `1.20.6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$"), length(max = 64))]
+    pub default: Option<String>,
+}
+
+/// Which components are under secondary support.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecondarySupport {
+    /// All addons shipped with the platform are under secondary support (the policy's scope
+    /// table): when true, enabled addons are noted.
+    #[serde(default = "default_true")]
+    pub addons: bool,
+    /// KUDO operators whose base technology is under secondary support.
+    #[serde(default = "default_kudo_operators")]
+    #[schemars(length(max = 100))]
+    pub kudo_operators: Vec<String>,
+}
+
+impl Default for SecondarySupport {
+    fn default() -> Self {
+        Self { addons: true, kudo_operators: default_kudo_operators() }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_kudo_operators() -> Vec<String> {
+    ["cassandra", "kafka", "spark"].map(String::from).to_vec()
+}
+
+/// An object kind the policy checks, and where each version lives in it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Target {
+    /// API group, e.g. `kommander.mesosphere.io` (empty for the core group).
+    #[schemars(length(max = 253))]
+    pub api_group: String,
+    /// API versions the paths apply to; empty means every version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<String>,
+    /// Kind, e.g. `KonvoyCluster`.
+    #[schemars(length(min = 1, max = 63))]
+    pub kind: String,
+    /// Plural resource name, for the webhook rules and the controller (`konvoyclusters`).
+    #[schemars(length(min = 1, max = 63))]
+    pub resource: String,
+    /// Whether objects of the kind live in a namespace.
+    #[serde(default = "default_true")]
+    pub namespaced: bool,
+    /// Where the versions live, as RFC 9535 JSONPath queries against the whole object.
+    pub fields: TargetFields,
+}
+
+/// RFC 9535 JSONPath per field (e.g. `$.spec.provisioner.version`). A query that selects nothing
+/// means the object does not set that field; the rules that need it are then not applied.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TargetFields {
+    /// The product (Konvoy) version, e.g. `v1.8.5`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_version: Option<String>,
+    /// The cluster's Kubernetes version, e.g. `1.20.13`. Absent: the hosting cluster's version
+    /// (for in-cluster objects such as Addons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_version: Option<String>,
+    /// The Kubernetes Base Addons release tag, e.g. `stable-1.20-4.4.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kba_ref: Option<String>,
+    /// The Kommander release tag, e.g. `stable-1.20-1.4.4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kommander_ref: Option<String>,
+    /// Names of the addons that are enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled_addons: Option<String>,
+    /// An addon's lowest supported Kubernetes version, checked against the hosting cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addon_min_kubernetes: Option<String>,
+    /// An addon's highest supported Kubernetes version, checked against the hosting cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addon_max_kubernetes: Option<String>,
+    /// A KUDO operator name, e.g. `kafka`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kudo_operator: Option<String>,
+}
+
+/// What the controller last observed.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SupportPolicyStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The newest released minor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<String>,
+    /// The minors inside the support window, newest first, comma-separated (`1.8, 1.7, 1.6`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supported: Option<String>,
+    /// Targeted objects by verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<ObjectCounts>,
+    /// Up to 20 denied objects, as `namespace/name (Kind)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied_objects: Vec<String>,
+    /// `Ready`: False with a reason when the spec is invalid in a way the schema cannot catch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// Counts of targeted objects by verdict.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectCounts {
+    pub allowed: u32,
+    pub warned: u32,
+    pub denied: u32,
+}

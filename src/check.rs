@@ -1,0 +1,269 @@
+//! `supportgate check`: evaluates YAML or JSON files offline, for CI pipelines.
+//!
+//! This is an edge: it reads files and prints. The verdicts come from [`crate::engine`], the same
+//! code the webhook and the controller run.
+
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::engine::{Context, Evaluation, Verdict, Violation, evaluate_target};
+use crate::policy::Policy;
+
+/// Refuse inputs larger than this: a manifest set is kilobytes; anything far bigger is a mistake
+/// (a binary, a log) and would otherwise be read whole into memory.
+pub const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Error)]
+pub enum InputError {
+    #[error("{source_name}: cannot read: {error}")]
+    Read { source_name: String, error: std::io::Error },
+    #[error("{source_name}: larger than {MAX_INPUT_BYTES} bytes; refusing to read it")]
+    TooLarge { source_name: String },
+    #[error("{source_name}{}: {message}", location.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
+    Parse { source_name: String, location: Option<(usize, usize)>, message: String },
+    #[error("{source_name} document {document}: not a Kubernetes object (a mapping with apiVersion and kind)")]
+    NotAnObject { source_name: String, document: usize },
+}
+
+/// One object read from an input, with where it came from.
+#[derive(Debug, Clone)]
+pub struct SourcedObject {
+    pub source: String,
+    /// 1-based index of the YAML document in its file.
+    pub document: usize,
+    pub object: Value,
+}
+
+/// Reads every object from `text`: multi-document YAML or JSON, with `kind: List` expanded.
+/// Problems are returned beside the objects that did parse, so one bad document does not hide the
+/// verdicts of the others.
+pub fn parse_objects(source_name: &str, text: &str) -> (Vec<SourcedObject>, Vec<InputError>) {
+    let mut objects = Vec::new();
+    let mut errors = Vec::new();
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        match serde_json::from_str::<Value>(text) {
+            Ok(v) => push_document(source_name, 1, v, &mut objects, &mut errors),
+            Err(e) => errors.push(InputError::Parse {
+                source_name: source_name.to_string(),
+                location: Some((e.line(), e.column())),
+                message: e.to_string(),
+            }),
+        }
+        return (objects, errors);
+    }
+    for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
+        match Value::deserialize(doc) {
+            Ok(v) => push_document(source_name, i + 1, v, &mut objects, &mut errors),
+            Err(e) => {
+                errors.push(InputError::Parse {
+                    source_name: source_name.to_string(),
+                    location: e.location().map(|l| (l.line(), l.column())),
+                    message: e.to_string(),
+                });
+                // After a syntax error the parser cannot find the next document reliably.
+                break;
+            }
+        }
+    }
+    (objects, errors)
+}
+
+fn push_document(source: &str, document: usize, v: Value, objects: &mut Vec<SourcedObject>, errors: &mut Vec<InputError>) {
+    if v.is_null() {
+        return; // an empty document, e.g. a trailing `---`
+    }
+    let is_object = v.get("apiVersion").is_some_and(Value::is_string) && v.get("kind").is_some_and(Value::is_string);
+    if !is_object {
+        errors.push(InputError::NotAnObject { source_name: source.to_string(), document });
+        return;
+    }
+    if v.get("kind").and_then(Value::as_str) == Some("List")
+        && let Some(items) = v.get("items").and_then(Value::as_array)
+    {
+        for item in items {
+            push_document(source, document, item.clone(), objects, errors);
+        }
+        return;
+    }
+    objects.push(SourcedObject { source: source.to_string(), document, object: v });
+}
+
+/// Reads a path, or standard input for `-`.
+pub fn read_input(path: &str) -> Result<String, InputError> {
+    let read_err = |error| InputError::Read { source_name: path.to_string(), error };
+    let mut buf = String::new();
+    if path == "-" {
+        std::io::stdin().lock().take(MAX_INPUT_BYTES + 1).read_to_string(&mut buf).map_err(read_err)?;
+    } else {
+        let file = std::fs::File::open(Path::new(path)).map_err(read_err)?;
+        file.take(MAX_INPUT_BYTES + 1).read_to_string(&mut buf).map_err(read_err)?;
+    }
+    if buf.len() as u64 > MAX_INPUT_BYTES {
+        return Err(InputError::TooLarge { source_name: path.to_string() });
+    }
+    Ok(buf)
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    /// `file.yaml#2`: the file and the document in it.
+    pub source: String,
+}
+
+impl ObjectRef {
+    fn of(o: &SourcedObject) -> Self {
+        let s = |p: &str| o.object.pointer(p).and_then(Value::as_str).map(str::to_string);
+        ObjectRef {
+            api_version: s("/apiVersion").unwrap_or_default(),
+            kind: s("/kind").unwrap_or_default(),
+            namespace: s("/metadata/namespace"),
+            name: s("/metadata/name").unwrap_or_else(|| "<unnamed>".to_string()),
+            source: format!("{}#{}", o.source, o.document),
+        }
+    }
+
+    fn display_name(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    #[serde(flatten)]
+    pub object: ObjectRef,
+    pub verdict: Verdict,
+    pub violations: Vec<Violation>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    #[serde(flatten)]
+    pub object: ObjectRef,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Report {
+    pub results: Vec<CheckResult>,
+    pub skipped: Vec<Skipped>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+impl Report {
+    pub fn add(&mut self, policy: &Policy, ctx: &Context, o: &SourcedObject) {
+        let r = ObjectRef::of(o);
+        match policy.target_for(&r.api_version, &r.kind) {
+            Some(t) => {
+                let Evaluation { verdict, violations } = evaluate_target(policy, t, &o.object, ctx);
+                self.results.push(CheckResult { object: r, verdict, violations });
+            }
+            None => self.skipped.push(Skipped { object: r, reason: "no target of the policy matches this kind" }),
+        }
+    }
+
+    /// 2 on any input error, else 1 when anything is denied, else 0.
+    pub fn exit_code(&self) -> u8 {
+        if !self.errors.is_empty() {
+            2
+        } else if self.results.iter().any(|r| r.verdict == Verdict::Denied) {
+            1
+        } else {
+            0
+        }
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for r in &self.results {
+            let _ = writeln!(
+                out,
+                "{:<8} {} {} ({})",
+                r.verdict.as_str().to_ascii_uppercase(),
+                r.object.kind,
+                r.object.display_name(),
+                r.object.source
+            );
+            for v in &r.violations {
+                let field = v.field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default();
+                let _ = writeln!(out, "  {:<4} {:<29} {field}{}", v.severity, v.rule.id(), v.message);
+            }
+        }
+        for s in &self.skipped {
+            let _ = writeln!(
+                out,
+                "{:<8} {} {} {} ({}): {}",
+                "SKIPPED",
+                s.object.api_version,
+                s.object.kind,
+                s.object.display_name(),
+                s.object.source,
+                s.reason
+            );
+        }
+        for e in &self.errors {
+            let _ = writeln!(out, "ERROR    {e}");
+        }
+        let count = |v: Verdict| self.results.iter().filter(|r| r.verdict == v).count();
+        let _ = writeln!(
+            out,
+            "{} objects: {} allowed, {} warned, {} denied, {} skipped{}",
+            self.results.len() + self.skipped.len(),
+            count(Verdict::Allowed),
+            count(Verdict::Warned),
+            count(Verdict::Denied),
+            self.skipped.len(),
+            if self.errors.is_empty() { String::new() } else { format!(", {} input errors", self.errors.len()) }
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_document_yaml_with_lists_and_blanks() {
+        let text = "---\napiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: b}}\n---\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: c}\n";
+        let (objs, errs) = parse_objects("x.yaml", text);
+        assert!(errs.is_empty(), "{errs:?}");
+        let names: Vec<_> = objs.iter().map(|o| (o.document, o.object["metadata"]["name"].as_str().unwrap())).collect();
+        assert_eq!(names, [(1, "a"), (1, "b"), (3, "c")]);
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_line() {
+        let text = "apiVersion: v1\nkind: ConfigMap\n---\napiVersion: v1\nkind: [unclosed\n";
+        let (objs, errs) = parse_objects("bad.yaml", text);
+        assert_eq!(objs.len(), 1, "the good document still counts");
+        let msg = errs[0].to_string();
+        assert!(msg.starts_with("bad.yaml:"), "{msg}");
+        assert!(matches!(errs[0], InputError::Parse { location: Some((l, _)), .. } if l >= 5), "{msg}");
+    }
+
+    #[test]
+    fn json_and_non_objects() {
+        let (objs, errs) = parse_objects("a.json", r#"{"apiVersion":"v1","kind":"ConfigMap"}"#);
+        assert_eq!((objs.len(), errs.len()), (1, 0));
+        let (_, errs) = parse_objects("a.json", r#"{"apiVersion":"v1","#);
+        assert!(matches!(errs[0], InputError::Parse { location: Some(_), .. }));
+        let (_, errs) = parse_objects("s.yaml", "just a string\n");
+        assert!(matches!(errs[0], InputError::NotAnObject { document: 1, .. }));
+    }
+}

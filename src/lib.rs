@@ -1,0 +1,18 @@
+//! supportgate: enforces a vendor's version support policy on the clusters and addons a
+//! Kubernetes management cluster manages.
+//!
+//! The engine ([`engine`], [`policy`], [`version`], [`tag`], [`targets`], [`rules`]) is pure:
+//! no Kubernetes client and no I/O. The CLI, the webhook and the controller are edges around it.
+
+pub mod api;
+pub mod check;
+pub mod crd;
+pub mod engine;
+pub mod policy;
+pub mod rules;
+pub mod tag;
+pub mod targets;
+pub mod version;
+
+pub use engine::{Context, Evaluation, Verdict, Violation, evaluate};
+pub use policy::Policy;

@@ -1,0 +1,117 @@
+//! Rule ids and severities: the stable vocabulary of every verdict.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// A note users see; never changes the verdict.
+    Info,
+    Warn,
+    Deny,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warn => "warn",
+            Severity::Deny => "deny",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    KonvoyUnsupported,
+    KonvoyNearingEnd,
+    KubernetesOutOfRange,
+    KbaKubernetesMismatch,
+    KommanderMismatch,
+    ExperimentalComponent,
+    Prerelease,
+    AddonKubernetesIncompatible,
+    VersionInvalid,
+    /// A KBA or Kommander ref that does not follow the tag grammar (`master`, legacy tags): its
+    /// Kubernetes minor cannot be checked.
+    RefUnrecognized,
+    SecondarySupport,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 11] = [
+        Rule::KonvoyUnsupported,
+        Rule::KonvoyNearingEnd,
+        Rule::KubernetesOutOfRange,
+        Rule::KbaKubernetesMismatch,
+        Rule::KommanderMismatch,
+        Rule::ExperimentalComponent,
+        Rule::Prerelease,
+        Rule::AddonKubernetesIncompatible,
+        Rule::VersionInvalid,
+        Rule::RefUnrecognized,
+        Rule::SecondarySupport,
+    ];
+
+    /// The stable id (`konvoy-unsupported`).
+    pub fn id(self) -> &'static str {
+        match self {
+            Rule::KonvoyUnsupported => "konvoy-unsupported",
+            Rule::KonvoyNearingEnd => "konvoy-nearing-end",
+            Rule::KubernetesOutOfRange => "kubernetes-out-of-range",
+            Rule::KbaKubernetesMismatch => "kba-kubernetes-mismatch",
+            Rule::KommanderMismatch => "kommander-mismatch",
+            Rule::ExperimentalComponent => "experimental-component",
+            Rule::Prerelease => "prerelease",
+            Rule::AddonKubernetesIncompatible => "addon-kubernetes-incompatible",
+            Rule::VersionInvalid => "version-invalid",
+            Rule::RefUnrecognized => "ref-unrecognized",
+            Rule::SecondarySupport => "secondary-support",
+        }
+    }
+
+    /// The id as a Kubernetes condition reason (`KonvoyUnsupported`).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Rule::KonvoyUnsupported => "KonvoyUnsupported",
+            Rule::KonvoyNearingEnd => "KonvoyNearingEnd",
+            Rule::KubernetesOutOfRange => "KubernetesOutOfRange",
+            Rule::KbaKubernetesMismatch => "KbaKubernetesMismatch",
+            Rule::KommanderMismatch => "KommanderMismatch",
+            Rule::ExperimentalComponent => "ExperimentalComponent",
+            Rule::Prerelease => "Prerelease",
+            Rule::AddonKubernetesIncompatible => "AddonKubernetesIncompatible",
+            Rule::VersionInvalid => "VersionInvalid",
+            Rule::RefUnrecognized => "RefUnrecognized",
+            Rule::SecondarySupport => "SecondarySupport",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_reasons_and_serde_agree() {
+        for r in Rule::ALL {
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(json, format!("\"{}\"", r.id()));
+            let camel: String = r
+                .id()
+                .split('-')
+                .map(|w| w[..1].to_ascii_uppercase() + &w[1..])
+                .collect();
+            assert_eq!(camel, r.reason());
+        }
+    }
+}

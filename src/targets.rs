@@ -1,0 +1,285 @@
+//! Which object kinds carry versions, and where: the built-in presets for the real Konvoy,
+//! Kommander, kubeaddons and KUDO shapes, and their compiled JSONPath form.
+
+use serde_json_path::JsonPath;
+use serde_json::Value;
+
+use crate::api::{Target, TargetFields};
+
+/// Matches an addons entry by its repository; tolerant of the `.git` suffix and a trailing slash
+/// that people paste from clone URLs.
+fn repo_filter(repo: &str) -> String {
+    format!("?search(@.configRepository, '{repo}([.]git)?/?$')")
+}
+
+fn konvoy_addons_fields(prefix: &str, version_path: &str) -> TargetFields {
+    TargetFields {
+        product_version: Some(version_path.to_string()),
+        kubernetes_version: Some(format!("{prefix}.kubernetes.version")),
+        kba_ref: Some(format!(
+            "{prefix}.addons[{}].configVersion",
+            repo_filter("kubernetes-base-addons")
+        )),
+        kommander_ref: Some(format!(
+            "{prefix}.addons[{}].configVersion",
+            repo_filter("kubeaddons-kommander")
+        )),
+        enabled_addons: Some(format!("{prefix}.addons[*].addonsList[?@.enabled == true].name")),
+        ..TargetFields::default()
+    }
+}
+
+fn target(group: &str, versions: &[&str], kind: &str, resource: &str, namespaced: bool, fields: TargetFields) -> Target {
+    Target {
+        api_group: group.to_string(),
+        versions: versions.iter().map(|v| v.to_string()).collect(),
+        kind: kind.to_string(),
+        resource: resource.to_string(),
+        namespaced,
+        fields,
+    }
+}
+
+/// The presets used when a policy names no targets.
+pub fn presets() -> Vec<Target> {
+    let addon_fields = TargetFields {
+        kba_ref: Some(
+            "$.metadata.annotations['catalog.kubeaddons.mesosphere.io/origin-repository-version']".into(),
+        ),
+        enabled_addons: Some("$.metadata.labels['kubeaddons.mesosphere.io/name']".into()),
+        addon_min_kubernetes: Some("$.spec.kubernetes.minSupportedVersion".into()),
+        addon_max_kubernetes: Some("$.spec.kubernetes.maxSupportedVersion".into()),
+        ..TargetFields::default()
+    };
+    vec![
+        target(
+            "kommander.mesosphere.io",
+            &["v1beta1"],
+            "KonvoyCluster",
+            "konvoyclusters",
+            true,
+            konvoy_addons_fields("$.spec.cluster", "$.spec.provisioner.version"),
+        ),
+        target(
+            "konvoy.mesosphere.io",
+            &["v1beta1", "v1beta2"],
+            "ClusterConfiguration",
+            "clusterconfigurations",
+            true,
+            konvoy_addons_fields("$.spec", "$.spec.version"),
+        ),
+        target(
+            "konvoy.mesosphere.io",
+            &["v1beta1", "v1beta2"],
+            "ClusterProvisioner",
+            "clusterprovisioners",
+            true,
+            TargetFields { product_version: Some("$.spec.version".into()), ..TargetFields::default() },
+        ),
+        target("kubeaddons.mesosphere.io", &["v1beta1", "v1beta2"], "Addon", "addons", true, addon_fields.clone()),
+        target(
+            "kubeaddons.mesosphere.io",
+            &["v1beta1", "v1beta2"],
+            "ClusterAddon",
+            "clusteraddons",
+            false,
+            addon_fields,
+        ),
+        target(
+            "kudo.dev",
+            &["v1beta1"],
+            "Instance",
+            "instances",
+            true,
+            TargetFields { kudo_operator: Some("$.metadata.labels['kudo.dev/operator']".into()), ..TargetFields::default() },
+        ),
+    ]
+}
+
+/// Which field of a target a query reads; used in error messages and violations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    ProductVersion,
+    KubernetesVersion,
+    KbaRef,
+    KommanderRef,
+    EnabledAddons,
+    AddonMinKubernetes,
+    AddonMaxKubernetes,
+    KudoOperator,
+}
+
+impl FieldKind {
+    pub fn spec_name(self) -> &'static str {
+        match self {
+            FieldKind::ProductVersion => "productVersion",
+            FieldKind::KubernetesVersion => "kubernetesVersion",
+            FieldKind::KbaRef => "kbaRef",
+            FieldKind::KommanderRef => "kommanderRef",
+            FieldKind::EnabledAddons => "enabledAddons",
+            FieldKind::AddonMinKubernetes => "addonMinKubernetes",
+            FieldKind::AddonMaxKubernetes => "addonMaxKubernetes",
+            FieldKind::KudoOperator => "kudoOperator",
+        }
+    }
+}
+
+/// A target with its queries parsed.
+#[derive(Debug, Clone)]
+pub struct CompiledTarget {
+    pub spec: Target,
+    pub product_version: Option<JsonPath>,
+    pub kubernetes_version: Option<JsonPath>,
+    pub kba_ref: Option<JsonPath>,
+    pub kommander_ref: Option<JsonPath>,
+    pub enabled_addons: Option<JsonPath>,
+    pub addon_min_kubernetes: Option<JsonPath>,
+    pub addon_max_kubernetes: Option<JsonPath>,
+    pub kudo_operator: Option<JsonPath>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("target {kind}.{group} field {field}: `{query}` is not an RFC 9535 JSONPath query: {reason}")]
+pub struct TargetError {
+    pub group: String,
+    pub kind: String,
+    pub field: &'static str,
+    pub query: String,
+    pub reason: String,
+}
+
+impl CompiledTarget {
+    pub fn compile(spec: &Target) -> Result<Self, TargetError> {
+        let parse = |kind: FieldKind, q: &Option<String>| -> Result<Option<JsonPath>, TargetError> {
+            q.as_deref()
+                .map(|query| {
+                    JsonPath::parse(query).map_err(|e| TargetError {
+                        group: spec.api_group.clone(),
+                        kind: spec.kind.clone(),
+                        field: kind.spec_name(),
+                        query: query.to_string(),
+                        reason: e.to_string(),
+                    })
+                })
+                .transpose()
+        };
+        let f = &spec.fields;
+        Ok(CompiledTarget {
+            spec: spec.clone(),
+            product_version: parse(FieldKind::ProductVersion, &f.product_version)?,
+            kubernetes_version: parse(FieldKind::KubernetesVersion, &f.kubernetes_version)?,
+            kba_ref: parse(FieldKind::KbaRef, &f.kba_ref)?,
+            kommander_ref: parse(FieldKind::KommanderRef, &f.kommander_ref)?,
+            enabled_addons: parse(FieldKind::EnabledAddons, &f.enabled_addons)?,
+            addon_min_kubernetes: parse(FieldKind::AddonMinKubernetes, &f.addon_min_kubernetes)?,
+            addon_max_kubernetes: parse(FieldKind::AddonMaxKubernetes, &f.addon_max_kubernetes)?,
+            kudo_operator: parse(FieldKind::KudoOperator, &f.kudo_operator)?,
+        })
+    }
+
+    /// Whether this target applies to an object of `apiVersion`/`kind`.
+    pub fn matches(&self, api_version: &str, kind: &str) -> bool {
+        if kind != self.spec.kind {
+            return false;
+        }
+        let (group, version) = match api_version.rsplit_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version),
+        };
+        group == self.spec.api_group && (self.spec.versions.is_empty() || self.spec.versions.iter().any(|v| v == version))
+    }
+}
+
+/// Every node a query selects, with its location rendered the way users write field paths
+/// (`spec.cluster.addons[0].configVersion`).
+pub fn select<'v>(path: &JsonPath, value: &'v Value) -> Vec<(String, &'v Value)> {
+    path.query_located(value)
+        .into_iter()
+        .map(|node| (render_location(node.location()), node.node()))
+        .collect()
+}
+
+fn render_location(loc: &serde_json_path::NormalizedPath<'_>) -> String {
+    let mut out = String::new();
+    for el in loc.iter() {
+        match el {
+            serde_json_path::PathElement::Name(name) => {
+                if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !name.is_empty() {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(name);
+                } else {
+                    out.push_str("['");
+                    out.push_str(name);
+                    out.push_str("']");
+                }
+            }
+            serde_json_path::PathElement::Index(i) => {
+                out.push('[');
+                out.push_str(&i.to_string());
+                out.push(']');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_preset_compiles() {
+        for t in presets() {
+            CompiledTarget::compile(&t).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    #[test]
+    fn matching_is_by_group_version_and_kind() {
+        let ts: Vec<CompiledTarget> = presets().iter().map(|t| CompiledTarget::compile(t).unwrap()).collect();
+        let find = |av: &str, k: &str| ts.iter().find(|t| t.matches(av, k)).map(|t| t.spec.kind.clone());
+        assert_eq!(find("kommander.mesosphere.io/v1beta1", "KonvoyCluster").as_deref(), Some("KonvoyCluster"));
+        assert_eq!(find("kommander.mesosphere.io/v1beta2", "KonvoyCluster"), None);
+        assert_eq!(find("konvoy.mesosphere.io/v1beta2", "ClusterConfiguration").as_deref(), Some("ClusterConfiguration"));
+        assert_eq!(find("konvoy.mesosphere.io/v1alpha1", "ClusterConfiguration"), None);
+        assert_eq!(find("v1", "ConfigMap"), None);
+        assert_eq!(find("kudo.dev/v1beta1", "Instance").as_deref(), Some("Instance"));
+    }
+
+    #[test]
+    fn kba_filter_picks_the_right_addons_entry() {
+        let t = CompiledTarget::compile(&presets()[1]).unwrap();
+        let obj = json!({"spec": {"addons": [
+            {"configRepository": "https://github.com/mesosphere/kubeaddons-kommander", "configVersion": "stable-1.20-1.4.4"},
+            {"configRepository": "https://github.com/mesosphere/kubernetes-base-addons.git", "configVersion": "stable-1.20-4.4.0",
+             "addonsList": [{"name": "istio", "enabled": false}, {"name": "traefik", "enabled": true}]},
+        ]}});
+        let kba = select(t.kba_ref.as_ref().unwrap(), &obj);
+        assert_eq!(kba, vec![("spec.addons[1].configVersion".to_string(), &json!("stable-1.20-4.4.0"))]);
+        let kommander = select(t.kommander_ref.as_ref().unwrap(), &obj);
+        assert_eq!(kommander[0].1, &json!("stable-1.20-1.4.4"));
+        let addons = select(t.enabled_addons.as_ref().unwrap(), &obj);
+        assert_eq!(addons.len(), 1);
+        assert_eq!(addons[0].1, &json!("traefik"));
+    }
+
+    #[test]
+    fn bad_queries_are_reported_with_their_field() {
+        let mut t = presets()[0].clone();
+        t.fields.kba_ref = Some("$.spec[".into());
+        let e = CompiledTarget::compile(&t).unwrap_err();
+        assert_eq!(e.field, "kbaRef");
+        assert!(e.to_string().contains("KonvoyCluster"));
+    }
+
+    #[test]
+    fn odd_keys_render_bracketed() {
+        let t = CompiledTarget::compile(&presets()[3]).unwrap();
+        let obj = json!({"metadata": {"annotations": {"catalog.kubeaddons.mesosphere.io/origin-repository-version": "stable-1.20-4.4.0"}}});
+        let got = select(t.kba_ref.as_ref().unwrap(), &obj);
+        assert_eq!(got[0].0, "metadata.annotations['catalog.kubeaddons.mesosphere.io/origin-repository-version']");
+    }
+}
