@@ -1,1 +1,118 @@
-fn main(){}
+//! Engine throughput: evaluations per second of one KonvoyCluster against the default policy.
+//!
+//! Baseline, measured in the same run: decoding the same object from JSON bytes, the work every
+//! admission request does before the engine sees it. The ratio says how much the policy adds.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group};
+use jiff::civil::date;
+use serde_json::Value;
+use supportgate::check::parse_objects;
+use supportgate::{Context, Policy, evaluate};
+
+fn fixtures() -> (Vec<u8>, Value, Value) {
+    let (objs, _) = parse_objects(
+        "konvoyclusters.yaml",
+        include_str!("../examples/clusters/konvoyclusters.yaml"),
+    );
+    let supported = objs[0].object.clone();
+    let denied = objs[2].object.clone();
+    (
+        serde_json::to_vec(&supported).expect("encode"),
+        supported,
+        denied,
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let policy = Policy::embedded_default();
+    let ctx = Context::new(date(2026, 11, 24));
+    let (bytes, supported, denied) = fixtures();
+    let mut g = c.benchmark_group("engine");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("baseline: decode KonvoyCluster JSON", |b| {
+        b.iter(|| serde_json::from_slice::<Value>(black_box(&bytes)).expect("decode"))
+    });
+    g.bench_function("evaluate supported KonvoyCluster", |b| {
+        b.iter(|| evaluate(black_box(&policy), black_box(&supported), &ctx))
+    });
+    g.bench_function("evaluate denied KonvoyCluster (3 violations)", |b| {
+        b.iter(|| evaluate(black_box(&policy), black_box(&denied), &ctx))
+    });
+    g.finish();
+}
+
+/// A plain summary with the ratio, since criterion reports each function on its own.
+fn summary() {
+    let policy = Policy::embedded_default();
+    let ctx = Context::new(date(2026, 11, 24));
+    let (bytes, supported, denied) = fixtures();
+    let rate = |f: &mut dyn FnMut()| {
+        for _ in 0..1_000 {
+            f();
+        }
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < Duration::from_secs(2) {
+            for _ in 0..1_000 {
+                f();
+            }
+            n += 1_000;
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    };
+    let decode = rate(&mut || {
+        black_box(serde_json::from_slice::<Value>(black_box(&bytes)).expect("decode"));
+    });
+    let ok = rate(&mut || {
+        black_box(evaluate(&policy, black_box(&supported), &ctx));
+    });
+    let bad = rate(&mut || {
+        black_box(evaluate(&policy, black_box(&denied), &ctx));
+    });
+    println!("\n== supportgate engine benchmark ==");
+    println!(
+        "machine: {} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model()
+    );
+    println!(
+        "baseline  decode KonvoyCluster JSON ({} bytes): {:>10.0} /s  {:>7.2} us",
+        bytes.len(),
+        decode,
+        1e6 / decode
+    );
+    println!(
+        "evaluate  supported KonvoyCluster:             {:>10.0} /s  {:>7.2} us  ratio to baseline {:.2}x",
+        ok,
+        1e6 / ok,
+        decode / ok
+    );
+    println!(
+        "evaluate  denied KonvoyCluster:                {:>10.0} /s  {:>7.2} us  ratio to baseline {:.2}x",
+        bad,
+        1e6 / bad,
+        decode / bad
+    );
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_string())
+}
+
+criterion_group!(benches, bench);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    summary();
+}

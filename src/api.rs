@@ -132,14 +132,23 @@ pub struct ProductRelease {
 ).message("kubernetes.min must not be above kubernetes.max"))]
 pub struct KubernetesRange {
     /// Lowest supported Kubernetes version: `1.18.x`, `1.18` or `1.15.4`.
-    #[schemars(regex(pattern = r"^v?[0-9]+\.[0-9]+(\.([0-9]+|x|X))?$"), length(max = 32))]
+    #[schemars(
+        regex(pattern = r"^v?[0-9]+\.[0-9]+(\.([0-9]+|x|X))?$"),
+        length(max = 32)
+    )]
     pub min: String,
     /// Highest supported Kubernetes version: `1.20.x`, `1.20` or `1.17.8`.
-    #[schemars(regex(pattern = r"^v?[0-9]+\.[0-9]+(\.([0-9]+|x|X))?$"), length(max = 32))]
+    #[schemars(
+        regex(pattern = r"^v?[0-9]+\.[0-9]+(\.([0-9]+|x|X))?$"),
+        length(max = 32)
+    )]
     pub max: String,
     /// The version new clusters get, suggested in fix messages, e.g. `1.20.6`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$"), length(max = 64))]
+    #[schemars(
+        regex(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$"),
+        length(max = 64)
+    )]
     pub default: Option<String>,
 }
 
@@ -159,7 +168,10 @@ pub struct SecondarySupport {
 
 impl Default for SecondarySupport {
     fn default() -> Self {
-        Self { addons: true, kudo_operators: default_kudo_operators() }
+        Self {
+            addons: true,
+            kudo_operators: default_kudo_operators(),
+        }
     }
 }
 

@@ -21,13 +21,25 @@ pub const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
 #[derive(Debug, Error)]
 pub enum InputError {
     #[error("{source_name}: cannot read: {error}")]
-    Read { source_name: String, error: std::io::Error },
+    Read {
+        source_name: String,
+        error: std::io::Error,
+    },
     #[error("{source_name}: larger than {MAX_INPUT_BYTES} bytes; refusing to read it")]
     TooLarge { source_name: String },
     #[error("{source_name}{}: {message}", location.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
-    Parse { source_name: String, location: Option<(usize, usize)>, message: String },
-    #[error("{source_name} document {document}: not a Kubernetes object (a mapping with apiVersion and kind)")]
-    NotAnObject { source_name: String, document: usize },
+    Parse {
+        source_name: String,
+        location: Option<(usize, usize)>,
+        message: String,
+    },
+    #[error(
+        "{source_name} document {document}: not a Kubernetes object (a mapping with apiVersion and kind)"
+    )]
+    NotAnObject {
+        source_name: String,
+        document: usize,
+    },
 }
 
 /// One object read from an input, with where it came from.
@@ -74,13 +86,23 @@ pub fn parse_objects(source_name: &str, text: &str) -> (Vec<SourcedObject>, Vec<
     (objects, errors)
 }
 
-fn push_document(source: &str, document: usize, v: Value, objects: &mut Vec<SourcedObject>, errors: &mut Vec<InputError>) {
+fn push_document(
+    source: &str,
+    document: usize,
+    v: Value,
+    objects: &mut Vec<SourcedObject>,
+    errors: &mut Vec<InputError>,
+) {
     if v.is_null() {
         return; // an empty document, e.g. a trailing `---`
     }
-    let is_object = v.get("apiVersion").is_some_and(Value::is_string) && v.get("kind").is_some_and(Value::is_string);
+    let is_object = v.get("apiVersion").is_some_and(Value::is_string)
+        && v.get("kind").is_some_and(Value::is_string);
     if !is_object {
-        errors.push(InputError::NotAnObject { source_name: source.to_string(), document });
+        errors.push(InputError::NotAnObject {
+            source_name: source.to_string(),
+            document,
+        });
         return;
     }
     if v.get("kind").and_then(Value::as_str) == Some("List")
@@ -91,21 +113,36 @@ fn push_document(source: &str, document: usize, v: Value, objects: &mut Vec<Sour
         }
         return;
     }
-    objects.push(SourcedObject { source: source.to_string(), document, object: v });
+    objects.push(SourcedObject {
+        source: source.to_string(),
+        document,
+        object: v,
+    });
 }
 
 /// Reads a path, or standard input for `-`.
 pub fn read_input(path: &str) -> Result<String, InputError> {
-    let read_err = |error| InputError::Read { source_name: path.to_string(), error };
+    let read_err = |error| InputError::Read {
+        source_name: path.to_string(),
+        error,
+    };
     let mut buf = String::new();
     if path == "-" {
-        std::io::stdin().lock().take(MAX_INPUT_BYTES + 1).read_to_string(&mut buf).map_err(read_err)?;
+        std::io::stdin()
+            .lock()
+            .take(MAX_INPUT_BYTES + 1)
+            .read_to_string(&mut buf)
+            .map_err(read_err)?;
     } else {
         let file = std::fs::File::open(Path::new(path)).map_err(read_err)?;
-        file.take(MAX_INPUT_BYTES + 1).read_to_string(&mut buf).map_err(read_err)?;
+        file.take(MAX_INPUT_BYTES + 1)
+            .read_to_string(&mut buf)
+            .map_err(read_err)?;
     }
     if buf.len() as u64 > MAX_INPUT_BYTES {
-        return Err(InputError::TooLarge { source_name: path.to_string() });
+        return Err(InputError::TooLarge {
+            source_name: path.to_string(),
+        });
     }
     Ok(buf)
 }
@@ -124,7 +161,12 @@ pub struct ObjectRef {
 
 impl ObjectRef {
     fn of(o: &SourcedObject) -> Self {
-        let s = |p: &str| o.object.pointer(p).and_then(Value::as_str).map(str::to_string);
+        let s = |p: &str| {
+            o.object
+                .pointer(p)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
         ObjectRef {
             api_version: s("/apiVersion").unwrap_or_default(),
             kind: s("/kind").unwrap_or_default(),
@@ -170,10 +212,20 @@ impl Report {
         let r = ObjectRef::of(o);
         match policy.target_for(&r.api_version, &r.kind) {
             Some(t) => {
-                let Evaluation { verdict, violations } = evaluate_target(policy, t, &o.object, ctx);
-                self.results.push(CheckResult { object: r, verdict, violations });
+                let Evaluation {
+                    verdict,
+                    violations,
+                } = evaluate_target(policy, t, &o.object, ctx);
+                self.results.push(CheckResult {
+                    object: r,
+                    verdict,
+                    violations,
+                });
             }
-            None => self.skipped.push(Skipped { object: r, reason: "no target of the policy matches this kind" }),
+            None => self.skipped.push(Skipped {
+                object: r,
+                reason: "no target of the policy matches this kind",
+            }),
         }
     }
 
@@ -200,8 +252,18 @@ impl Report {
                 r.object.source
             );
             for v in &r.violations {
-                let field = v.field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default();
-                let _ = writeln!(out, "  {:<4} {:<29} {field}{}", v.severity, v.rule.id(), v.message);
+                let field = v
+                    .field
+                    .as_deref()
+                    .map(|f| format!("{f}: "))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "  {:<4} {:<29} {field}{}",
+                    v.severity,
+                    v.rule.id(),
+                    v.message
+                );
             }
         }
         for s in &self.skipped {
@@ -228,7 +290,11 @@ impl Report {
             count(Verdict::Warned),
             count(Verdict::Denied),
             self.skipped.len(),
-            if self.errors.is_empty() { String::new() } else { format!(", {} input errors", self.errors.len()) }
+            if self.errors.is_empty() {
+                String::new()
+            } else {
+                format!(", {} input errors", self.errors.len())
+            }
         );
         out
     }
@@ -243,7 +309,10 @@ mod tests {
         let text = "---\napiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: b}}\n---\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: c}\n";
         let (objs, errs) = parse_objects("x.yaml", text);
         assert!(errs.is_empty(), "{errs:?}");
-        let names: Vec<_> = objs.iter().map(|o| (o.document, o.object["metadata"]["name"].as_str().unwrap())).collect();
+        let names: Vec<_> = objs
+            .iter()
+            .map(|o| (o.document, o.object["metadata"]["name"].as_str().unwrap()))
+            .collect();
         assert_eq!(names, [(1, "a"), (1, "b"), (3, "c")]);
     }
 
@@ -254,7 +323,10 @@ mod tests {
         assert_eq!(objs.len(), 1, "the good document still counts");
         let msg = errs[0].to_string();
         assert!(msg.starts_with("bad.yaml:"), "{msg}");
-        assert!(matches!(errs[0], InputError::Parse { location: Some((l, _)), .. } if l >= 5), "{msg}");
+        assert!(
+            matches!(errs[0], InputError::Parse { location: Some((l, _)), .. } if l >= 5),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -262,8 +334,17 @@ mod tests {
         let (objs, errs) = parse_objects("a.json", r#"{"apiVersion":"v1","kind":"ConfigMap"}"#);
         assert_eq!((objs.len(), errs.len()), (1, 0));
         let (_, errs) = parse_objects("a.json", r#"{"apiVersion":"v1","#);
-        assert!(matches!(errs[0], InputError::Parse { location: Some(_), .. }));
+        assert!(matches!(
+            errs[0],
+            InputError::Parse {
+                location: Some(_),
+                ..
+            }
+        ));
         let (_, errs) = parse_objects("s.yaml", "just a string\n");
-        assert!(matches!(errs[0], InputError::NotAnObject { document: 1, .. }));
+        assert!(matches!(
+            errs[0],
+            InputError::NotAnObject { document: 1, .. }
+        ));
     }
 }

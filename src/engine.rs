@@ -29,7 +29,10 @@ pub struct Context {
 
 impl Context {
     pub fn new(today: Date) -> Self {
-        Context { today, hosting_kubernetes: None }
+        Context {
+            today,
+            hosting_kubernetes: None,
+        }
     }
 
     pub fn with_hosting_kubernetes(mut self, v: Option<Version>) -> Self {
@@ -74,7 +77,9 @@ pub struct Evaluation {
 
 impl Evaluation {
     pub fn of(&self, severity: Severity) -> impl Iterator<Item = &Violation> {
-        self.violations.iter().filter(move |v| v.severity == severity)
+        self.violations
+            .iter()
+            .filter(move |v| v.severity == severity)
     }
 
     /// The first deny rule: the `reason` of a `Supported=False` condition.
@@ -101,7 +106,12 @@ pub fn evaluate(policy: &Policy, object: &Value, ctx: &Context) -> Option<Evalua
 }
 
 /// Evaluates an object against one target.
-pub fn evaluate_target(policy: &Policy, target: &CompiledTarget, object: &Value, ctx: &Context) -> Evaluation {
+pub fn evaluate_target(
+    policy: &Policy,
+    target: &CompiledTarget,
+    object: &Value,
+    ctx: &Context,
+) -> Evaluation {
     let mut out = Out::default();
     let product = &policy.product_name;
 
@@ -125,7 +135,8 @@ pub fn evaluate_target(policy: &Policy, target: &CompiledTarget, object: &Value,
     // objects that do not carry one.
     let kubernetes: Option<(Option<String>, Version)> = match &target.kubernetes_version {
         Some(path) => first_of(path, object).and_then(|(field, raw)| {
-            out.version(&field, raw, "the Kubernetes version", "1.20.13").map(|v| (Some(field), v))
+            out.version(&field, raw, "the Kubernetes version", "1.20.13")
+                .map(|v| (Some(field), v))
         }),
         None => ctx.hosting_kubernetes.clone().map(|v| (None, v)),
     };
@@ -210,13 +221,19 @@ pub fn evaluate_target(policy: &Policy, target: &CompiledTarget, object: &Value,
     }
 
     // Enabled addons: experimental ones, and the secondary-support note.
-    let addons: Vec<(String, &str)> =
-        all(&target.enabled_addons, object).into_iter().filter_map(|(f, v)| v.as_str().map(|s| (f, s))).collect();
+    let addons: Vec<(String, &str)> = all(&target.enabled_addons, object)
+        .into_iter()
+        .filter_map(|(f, v)| v.as_str().map(|s| (f, s)))
+        .collect();
     if !addons.is_empty() {
         check_experimental(policy, ctx, &mut out, release, object, &addons);
         if policy.secondary_addons {
             let names: BTreeSet<&str> = addons.iter().map(|(_, n)| *n).collect();
-            let (noun, verb) = if names.len() == 1 { ("addon", "is") } else { ("addons", "are") };
+            let (noun, verb) = if names.len() == 1 {
+                ("addon", "is")
+            } else {
+                ("addons", "are")
+            };
             let list = names.into_iter().collect::<Vec<_>>().join(", ");
             out.push(
                 Rule::SecondarySupport,
@@ -239,7 +256,9 @@ pub fn evaluate_target(policy: &Policy, target: &CompiledTarget, object: &Value,
     // KUDO operators.
     if let Some((field, raw)) = first(&target.kudo_operator, object)
         && let Some(op) = raw.as_str()
-        && policy.secondary_kudo_operators.contains(&op.trim().to_ascii_lowercase())
+        && policy
+            .secondary_kudo_operators
+            .contains(&op.trim().to_ascii_lowercase())
     {
         out.push(
             Rule::SecondarySupport,
@@ -254,18 +273,33 @@ pub fn evaluate_target(policy: &Policy, target: &CompiledTarget, object: &Value,
     out.finish()
 }
 
-fn check_product<'p>(policy: &'p Policy, ctx: &Context, out: &mut Out, field: &str, v: &Version) -> Option<&'p Release> {
+fn check_product<'p>(
+    policy: &'p Policy,
+    ctx: &Context,
+    out: &mut Out,
+    field: &str,
+    v: &Version,
+) -> Option<&'p Release> {
     let product = &policy.product_name;
     let today = ctx.today;
     let supported = policy.supported(today);
     let supported_text = if supported.is_empty() {
         "none".to_string()
     } else {
-        supported.iter().map(|m| format!("{m}.x")).collect::<Vec<_>>().join(", ")
+        supported
+            .iter()
+            .map(|m| format!("{m}.x"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let window = policy.window_text(today);
     let Some(release) = policy.release(v.minor()) else {
-        let known = policy.releases().iter().map(|r| r.minor.to_string()).collect::<Vec<_>>().join(", ");
+        let known = policy
+            .releases()
+            .iter()
+            .map(|r| r.minor.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
         out.push(
             Rule::KonvoyUnsupported,
             Severity::Deny,
@@ -326,13 +360,7 @@ fn check_product<'p>(policy: &'p Policy, ctx: &Context, out: &mut Out, field: &s
     Some(release)
 }
 
-fn check_kubernetes_range(
-    policy: &Policy,
-    out: &mut Out,
-    field: &str,
-    k: &Version,
-    r: &Release,
-) {
+fn check_kubernetes_range(policy: &Policy, out: &mut Out, field: &str, k: &Version, r: &Release) {
     if r.kubernetes_min.admits_as_min(k) && r.kubernetes_max.admits_as_max(k) {
         return;
     }
@@ -394,7 +422,9 @@ fn check_experimental(
             continue;
         }
         let labels = labels.get_or_insert_with(|| object_labels(object));
-        let in_release = release.map(|r| format!(" in {} {}", policy.product_name, r.minor)).unwrap_or_default();
+        let in_release = release
+            .map(|r| format!(" in {} {}", policy.product_name, r.minor))
+            .unwrap_or_default();
         if policy.is_production(labels) {
             out.push(
                 Rule::ExperimentalComponent,
@@ -431,7 +461,12 @@ fn check_addon_range(
         match text.parse::<Bound>() {
             Ok(b) => Some((field, b)),
             Err(e) => {
-                out.push(Rule::VersionInvalid, Severity::Deny, &field, format!("{field}: {e}"));
+                out.push(
+                    Rule::VersionInvalid,
+                    Severity::Deny,
+                    &field,
+                    format!("{field}: {e}"),
+                );
                 None
             }
         }
@@ -439,7 +474,10 @@ fn check_addon_range(
     let min = bound(min);
     let max = bound(max);
     let Some(k) = hosting else { return };
-    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("this addon");
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("this addon");
     if let Some((field, b)) = &min
         && !b.admits_as_min(k)
     {
@@ -466,7 +504,11 @@ fn object_labels(object: &Value) -> BTreeMap<String, String> {
     object
         .pointer("/metadata/labels")
         .and_then(Value::as_object)
-        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -481,7 +523,10 @@ fn first_of<'v>(path: &JsonPath, object: &'v Value) -> Option<(String, &'v Value
 
 fn all<'v>(path: &Option<JsonPath>, object: &'v Value) -> Vec<(String, &'v Value)> {
     match path {
-        Some(p) => select(p, object).into_iter().filter(|(_, v)| !v.is_null()).collect(),
+        Some(p) => select(p, object)
+            .into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .collect(),
         None => Vec::new(),
     }
 }
@@ -494,23 +539,42 @@ struct Out {
 
 impl Out {
     fn push(&mut self, rule: Rule, severity: Severity, field: &str, message: String) {
-        let v = Violation { rule, severity, message, field: Some(field.to_string()) };
+        let v = Violation {
+            rule,
+            severity,
+            message,
+            field: Some(field.to_string()),
+        };
         if !self.violations.contains(&v) {
             self.violations.push(v);
         }
     }
 
     /// The string at `field`, or a `version-invalid` denial saying what is there instead.
-    fn string<'v>(&mut self, field: &str, raw: &'v Value, what: &str, example: &str) -> Option<&'v str> {
+    fn string<'v>(
+        &mut self,
+        field: &str,
+        raw: &'v Value,
+        what: &str,
+        example: &str,
+    ) -> Option<&'v str> {
         let problem = match raw {
-            Value::String(s) if s.trim().is_empty() => format!("{field} is empty; set {what}, e.g. {example}"),
+            Value::String(s) if s.trim().is_empty() => {
+                format!("{field} is empty; set {what}, e.g. {example}")
+            }
             Value::String(s) => return Some(s),
             Value::Number(n) => format!(
                 "{field} is the number {n}, not a version string; YAML reads an unquoted version such as 1.20 as a number: quote it, e.g. \"{example}\""
             ),
-            Value::Bool(b) => format!("{field} is the boolean {b}, not {what}; set it to a version string, e.g. \"{example}\""),
-            Value::Array(_) => format!("{field} is a list, not {what}; set it to a version string, e.g. \"{example}\""),
-            Value::Object(_) => format!("{field} is an object, not {what}; set it to a version string, e.g. \"{example}\""),
+            Value::Bool(b) => format!(
+                "{field} is the boolean {b}, not {what}; set it to a version string, e.g. \"{example}\""
+            ),
+            Value::Array(_) => format!(
+                "{field} is a list, not {what}; set it to a version string, e.g. \"{example}\""
+            ),
+            Value::Object(_) => format!(
+                "{field} is an object, not {what}; set it to a version string, e.g. \"{example}\""
+            ),
             Value::Null => return None,
         };
         self.push(Rule::VersionInvalid, Severity::Deny, field, problem);
@@ -523,7 +587,10 @@ impl Out {
             Ok(v) => Some(v),
             Err(e) => {
                 let mut msg = format!("{field}: {e}");
-                let _ = write!(msg, "; set {what} to an exact released version, e.g. {example}");
+                let _ = write!(
+                    msg,
+                    "; set {what} to an exact released version, e.g. {example}"
+                );
                 self.push(Rule::VersionInvalid, Severity::Deny, field, msg);
                 None
             }
@@ -552,6 +619,13 @@ impl Out {
             Some(Severity::Warn) => Verdict::Warned,
             _ => Verdict::Allowed,
         };
-        Evaluation { verdict, violations: self.violations }
+        Evaluation {
+            verdict,
+            violations: self.violations,
+        }
     }
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -8,6 +8,7 @@ pub mod api;
 pub mod check;
 pub mod crd;
 pub mod engine;
+mod jsonpath_functions;
 pub mod policy;
 pub mod rules;
 pub mod tag;

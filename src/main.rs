@@ -73,7 +73,10 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Crd => {
-            print!("{}", supportgate::crd::support_policy_crd_yaml().context("rendering the CRD")?);
+            print!(
+                "{}",
+                supportgate::crd::support_policy_crd_yaml().context("rendering the CRD")?
+            );
             Ok(0)
         }
         Command::DefaultPolicy => {
@@ -93,11 +96,18 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
         }
     };
     let today = match &args.today {
-        Some(d) => d.parse::<Date>().with_context(|| format!("--today {d}: expected YYYY-MM-DD"))?,
-        None => jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date(),
+        Some(d) => d
+            .parse::<Date>()
+            .with_context(|| format!("--today {d}: expected YYYY-MM-DD"))?,
+        None => jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date(),
     };
     let hosting = match &args.kubernetes_version {
-        Some(v) => Some(v.parse::<Version>().with_context(|| format!("--kubernetes-version {v}"))?),
+        Some(v) => Some(
+            v.parse::<Version>()
+                .with_context(|| format!("--kubernetes-version {v}"))?,
+        ),
         None => None,
     };
     let ctx = Context::new(today).with_hosting_kubernetes(hosting);
@@ -119,7 +129,10 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
     }
     match args.output {
         Output::Text => print!("{}", report.to_text()),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report).context("encoding the report")?),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("encoding the report")?
+        ),
     }
     Ok(report.exit_code())
 }

@@ -69,7 +69,12 @@ pub enum ReleaseSupport {
 
 impl ReleaseSupport {
     pub fn is_supported(self) -> bool {
-        matches!(self, ReleaseSupport::Supported | ReleaseSupport::OldestInWindow | ReleaseSupport::EndingOn(_))
+        matches!(
+            self,
+            ReleaseSupport::Supported
+                | ReleaseSupport::OldestInWindow
+                | ReleaseSupport::EndingOn(_)
+        )
     }
 }
 
@@ -100,7 +105,8 @@ impl Policy {
 
     /// Parses a `SupportPolicy` document (YAML or JSON).
     pub fn from_yaml(text: &str) -> Result<Policy, PolicyError> {
-        let sp: SupportPolicy = serde_norway::from_str(text).map_err(|e| PolicyError::Decode(e.to_string()))?;
+        let sp: SupportPolicy =
+            serde_norway::from_str(text).map_err(|e| PolicyError::Decode(e.to_string()))?;
         Policy::compile(&sp)
     }
 
@@ -116,14 +122,28 @@ impl Policy {
         for (i, r) in spec.product.iter().enumerate() {
             let at = format!("spec.product[{i}]");
             let minor = match r.version.parse::<Minor>() {
-                Ok(m) if r.version.trim().trim_start_matches(['v', 'V']).split('.').count() == 2 => m,
+                Ok(m)
+                    if r.version
+                        .trim()
+                        .trim_start_matches(['v', 'V'])
+                        .split('.')
+                        .count()
+                        == 2 =>
+                {
+                    m
+                }
                 Ok(_) | Err(_) => {
-                    problems.push(format!("{at}.version: `{}` is not a MAJOR.MINOR version such as 1.8", r.version));
+                    problems.push(format!(
+                        "{at}.version: `{}` is not a MAJOR.MINOR version such as 1.8",
+                        r.version
+                    ));
                     continue;
                 }
             };
             if let Some(prev) = seen.insert(minor, i) {
-                problems.push(format!("{at}.version: {minor} is listed twice (also spec.product[{prev}])"));
+                problems.push(format!(
+                    "{at}.version: {minor} is listed twice (also spec.product[{prev}])"
+                ));
             }
             let mut date = |field: &str, v: &Option<String>| -> Option<Date> {
                 let s = v.as_deref()?;
@@ -165,16 +185,22 @@ impl Policy {
             if let (Some(a), Some(b)) = (release_date, end_of_support)
                 && b <= a
             {
-                problems.push(format!("{at}: endOfSupport {b} is not after releaseDate {a}"));
+                problems.push(format!(
+                    "{at}: endOfSupport {b} is not after releaseDate {a}"
+                ));
             }
-            let (Some(min), Some(max)) = (min, max) else { continue };
+            let (Some(min), Some(max)) = (min, max) else {
+                continue;
+            };
             if !min.le_as_range(&max) {
                 problems.push(format!("{at}.kubernetes: min {min} is above max {max}"));
             }
             if let Some(d) = &default
                 && !(min.admits_as_min(d) && max.admits_as_max(d))
             {
-                problems.push(format!("{at}.kubernetes.default: {d} is outside {min} to {max}"));
+                problems.push(format!(
+                    "{at}.kubernetes.default: {d} is outside {min} to {max}"
+                ));
             }
             releases.push(Release {
                 minor,
@@ -184,7 +210,11 @@ impl Policy {
                 kubernetes_max: max,
                 kubernetes_default: default,
                 kommander,
-                experimental_addons: r.experimental_addons.iter().map(|a| a.trim().to_ascii_lowercase()).collect(),
+                experimental_addons: r
+                    .experimental_addons
+                    .iter()
+                    .map(|a| a.trim().to_ascii_lowercase())
+                    .collect(),
             });
         }
         if spec.product.is_empty() {
@@ -196,7 +226,10 @@ impl Policy {
 
         let selector_spec = spec.production_selector.clone().unwrap_or_else(|| {
             k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
-                match_labels: Some(BTreeMap::from([("environment".to_string(), "production".to_string())])),
+                match_labels: Some(BTreeMap::from([(
+                    "environment".to_string(),
+                    "production".to_string(),
+                )])),
                 match_expressions: None,
             }
         });
@@ -210,10 +243,17 @@ impl Policy {
         if production.selects_all() {
             // An empty selector would make every cluster production; that is never what a
             // platform team means by leaving it blank.
-            problems.push("spec.productionSelector: an empty selector would mark every cluster as production".into());
+            problems.push(
+                "spec.productionSelector: an empty selector would mark every cluster as production"
+                    .into(),
+            );
         }
 
-        let target_specs = if spec.targets.is_empty() { presets() } else { spec.targets.clone() };
+        let target_specs = if spec.targets.is_empty() {
+            presets()
+        } else {
+            spec.targets.clone()
+        };
         let mut targets = Vec::with_capacity(target_specs.len());
         for t in &target_specs {
             match CompiledTarget::compile(t) {
@@ -225,7 +265,7 @@ impl Policy {
         if !problems.is_empty() {
             return Err(PolicyError::Invalid(problems));
         }
-        releases.sort_by(|a, b| b.minor.cmp(&a.minor));
+        releases.sort_by_key(|r| std::cmp::Reverse(r.minor));
         Ok(Policy {
             name,
             product_name: spec.product_name.clone(),
@@ -278,8 +318,14 @@ impl Policy {
             if today >= eos {
                 return ReleaseSupport::EndedOn(eos);
             }
-            let warn_from = eos.checked_sub((self.nearing_end_days as i64).days()).unwrap_or(eos);
-            return if today >= warn_from { ReleaseSupport::EndingOn(eos) } else { ReleaseSupport::Supported };
+            let warn_from = eos
+                .checked_sub((self.nearing_end_days as i64).days())
+                .unwrap_or(eos);
+            return if today >= warn_from {
+                ReleaseSupport::EndingOn(eos)
+            } else {
+                ReleaseSupport::Supported
+            };
         }
         let rank = self
             .releases
@@ -324,7 +370,9 @@ impl Policy {
         self.releases
             .iter()
             .flat_map(|r| {
-                let warn = r.end_of_support.and_then(|e| e.checked_sub((self.nearing_end_days as i64).days()).ok());
+                let warn = r
+                    .end_of_support
+                    .and_then(|e| e.checked_sub((self.nearing_end_days as i64).days()).ok());
                 [r.release_date, r.end_of_support, warn]
             })
             .flatten()
@@ -368,35 +416,72 @@ mod tests {
     fn embedded_default_matches_the_seed() {
         let p = Policy::embedded_default();
         assert_eq!(p.name, "default");
-        assert_eq!(p.supported(today()), vec![Minor::new(1, 8), Minor::new(1, 7), Minor::new(1, 6)]);
+        assert_eq!(
+            p.supported(today()),
+            vec![Minor::new(1, 8), Minor::new(1, 7), Minor::new(1, 6)]
+        );
         assert_eq!(p.latest(today()).unwrap().minor, Minor::new(1, 8));
         let r18 = p.release(Minor::new(1, 8)).unwrap();
         assert_eq!(r18.kubernetes_range(), "1.18.x to 1.20.x");
-        assert_eq!(r18.kubernetes_default.as_ref().unwrap().to_string(), "1.20.6");
+        assert_eq!(
+            r18.kubernetes_default.as_ref().unwrap().to_string(),
+            "1.20.6"
+        );
         assert_eq!(r18.kommander, Some(Minor::new(1, 4)));
-        assert_eq!(p.release(Minor::new(1, 7)).unwrap().kommander, Some(Minor::new(1, 3)));
-        assert_eq!(p.release(Minor::new(1, 6)).unwrap().kommander, Some(Minor::new(1, 2)));
-        assert_eq!(p.support_of(p.release(Minor::new(1, 6)).unwrap(), today()), ReleaseSupport::OldestInWindow);
-        assert_eq!(p.support_of(p.release(Minor::new(1, 5)).unwrap(), today()), ReleaseSupport::OutOfWindow);
-        assert_eq!(p.support_of(p.release(Minor::new(1, 4)).unwrap(), today()), ReleaseSupport::OutOfWindow);
+        assert_eq!(
+            p.release(Minor::new(1, 7)).unwrap().kommander,
+            Some(Minor::new(1, 3))
+        );
+        assert_eq!(
+            p.release(Minor::new(1, 6)).unwrap().kommander,
+            Some(Minor::new(1, 2))
+        );
+        assert_eq!(
+            p.support_of(p.release(Minor::new(1, 6)).unwrap(), today()),
+            ReleaseSupport::OldestInWindow
+        );
+        assert_eq!(
+            p.support_of(p.release(Minor::new(1, 5)).unwrap(), today()),
+            ReleaseSupport::OutOfWindow
+        );
+        assert_eq!(
+            p.support_of(p.release(Minor::new(1, 4)).unwrap(), today()),
+            ReleaseSupport::OutOfWindow
+        );
         for m in [(1, 8), (1, 7), (1, 6)] {
             let exp = &p.release(Minor::new(m.0, m.1)).unwrap().experimental_addons;
-            assert_eq!(exp.iter().map(String::as_str).collect::<Vec<_>>(), ["ambassador", "istio", "jaeger", "kiali"]);
+            assert_eq!(
+                exp.iter().map(String::as_str).collect::<Vec<_>>(),
+                ["ambassador", "istio", "jaeger", "kiali"]
+            );
         }
         assert_eq!(p.window_text(today()), "N-2 of latest 1.8");
-        assert!(p.is_production(&BTreeMap::from([("environment".into(), "production".into())])));
+        assert!(p.is_production(&BTreeMap::from([(
+            "environment".into(),
+            "production".into()
+        )])));
         assert!(!p.is_production(&BTreeMap::from([("environment".into(), "staging".into())])));
         assert_eq!(p.targets().len(), 6, "no targets named: the presets apply");
     }
 
     #[test]
     fn history_example_compiles() {
-        let p = Policy::from_yaml(include_str!("../examples/policies/konvoy-1x-history.yaml")).unwrap();
+        let p =
+            Policy::from_yaml(include_str!("../examples/policies/konvoy-1x-history.yaml")).unwrap();
         // 1.8 carries an explicit end of support that overrides the window.
         let r18 = p.release(Minor::new(1, 8)).unwrap();
-        assert_eq!(p.support_of(r18, date(2022, 12, 30)), ReleaseSupport::EndingOn(date(2022, 12, 31)));
-        assert_eq!(p.support_of(r18, date(2022, 12, 31)), ReleaseSupport::EndedOn(date(2022, 12, 31)));
-        assert_eq!(p.support_of(r18, date(2022, 1, 1)), ReleaseSupport::Supported);
+        assert_eq!(
+            p.support_of(r18, date(2022, 12, 30)),
+            ReleaseSupport::EndingOn(date(2022, 12, 31))
+        );
+        assert_eq!(
+            p.support_of(r18, date(2022, 12, 31)),
+            ReleaseSupport::EndedOn(date(2022, 12, 31))
+        );
+        assert_eq!(
+            p.support_of(r18, date(2022, 1, 1)),
+            ReleaseSupport::Supported
+        );
     }
 
     fn with_release(extra: &str) -> Policy {
@@ -406,10 +491,21 @@ mod tests {
 
     #[test]
     fn a_new_minor_pushes_the_oldest_out() {
-        let p = with_release("  - version: \"1.9\"\n    kubernetes: {min: 1.19.x, max: 1.21.x}\n    kommander: \"1.5\"\n");
-        assert_eq!(p.supported(today()), vec![Minor::new(1, 9), Minor::new(1, 8), Minor::new(1, 7)]);
-        assert_eq!(p.support_of(p.release(Minor::new(1, 6)).unwrap(), today()), ReleaseSupport::OutOfWindow);
-        assert_eq!(p.support_of(p.release(Minor::new(1, 7)).unwrap(), today()), ReleaseSupport::OldestInWindow);
+        let p = with_release(
+            "  - version: \"1.9\"\n    kubernetes: {min: 1.19.x, max: 1.21.x}\n    kommander: \"1.5\"\n",
+        );
+        assert_eq!(
+            p.supported(today()),
+            vec![Minor::new(1, 9), Minor::new(1, 8), Minor::new(1, 7)]
+        );
+        assert_eq!(
+            p.support_of(p.release(Minor::new(1, 6)).unwrap(), today()),
+            ReleaseSupport::OutOfWindow
+        );
+        assert_eq!(
+            p.support_of(p.release(Minor::new(1, 7)).unwrap(), today()),
+            ReleaseSupport::OldestInWindow
+        );
     }
 
     #[test]
@@ -417,9 +513,15 @@ mod tests {
         let p = with_release(
             "  - version: \"1.9\"\n    releaseDate: \"2027-01-15\"\n    kubernetes: {min: 1.19.x, max: 1.21.x}\n",
         );
-        assert_eq!(p.supported(today()), vec![Minor::new(1, 8), Minor::new(1, 7), Minor::new(1, 6)]);
+        assert_eq!(
+            p.supported(today()),
+            vec![Minor::new(1, 8), Minor::new(1, 7), Minor::new(1, 6)]
+        );
         assert_eq!(p.next_transition(today()), Some(date(2027, 1, 15)));
-        assert_eq!(p.supported(date(2027, 1, 15)), vec![Minor::new(1, 9), Minor::new(1, 8), Minor::new(1, 7)]);
+        assert_eq!(
+            p.supported(date(2027, 1, 15)),
+            vec![Minor::new(1, 9), Minor::new(1, 8), Minor::new(1, 7)]
+        );
         assert_eq!(
             p.support_of(p.release(Minor::new(1, 9)).unwrap(), date(2027, 1, 14)),
             ReleaseSupport::NotYetReleased(date(2027, 1, 15))
@@ -429,26 +531,51 @@ mod tests {
     #[test]
     fn end_of_support_overrides_the_window_both_ways() {
         let yaml = DEFAULT_POLICY_YAML
-            .replace("kommander: \"1.1\"", "kommander: \"1.1\"\n    endOfSupport: \"2027-06-01\"")
-            .replace("kommander: \"1.4\"\n", "kommander: \"1.4\"\n    endOfSupport: \"2026-01-01\"\n");
+            .replace(
+                "kommander: \"1.1\"",
+                "kommander: \"1.1\"\n    endOfSupport: \"2027-06-01\"",
+            )
+            .replace(
+                "kommander: \"1.4\"\n",
+                "kommander: \"1.4\"\n    endOfSupport: \"2026-01-01\"\n",
+            );
         let p = Policy::from_yaml(&yaml).unwrap();
         let r15 = p.release(Minor::new(1, 5)).unwrap();
-        assert_eq!(p.support_of(r15, today()), ReleaseSupport::Supported, "extended past the window");
-        assert_eq!(p.support_of(r15, date(2027, 3, 3)), ReleaseSupport::EndingOn(date(2027, 6, 1)), "90 days before");
-        assert_eq!(p.support_of(r15, date(2027, 3, 2)), ReleaseSupport::Supported);
-        assert_eq!(p.support_of(p.release(Minor::new(1, 8)).unwrap(), today()), ReleaseSupport::EndedOn(date(2026, 1, 1)));
+        assert_eq!(
+            p.support_of(r15, today()),
+            ReleaseSupport::Supported,
+            "extended past the window"
+        );
+        assert_eq!(
+            p.support_of(r15, date(2027, 3, 3)),
+            ReleaseSupport::EndingOn(date(2027, 6, 1)),
+            "90 days before"
+        );
+        assert_eq!(
+            p.support_of(r15, date(2027, 3, 2)),
+            ReleaseSupport::Supported
+        );
+        assert_eq!(
+            p.support_of(p.release(Minor::new(1, 8)).unwrap(), today()),
+            ReleaseSupport::EndedOn(date(2026, 1, 1))
+        );
         assert_eq!(p.next_transition(today()), Some(date(2027, 3, 3)));
     }
 
     #[test]
     fn invalid_specs_list_every_problem() {
         let yaml = DEFAULT_POLICY_YAML
-            .replace("{min: 1.18.x, max: 1.20.x, default: 1.20.6}", "{min: 1.21.x, max: 1.20.x, default: 1.19.1}")
+            .replace(
+                "{min: 1.18.x, max: 1.20.x, default: 1.20.6}",
+                "{min: 1.21.x, max: 1.20.x, default: 1.19.1}",
+            )
             .replace("version: \"1.7\"", "version: \"1.8\"")
             .replace("releaseDate: \"2020-11-16\"", "releaseDate: \"16.11.2020\"")
             .replace("min: 1.15.4, max: 1.17.x", "min: latest, max: 1.17.x")
             .replace("kommander: \"1.0\"", "kommander: \"one\"");
-        let Err(PolicyError::Invalid(problems)) = Policy::from_yaml(&yaml) else { panic!("accepted") };
+        let Err(PolicyError::Invalid(problems)) = Policy::from_yaml(&yaml) else {
+            panic!("accepted")
+        };
         let all = problems.join("\n");
         for needle in [
             "spec.product[0].kubernetes: min 1.21.x is above max 1.20.x",
@@ -464,23 +591,42 @@ mod tests {
 
     #[test]
     fn decode_errors_are_reported() {
-        assert!(matches!(Policy::from_yaml("spec: [1, 2"), Err(PolicyError::Decode(_))));
+        assert!(matches!(
+            Policy::from_yaml("spec: [1, 2"),
+            Err(PolicyError::Decode(_))
+        ));
         let unknown = DEFAULT_POLICY_YAML.replace("supportWindow: 3", "supportWindow: three");
-        assert!(matches!(Policy::from_yaml(&unknown), Err(PolicyError::Decode(_))));
+        assert!(matches!(
+            Policy::from_yaml(&unknown),
+            Err(PolicyError::Decode(_))
+        ));
     }
 
     #[test]
     fn window_of_one_never_warns_nearing_end() {
-        let p = Policy::from_yaml(&DEFAULT_POLICY_YAML.replace("supportWindow: 3", "supportWindow: 1")).unwrap();
-        assert_eq!(p.support_of(p.release(Minor::new(1, 8)).unwrap(), today()), ReleaseSupport::Supported);
+        let p =
+            Policy::from_yaml(&DEFAULT_POLICY_YAML.replace("supportWindow: 3", "supportWindow: 1"))
+                .unwrap();
+        assert_eq!(
+            p.support_of(p.release(Minor::new(1, 8)).unwrap(), today()),
+            ReleaseSupport::Supported
+        );
         assert_eq!(p.supported(today()), vec![Minor::new(1, 8)]);
         assert_eq!(p.window_text(today()), "N of latest 1.8");
     }
 
     #[test]
     fn empty_production_selector_is_refused() {
-        let yaml = DEFAULT_POLICY_YAML.replace("    matchLabels:\n      environment: production\n", "    {}\n");
-        let Err(PolicyError::Invalid(p)) = Policy::from_yaml(&yaml) else { panic!("accepted") };
-        assert!(p.iter().any(|m| m.contains("every cluster as production")), "{p:?}");
+        let yaml = DEFAULT_POLICY_YAML.replace(
+            "    matchLabels:\n      environment: production\n",
+            "    {}\n",
+        );
+        let Err(PolicyError::Invalid(p)) = Policy::from_yaml(&yaml) else {
+            panic!("accepted")
+        };
+        assert!(
+            p.iter().any(|m| m.contains("every cluster as production")),
+            "{p:?}"
+        );
     }
 }

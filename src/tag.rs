@@ -60,7 +60,8 @@ impl FromStr for ReleaseTag {
         let err = || TagError(s.to_string());
         let trimmed = s.trim();
         let mut parts = trimmed.splitn(3, '-');
-        let (Some(channel), Some(k8s), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(channel), Some(k8s), Some(rest)) = (parts.next(), parts.next(), parts.next())
+        else {
             return Err(err());
         };
         let channel = match channel {
@@ -77,7 +78,11 @@ impl FromStr for ReleaseTag {
         }
         let kubernetes: Minor = k8s.parse().map_err(|_| err())?;
         let version: Version = rest.parse().map_err(|_| err())?;
-        Ok(ReleaseTag { channel, kubernetes, version })
+        Ok(ReleaseTag {
+            channel,
+            kubernetes,
+            version,
+        })
     }
 }
 

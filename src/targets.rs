@@ -1,8 +1,8 @@
 //! Which object kinds carry versions, and where: the built-in presets for the real Konvoy,
 //! Kommander, kubeaddons and KUDO shapes, and their compiled JSONPath form.
 
-use serde_json_path::JsonPath;
 use serde_json::Value;
+use serde_json_path::JsonPath;
 
 use crate::api::{Target, TargetFields};
 
@@ -24,12 +24,21 @@ fn konvoy_addons_fields(prefix: &str, version_path: &str) -> TargetFields {
             "{prefix}.addons[{}].configVersion",
             repo_filter("kubeaddons-kommander")
         )),
-        enabled_addons: Some(format!("{prefix}.addons[*].addonsList[?@.enabled == true].name")),
+        enabled_addons: Some(format!(
+            "{prefix}.addons[*].addonsList[?@.enabled == true].name"
+        )),
         ..TargetFields::default()
     }
 }
 
-fn target(group: &str, versions: &[&str], kind: &str, resource: &str, namespaced: bool, fields: TargetFields) -> Target {
+fn target(
+    group: &str,
+    versions: &[&str],
+    kind: &str,
+    resource: &str,
+    namespaced: bool,
+    fields: TargetFields,
+) -> Target {
     Target {
         api_group: group.to_string(),
         versions: versions.iter().map(|v| v.to_string()).collect(),
@@ -44,7 +53,8 @@ fn target(group: &str, versions: &[&str], kind: &str, resource: &str, namespaced
 pub fn presets() -> Vec<Target> {
     let addon_fields = TargetFields {
         kba_ref: Some(
-            "$.metadata.annotations['catalog.kubeaddons.mesosphere.io/origin-repository-version']".into(),
+            "$.metadata.annotations['catalog.kubeaddons.mesosphere.io/origin-repository-version']"
+                .into(),
         ),
         enabled_addons: Some("$.metadata.labels['kubeaddons.mesosphere.io/name']".into()),
         addon_min_kubernetes: Some("$.spec.kubernetes.minSupportedVersion".into()),
@@ -74,9 +84,19 @@ pub fn presets() -> Vec<Target> {
             "ClusterProvisioner",
             "clusterprovisioners",
             true,
-            TargetFields { product_version: Some("$.spec.version".into()), ..TargetFields::default() },
+            TargetFields {
+                product_version: Some("$.spec.version".into()),
+                ..TargetFields::default()
+            },
         ),
-        target("kubeaddons.mesosphere.io", &["v1beta1", "v1beta2"], "Addon", "addons", true, addon_fields.clone()),
+        target(
+            "kubeaddons.mesosphere.io",
+            &["v1beta1", "v1beta2"],
+            "Addon",
+            "addons",
+            true,
+            addon_fields.clone(),
+        ),
         target(
             "kubeaddons.mesosphere.io",
             &["v1beta1", "v1beta2"],
@@ -91,7 +111,10 @@ pub fn presets() -> Vec<Target> {
             "Instance",
             "instances",
             true,
-            TargetFields { kudo_operator: Some("$.metadata.labels['kudo.dev/operator']".into()), ..TargetFields::default() },
+            TargetFields {
+                kudo_operator: Some("$.metadata.labels['kudo.dev/operator']".into()),
+                ..TargetFields::default()
+            },
         ),
     ]
 }
@@ -139,7 +162,9 @@ pub struct CompiledTarget {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("target {kind}.{group} field {field}: `{query}` is not an RFC 9535 JSONPath query: {reason}")]
+#[error(
+    "target {kind}.{group} field {field}: `{query}` is not an RFC 9535 JSONPath query: {reason}"
+)]
 pub struct TargetError {
     pub group: String,
     pub kind: String,
@@ -150,19 +175,20 @@ pub struct TargetError {
 
 impl CompiledTarget {
     pub fn compile(spec: &Target) -> Result<Self, TargetError> {
-        let parse = |kind: FieldKind, q: &Option<String>| -> Result<Option<JsonPath>, TargetError> {
-            q.as_deref()
-                .map(|query| {
-                    JsonPath::parse(query).map_err(|e| TargetError {
-                        group: spec.api_group.clone(),
-                        kind: spec.kind.clone(),
-                        field: kind.spec_name(),
-                        query: query.to_string(),
-                        reason: e.to_string(),
+        let parse =
+            |kind: FieldKind, q: &Option<String>| -> Result<Option<JsonPath>, TargetError> {
+                q.as_deref()
+                    .map(|query| {
+                        JsonPath::parse(query).map_err(|e| TargetError {
+                            group: spec.api_group.clone(),
+                            kind: spec.kind.clone(),
+                            field: kind.spec_name(),
+                            query: query.to_string(),
+                            reason: e.to_string(),
+                        })
                     })
-                })
-                .transpose()
-        };
+                    .transpose()
+            };
         let f = &spec.fields;
         Ok(CompiledTarget {
             spec: spec.clone(),
@@ -186,7 +212,8 @@ impl CompiledTarget {
             Some((g, v)) => (g, v),
             None => ("", api_version),
         };
-        group == self.spec.api_group && (self.spec.versions.is_empty() || self.spec.versions.iter().any(|v| v == version))
+        group == self.spec.api_group
+            && (self.spec.versions.is_empty() || self.spec.versions.iter().any(|v| v == version))
     }
 }
 
@@ -239,14 +266,36 @@ mod tests {
 
     #[test]
     fn matching_is_by_group_version_and_kind() {
-        let ts: Vec<CompiledTarget> = presets().iter().map(|t| CompiledTarget::compile(t).unwrap()).collect();
-        let find = |av: &str, k: &str| ts.iter().find(|t| t.matches(av, k)).map(|t| t.spec.kind.clone());
-        assert_eq!(find("kommander.mesosphere.io/v1beta1", "KonvoyCluster").as_deref(), Some("KonvoyCluster"));
-        assert_eq!(find("kommander.mesosphere.io/v1beta2", "KonvoyCluster"), None);
-        assert_eq!(find("konvoy.mesosphere.io/v1beta2", "ClusterConfiguration").as_deref(), Some("ClusterConfiguration"));
-        assert_eq!(find("konvoy.mesosphere.io/v1alpha1", "ClusterConfiguration"), None);
+        let ts: Vec<CompiledTarget> = presets()
+            .iter()
+            .map(|t| CompiledTarget::compile(t).unwrap())
+            .collect();
+        let find = |av: &str, k: &str| {
+            ts.iter()
+                .find(|t| t.matches(av, k))
+                .map(|t| t.spec.kind.clone())
+        };
+        assert_eq!(
+            find("kommander.mesosphere.io/v1beta1", "KonvoyCluster").as_deref(),
+            Some("KonvoyCluster")
+        );
+        assert_eq!(
+            find("kommander.mesosphere.io/v1beta2", "KonvoyCluster"),
+            None
+        );
+        assert_eq!(
+            find("konvoy.mesosphere.io/v1beta2", "ClusterConfiguration").as_deref(),
+            Some("ClusterConfiguration")
+        );
+        assert_eq!(
+            find("konvoy.mesosphere.io/v1alpha1", "ClusterConfiguration"),
+            None
+        );
         assert_eq!(find("v1", "ConfigMap"), None);
-        assert_eq!(find("kudo.dev/v1beta1", "Instance").as_deref(), Some("Instance"));
+        assert_eq!(
+            find("kudo.dev/v1beta1", "Instance").as_deref(),
+            Some("Instance")
+        );
     }
 
     #[test]
@@ -258,7 +307,13 @@ mod tests {
              "addonsList": [{"name": "istio", "enabled": false}, {"name": "traefik", "enabled": true}]},
         ]}});
         let kba = select(t.kba_ref.as_ref().unwrap(), &obj);
-        assert_eq!(kba, vec![("spec.addons[1].configVersion".to_string(), &json!("stable-1.20-4.4.0"))]);
+        assert_eq!(
+            kba,
+            vec![(
+                "spec.addons[1].configVersion".to_string(),
+                &json!("stable-1.20-4.4.0")
+            )]
+        );
         let kommander = select(t.kommander_ref.as_ref().unwrap(), &obj);
         assert_eq!(kommander[0].1, &json!("stable-1.20-1.4.4"));
         let addons = select(t.enabled_addons.as_ref().unwrap(), &obj);
@@ -280,6 +335,9 @@ mod tests {
         let t = CompiledTarget::compile(&presets()[3]).unwrap();
         let obj = json!({"metadata": {"annotations": {"catalog.kubeaddons.mesosphere.io/origin-repository-version": "stable-1.20-4.4.0"}}});
         let got = select(t.kba_ref.as_ref().unwrap(), &obj);
-        assert_eq!(got[0].0, "metadata.annotations['catalog.kubeaddons.mesosphere.io/origin-repository-version']");
+        assert_eq!(
+            got[0].0,
+            "metadata.annotations['catalog.kubeaddons.mesosphere.io/origin-repository-version']"
+        );
     }
 }

@@ -20,7 +20,9 @@ pub enum VersionError {
     NotAMinor(String),
     #[error("`{0}` is not a version bound: expected 1.18, 1.18.x or a full version such as 1.15.4")]
     NotABound(String),
-    #[error("`{0}` is a wildcard, not a concrete version: a cluster runs one exact version, e.g. 1.20.13")]
+    #[error(
+        "`{0}` is a wildcard, not a concrete version: a cluster runs one exact version, e.g. 1.20.13"
+    )]
     Wildcard(String),
 }
 
@@ -114,7 +116,8 @@ impl FromStr for Version {
             return Err(VersionError::Empty);
         }
         if trimmed.split(['-', '+']).next().is_some_and(|core| {
-            core.split('.').any(|p| p.eq_ignore_ascii_case("x") || p == "*")
+            core.split('.')
+                .any(|p| p.eq_ignore_ascii_case("x") || p == "*")
         }) {
             return Err(VersionError::Wildcard(s.to_string()));
         }
@@ -166,7 +169,11 @@ impl Bound {
     pub fn lowest(&self) -> (u64, u64, u64) {
         match *self {
             Bound::AnyPatch(m) => (m.major, m.minor, 0),
-            Bound::Exact { major, minor, patch } => (major, minor, patch),
+            Bound::Exact {
+                major,
+                minor,
+                patch,
+            } => (major, minor, patch),
         }
     }
 
@@ -177,7 +184,11 @@ impl Bound {
     pub fn admits_as_max(&self, v: &Version) -> bool {
         match *self {
             Bound::AnyPatch(m) => v.minor() <= m,
-            Bound::Exact { major, minor, patch } => v.triple() <= (major, minor, patch),
+            Bound::Exact {
+                major,
+                minor,
+                patch,
+            } => v.triple() <= (major, minor, patch),
         }
     }
 
@@ -186,7 +197,11 @@ impl Bound {
         let lo = self.lowest();
         match *max {
             Bound::AnyPatch(m) => (lo.0, lo.1) <= (m.major, m.minor),
-            Bound::Exact { major, minor, patch } => lo <= (major, minor, patch),
+            Bound::Exact {
+                major,
+                minor,
+                patch,
+            } => lo <= (major, minor, patch),
         }
     }
 }
@@ -224,7 +239,11 @@ impl fmt::Display for Bound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Bound::AnyPatch(m) => write!(f, "{m}.x"),
-            Bound::Exact { major, minor, patch } => write!(f, "{major}.{minor}.{patch}"),
+            Bound::Exact {
+                major,
+                minor,
+                patch,
+            } => write!(f, "{major}.{minor}.{patch}"),
         }
     }
 }
@@ -235,7 +254,8 @@ fn strip_v(s: &str) -> &str {
 
 /// A decimal component without sign or leading zeros (other than `0` itself), as semver demands.
 fn numeric(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
+    {
         return None;
     }
     s.parse().ok()
@@ -276,14 +296,38 @@ mod tests {
     fn bad_versions_are_rejected_with_reason() {
         assert_eq!("".parse::<Version>(), Err(VersionError::Empty));
         assert_eq!("  ".parse::<Version>(), Err(VersionError::Empty));
-        assert!(matches!("latest".parse::<Version>(), Err(VersionError::NotAVersion(_))));
-        assert!(matches!("1.20".parse::<Version>(), Err(VersionError::NotAVersion(_))));
-        assert!(matches!("1.20.x".parse::<Version>(), Err(VersionError::Wildcard(_))));
-        assert!(matches!("1.20.*".parse::<Version>(), Err(VersionError::Wildcard(_))));
-        assert!(matches!("1.2o.1".parse::<Version>(), Err(VersionError::NotAVersion(_))));
-        assert!(matches!("1.020.1".parse::<Version>(), Err(VersionError::NotAVersion(_))));
-        assert!(matches!("１.２０.１".parse::<Version>(), Err(VersionError::NotAVersion(_))));
-        assert!(matches!("vv1.2.3".parse::<Version>(), Err(VersionError::NotAVersion(_))));
+        assert!(matches!(
+            "latest".parse::<Version>(),
+            Err(VersionError::NotAVersion(_))
+        ));
+        assert!(matches!(
+            "1.20".parse::<Version>(),
+            Err(VersionError::NotAVersion(_))
+        ));
+        assert!(matches!(
+            "1.20.x".parse::<Version>(),
+            Err(VersionError::Wildcard(_))
+        ));
+        assert!(matches!(
+            "1.20.*".parse::<Version>(),
+            Err(VersionError::Wildcard(_))
+        ));
+        assert!(matches!(
+            "1.2o.1".parse::<Version>(),
+            Err(VersionError::NotAVersion(_))
+        ));
+        assert!(matches!(
+            "1.020.1".parse::<Version>(),
+            Err(VersionError::NotAVersion(_))
+        ));
+        assert!(matches!(
+            "１.２０.１".parse::<Version>(),
+            Err(VersionError::NotAVersion(_))
+        ));
+        assert!(matches!(
+            "vv1.2.3".parse::<Version>(),
+            Err(VersionError::NotAVersion(_))
+        ));
         let e = "latest".parse::<Version>().unwrap_err().to_string();
         assert!(e.contains("latest") && e.contains("1.20.13"), "{e}");
     }
@@ -316,7 +360,10 @@ mod tests {
         let v = |s: &str| s.parse::<Version>().unwrap();
         assert!(!min.admits_as_min(&v("1.17.99")));
         assert!(min.admits_as_min(&v("1.18.0")));
-        assert!(min.admits_as_min(&v("1.18.0-rc.1")), "pre-release of a minor inside the range");
+        assert!(
+            min.admits_as_min(&v("1.18.0-rc.1")),
+            "pre-release of a minor inside the range"
+        );
         assert!(max.admits_as_max(&v("1.20.99")));
         assert!(!max.admits_as_max(&v("1.21.0")));
 
@@ -327,8 +374,14 @@ mod tests {
         assert!(exact_max.admits_as_max(&v("1.17.8")));
         assert!(!exact_max.admits_as_max(&v("1.17.9")));
 
-        assert_eq!("1.18".parse::<Bound>(), Ok(Bound::AnyPatch(Minor::new(1, 18))));
-        assert_eq!("v1.18.X".parse::<Bound>(), Ok(Bound::AnyPatch(Minor::new(1, 18))));
+        assert_eq!(
+            "1.18".parse::<Bound>(),
+            Ok(Bound::AnyPatch(Minor::new(1, 18)))
+        );
+        assert_eq!(
+            "v1.18.X".parse::<Bound>(),
+            Ok(Bound::AnyPatch(Minor::new(1, 18)))
+        );
         assert!("1.18.y".parse::<Bound>().is_err());
         assert!("1".parse::<Bound>().is_err());
         assert!("".parse::<Bound>().is_err());

@@ -1,0 +1,64 @@
+# supportgate's front door. `make help` lists the targets.
+#
+# Builds are cached outside the work tree so that fresh clones (and CI) reuse them:
+# the Rust target dir and the Go-built control plane live under $(SUPPORTGATE_CACHE).
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+export SUPPORTGATE_CACHE ?= $(HOME)/.cache/supportgate
+export CARGO_TARGET_DIR ?= $(SUPPORTGATE_CACHE)/target
+# Two cores: the e2e binaries each start an apiserver; run them one at a time.
+E2E_THREADS ?= 1
+
+BIN := $(CARGO_TARGET_DIR)/release/supportgate
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## install system packages the build and tests need (Debian; idempotent)
+	@hack/install-deps.sh
+
+.PHONY: tools
+tools: deps ## build the pinned kube-apiserver, etcd, kubectl and helm from source (cached)
+	@hack/controlplane/build.sh
+
+.PHONY: build
+build: deps ## build the release binary
+	cargo build --release --locked
+
+.PHONY: run
+run: build ## check the example clusters against the embedded default policy
+	@echo "# supportgate check examples/clusters/*.yaml (embedded default policy)"
+	@$(BIN) check --kubernetes-version 1.20.13 examples/clusters/*.yaml || [ $$? -eq 1 ]
+
+.PHONY: unit
+unit: deps ## unit tests and CLI tests (no control plane)
+	cargo test --locked --lib --bins --test cli
+
+.PHONY: e2e
+e2e: tools ## end-to-end tests against a real kube-apiserver + etcd
+	cargo test --locked --test 'e2e_*' -- --test-threads=$(E2E_THREADS)
+
+.PHONY: test
+test: lint unit e2e ## everything CI runs: lint, generated-file drift, unit, end-to-end
+
+.PHONY: lint
+lint: deps ## rustfmt and clippy, warnings are errors
+	cargo fmt --check
+	cargo clippy --locked --all-targets -- -D warnings
+
+.PHONY: crds
+crds: ## regenerate crds/ from the Rust types
+	cargo run --quiet --locked -- crd > crds/supportgate.dev_supportpolicies.yaml
+
+.PHONY: bench
+bench: ## benchmarks with figures and ratios against same-run baselines
+	cargo bench --locked --bench engine
+
+.PHONY: controlplane
+controlplane: tools ## start a local kube-apiserver + etcd in the foreground (Ctrl-C stops it)
+	hack/controlplane/up --foreground

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need on a fresh Debian machine. Idempotent and quiet
+# when everything is already there.
+set -euo pipefail
+
+need=()
+command -v openssl >/dev/null || need+=(openssl)
+command -v make >/dev/null || need+=(make)
+command -v python3 >/dev/null || need+=(python3)
+command -v curl >/dev/null || need+=(curl)
+command -v cc >/dev/null || need+=(gcc)
+if ((${#need[@]})); then
+  echo "[deps] installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "[deps] cargo is missing: install Rust (rustup) first" >&2
+  exit 1
+fi
+if ! command -v go >/dev/null; then
+  echo "[deps] installing golang-go" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null
+fi
+# rustfmt and clippy ship as rustup components; a minimal toolchain lacks them.
+if command -v rustup >/dev/null; then
+  for c in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c" >/dev/null 2>&1 || true
+  done
+fi
