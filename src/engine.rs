@@ -273,6 +273,73 @@ pub fn evaluate_target(
     out.finish()
 }
 
+/// Ratcheting for updates: a denial that the old object already had, at the same field, with the
+/// value unchanged or moved forward (an upgrade of an out-of-support release), is downgraded to a
+/// warning. Without this nobody could label an old cluster or start its upgrade; a change that
+/// introduces a new violation, or makes one worse, is still denied.
+pub fn ratchet(
+    old_object: &Value,
+    old: &Evaluation,
+    new_object: &Value,
+    new: Evaluation,
+) -> Evaluation {
+    let mut violations = new.violations;
+    for v in violations
+        .iter_mut()
+        .filter(|v| v.severity == Severity::Deny)
+    {
+        let Some(field) = v.field.as_deref() else {
+            continue;
+        };
+        let had = old
+            .of(Severity::Deny)
+            .any(|o| o.rule == v.rule && o.field.as_deref() == Some(field));
+        if !had {
+            continue;
+        }
+        let (before, after) = (value_at(old_object, field), value_at(new_object, field));
+        let forward = v.rule == Rule::KonvoyUnsupported
+            && matches!(
+                (before.and_then(Value::as_str).map(str::parse::<Version>), after.and_then(Value::as_str).map(str::parse::<Version>)),
+                (Some(Ok(b)), Some(Ok(a))) if a > b
+            );
+        if before == after || forward {
+            v.severity = Severity::Warn;
+            v.message = format!(
+                "{} (already so before this update: allowed, so the object can still be edited and upgraded)",
+                v.message
+            );
+        }
+    }
+    let mut out = Out { violations };
+    out.violations.dedup();
+    out.finish()
+}
+
+/// The value at a field path as [`crate::targets::select`] renders it
+/// (`spec.cluster.addons[0].configVersion`, `metadata.labels['a/b']`).
+pub fn value_at<'v>(object: &'v Value, field: &str) -> Option<&'v Value> {
+    let mut cur = object;
+    let mut rest = field;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix("['") {
+            let end = r.find("']")?;
+            cur = cur.get(&r[..end])?;
+            rest = &r[end + 2..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            cur = cur.get(r[..end].parse::<usize>().ok()?)?;
+            rest = &r[end + 1..];
+        } else {
+            let r = rest.strip_prefix('.').unwrap_or(rest);
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            cur = cur.get(&r[..end])?;
+            rest = &r[end..];
+        }
+    }
+    Some(cur)
+}
+
 fn check_product<'p>(
     policy: &'p Policy,
     ctx: &Context,

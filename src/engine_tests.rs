@@ -837,3 +837,80 @@ fn hostile_shapes_do_not_panic() {
     assert_eq!(e.verdict, Verdict::Allowed);
     assert_eq!(e.of(Info).count(), 1);
 }
+
+#[test]
+fn value_at_reads_rendered_fields() {
+    let obj = json!({"spec": {"a": [{"b": "x"}]}, "metadata": {"labels": {"k.io/n": "v"}}});
+    assert_eq!(value_at(&obj, "spec.a[0].b"), Some(&json!("x")));
+    assert_eq!(
+        value_at(&obj, "metadata.labels['k.io/n']"),
+        Some(&json!("v"))
+    );
+    assert_eq!(value_at(&obj, "spec.a[1].b"), None);
+    assert_eq!(value_at(&obj, "spec.a[x]"), None);
+    assert_eq!(value_at(&obj, "metadata.labels['unterminated"), None);
+}
+
+#[test]
+fn ratcheting_allows_edits_and_upgrades_but_not_new_or_worse_violations() {
+    let p = policy();
+    let eval = |o: &Value| eval_with(&p, o, &ctx());
+    let upd = |old: &Value, new: &Value| ratchet(old, &eval(old), new, eval(new));
+
+    let old = consistent("v1.5.6", "1.17.17");
+    // Relabelling an out-of-support cluster.
+    let mut relabelled = old.clone();
+    relabelled["metadata"]["labels"]["team"] = json!("payments");
+    let e = upd(&old, &relabelled);
+    assert_eq!(e.verdict, Verdict::Warned, "{:#?}", e.violations);
+    assert!(
+        e.violations
+            .iter()
+            .any(|v| v.rule == KonvoyUnsupported && v.message.contains("already so before"))
+    );
+    // A patch upgrade that stays out of support, and one step that reaches support.
+    assert_eq!(
+        upd(&old, &consistent("v1.5.7", "1.17.17")).verdict,
+        Verdict::Warned
+    );
+    assert_eq!(
+        upd(
+            &consistent("v1.4.6", "1.16.14"),
+            &consistent("v1.5.6", "1.16.14")
+        )
+        .verdict,
+        Verdict::Warned
+    );
+    let upgraded = consistent("v1.6.0", "1.17.17");
+    assert_eq!(
+        upd(&old, &upgraded).verdict,
+        Verdict::Warned,
+        "1.5 -> 1.6 reaches the window (nearing end)"
+    );
+    // Downgrades and new violations are refused.
+    assert_eq!(
+        upd(&old, &consistent("v1.4.6", "1.16.14")).verdict,
+        Verdict::Denied
+    );
+    let supported = consistent("v1.8.5", "1.20.13");
+    assert_eq!(
+        upd(&supported, &consistent("v1.5.6", "1.17.17")).verdict,
+        Verdict::Denied
+    );
+    let mut kba_broken = old.clone();
+    kba_broken["spec"]["cluster"]["addons"][0]["configVersion"] = json!("stable-1.19-3.2.0");
+    let e = upd(&old, &kba_broken);
+    assert_eq!(e.verdict, Verdict::Denied);
+    assert_eq!(e.denied_rules(), BTreeSet::from([KbaKubernetesMismatch]));
+    // A Konvoy upgrade whose Kubernetes range no longer holds the unchanged version is new.
+    let e = upd(
+        &supported,
+        &kc(
+            json!("v1.8.5"),
+            json!("1.21.0"),
+            json!("stable-1.21-4.4.0"),
+            json!("stable-1.21-1.4.4"),
+        ),
+    );
+    assert_eq!(e.denied_rules(), BTreeSet::from([KubernetesOutOfRange]));
+}
