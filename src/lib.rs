@@ -4,15 +4,19 @@
 //! The engine ([`engine`], [`policy`], [`version`], [`tag`], [`targets`], [`rules`]) is pure:
 //! no Kubernetes client and no I/O. The CLI, the webhook and the controller are edges around it.
 
+pub mod admission;
 pub mod api;
 pub mod check;
 pub mod crd;
 pub mod engine;
 mod jsonpath_functions;
+pub mod metrics;
 pub mod policy;
+pub mod policyset;
 pub mod rules;
 pub mod tag;
 pub mod targets;
+pub mod tls;
 pub mod version;
 
 pub use engine::{Context, Evaluation, Verdict, Violation, evaluate};
