@@ -14,6 +14,8 @@ pub mod metrics;
 pub mod policy;
 pub mod policyset;
 pub mod rules;
+pub mod run;
+pub mod server;
 pub mod tag;
 pub mod targets;
 pub mod tls;

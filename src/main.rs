@@ -1,4 +1,7 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -7,6 +10,7 @@ use jiff::civil::Date;
 use supportgate::check::{Report, parse_objects, read_input};
 use supportgate::engine::Context;
 use supportgate::policy::{DEFAULT_POLICY_YAML, Policy};
+use supportgate::run::RunConfig;
 use supportgate::version::Version;
 
 /// Enforces a vendor's version support policy on Kubernetes clusters and addons.
@@ -22,6 +26,8 @@ enum Command {
     /// Evaluate YAML or JSON manifests offline; exit 0 when nothing is denied, 1 when anything
     /// is, 2 on usage or input errors.
     Check(CheckArgs),
+    /// Run the operator: the admission webhook (HTTPS) and health/metrics (plain HTTP).
+    Run(RunArgs),
     /// Print the SupportPolicy CustomResourceDefinition.
     Crd,
     /// Print the embedded default SupportPolicy.
@@ -45,6 +51,43 @@ struct CheckArgs {
     /// Files to check (multi-document YAML or JSON), or `-` for standard input.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<String>,
+}
+
+#[derive(Parser)]
+struct RunArgs {
+    /// Address of the HTTPS admission endpoint (POST /validate).
+    #[arg(long, env = "SUPPORTGATE_WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
+    webhook_addr: SocketAddr,
+    /// Address of the plain HTTP endpoint for /healthz, /readyz and /metrics.
+    #[arg(long, env = "SUPPORTGATE_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
+    health_addr: SocketAddr,
+    /// PEM certificate chain for the webhook; reloaded when it changes on disk.
+    #[arg(long, env = "SUPPORTGATE_TLS_CERT", default_value = "/etc/supportgate/tls/tls.crt")]
+    tls_cert_file: PathBuf,
+    /// PEM private key for the webhook; reloaded when it changes on disk.
+    #[arg(long, env = "SUPPORTGATE_TLS_KEY", default_value = "/etc/supportgate/tls/tls.key")]
+    tls_key_file: PathBuf,
+    /// How often the certificate files are checked for rotation, in seconds.
+    #[arg(long, default_value_t = 2)]
+    cert_reload_seconds: u64,
+    /// Largest AdmissionReview body accepted, in bytes (the API server caps objects at 3 MiB).
+    #[arg(long, default_value_t = 3 * 1024 * 1024 + 64 * 1024)]
+    max_body_bytes: usize,
+    /// How long in-flight reviews may take to finish after SIGTERM, in seconds.
+    #[arg(long, default_value_t = 20)]
+    shutdown_grace_seconds: u64,
+    /// The hosting cluster's Kubernetes version, instead of asking the API server's /version.
+    #[arg(long)]
+    hosting_kubernetes_version: Option<String>,
+    /// Log format.
+    #[arg(long, env = "SUPPORTGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -84,6 +127,37 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Check(args) => check(args),
+        Command::Run(args) => {
+            init_tracing(args.log_format);
+            let hosting = match &args.hosting_kubernetes_version {
+                Some(v) => Some(v.parse::<Version>().with_context(|| format!("--hosting-kubernetes-version {v}"))?),
+                None => None,
+            };
+            let cfg = RunConfig {
+                webhook_addr: args.webhook_addr,
+                health_addr: args.health_addr,
+                tls_cert: args.tls_cert_file,
+                tls_key: args.tls_key_file,
+                cert_reload_interval: Duration::from_secs(args.cert_reload_seconds.max(1)),
+                max_body_bytes: args.max_body_bytes,
+                shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
+                hosting_kubernetes: hosting,
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+            rt.block_on(supportgate::run::run(cfg))?;
+            Ok(0)
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the default `info` level.
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
     }
 }
 

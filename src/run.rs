@@ -1,0 +1,153 @@
+//! `supportgate run`: the operator process. It keeps the cluster's SupportPolicies in memory,
+//! serves the admission webhook over TLS, and serves health and metrics on a plain port.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::api::SupportPolicy;
+use crate::metrics::Metrics;
+use crate::policy::Policy;
+use crate::policyset::PolicySet;
+use crate::server::{Shared, bind, serve_health, serve_webhook};
+use crate::tls::{CertPaths, ReloadingResolver, load_pair, server_config, watch as watch_certs};
+use crate::version::Version;
+
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub webhook_addr: SocketAddr,
+    pub health_addr: SocketAddr,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub cert_reload_interval: Duration,
+    pub max_body_bytes: usize,
+    pub shutdown_grace: Duration,
+    /// Overrides the hosting cluster's version read from `/version`.
+    pub hosting_kubernetes: Option<Version>,
+}
+
+pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
+    let client = Client::try_default().await.context("connecting to the Kubernetes API (KUBECONFIG or in-cluster config)")?;
+    let hosting = match cfg.hosting_kubernetes.clone() {
+        Some(v) => Some(v),
+        None => hosting_version(&client).await,
+    };
+    tracing::info!(hosting_kubernetes = ?hosting.as_ref().map(ToString::to_string), "starting supportgate");
+
+    let metrics = Arc::new(Metrics::new());
+    let shared = Shared::new(hosting, metrics, cfg.max_body_bytes);
+
+    let paths = CertPaths { cert: cfg.tls_cert.clone(), key: cfg.tls_key.clone() };
+    let (ck, fingerprint) = load_pair(&paths).context("loading the serving certificate")?;
+    let resolver = ReloadingResolver::new(ck);
+    let acceptor = TlsAcceptor::from(server_config(resolver.clone())?);
+    shared.tls_loaded.store(true, Ordering::Release);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let webhook_listener = bind(cfg.webhook_addr).await?;
+    let health_listener = bind(cfg.health_addr).await?;
+    tracing::info!(webhook = %webhook_listener.local_addr()?, health = %health_listener.local_addr()?, "listening");
+
+    let cert_task = tokio::spawn(watch_certs(paths, resolver, fingerprint, cfg.cert_reload_interval));
+    let policy_task = tokio::spawn(watch_policies(client.clone(), shared.clone()));
+    let health_task = tokio::spawn(serve_health(health_listener, shared.clone(), stop_rx.clone()));
+    let webhook_task = tokio::spawn(serve_webhook(webhook_listener, acceptor, shared.clone(), stop_rx, cfg.shutdown_grace));
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = webhook_task.await;
+    cert_task.abort();
+    policy_task.abort();
+    health_task.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn hosting_version(client: &Client) -> Option<Version> {
+    match client.apiserver_version().await {
+        Ok(info) => match info.git_version.parse::<Version>() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(git_version = %info.git_version, error = %e, "cannot read the hosting cluster's version; Addon ranges are not checked");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read /version; Addon ranges are not checked");
+            None
+        }
+    }
+}
+
+/// Keeps `shared.policies` equal to the cluster's valid SupportPolicies (or the embedded default
+/// when there are none).
+pub async fn watch_policies(client: Client, shared: Arc<Shared>) {
+    let api: Api<SupportPolicy> = Api::all(client);
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher::watcher(api, watcher::Config::default())).default_backoff();
+    futures::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(Event::InitDone | Event::Apply(_) | Event::Delete(_)) => {
+                shared.policies.store(Arc::new(compile_all(&reader)));
+                if !shared.policies_synced.swap(true, Ordering::AcqRel) {
+                    tracing::info!(policies = reader.len(), "SupportPolicies synced");
+                }
+            }
+            Ok(_) => {}
+            Err(watcher::Error::InitialListFailed(kube::Error::Api(s))) if s.is_not_found() => {
+                // No SupportPolicy CRD: the embedded default is the policy, and that is known.
+                if !shared.policies_synced.swap(true, Ordering::AcqRel) {
+                    tracing::warn!("the SupportPolicy CRD is not installed; enforcing the embedded default policy");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "watching SupportPolicies"),
+        }
+    }
+}
+
+/// Compiles every policy in the store; invalid ones are logged and left out.
+pub fn compile_all(store: &Store<SupportPolicy>) -> PolicySet {
+    let mut valid = Vec::new();
+    for sp in store.state() {
+        match Policy::compile(&sp) {
+            Ok(p) => valid.push(Arc::new(p)),
+            Err(e) => tracing::warn!(policy = sp.metadata.name.as_deref().unwrap_or(""), error = %e, "ignoring an invalid SupportPolicy"),
+        }
+    }
+    valid.sort_by(|a, b| a.name.cmp(&b.name));
+    PolicySet::from_policies(valid)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
