@@ -1,0 +1,249 @@
+//! Test support: a real kube-apiserver + etcd per test binary (hack/controlplane), a
+//! `kube::Client` for it, real `kubectl`, and the project's CRDs installed.
+//!
+//! The control plane is started once per test binary and shared; tests isolate themselves with
+//! their own namespaces and object names. A watchdog process stops it when the test binary
+//! exits, however it exits (a panic that aborts, a timeout kill), so nothing is left running.
+//! When the control plane cannot start, tests **fail** with the reason; they never skip.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn cache_root() -> PathBuf {
+    std::env::var_os("SUPPORTGATE_CACHE").map(PathBuf::from).unwrap_or_else(|| repo().join(".cache"))
+}
+
+pub struct ControlPlane {
+    pub dir: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub bin: PathBuf,
+    pub env: HashMap<String, String>,
+}
+
+static SHARED: OnceLock<ControlPlane> = OnceLock::new();
+static CRDS: OnceLock<()> = OnceLock::new();
+
+fn run_script(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+impl ControlPlane {
+    /// The control plane of this test binary, started on first use.
+    pub fn shared() -> &'static ControlPlane {
+        SHARED.get_or_init(ControlPlane::start)
+    }
+
+    fn start() -> ControlPlane {
+        let cp = repo().join("hack/controlplane");
+        // Builds the pinned binaries when they are missing; a no-op when they are cached.
+        run_script(
+            Command::new(cp.join("build.sh")).env("SUPPORTGATE_CACHE", cache_root()),
+            "building the control plane (hack/controlplane/build.sh)",
+        );
+        let bin = String::from_utf8(
+            run_script(
+                Command::new(cp.join("build.sh")).arg("--print").env("SUPPORTGATE_CACHE", cache_root()),
+                "build.sh --print",
+            )
+            .stdout,
+        )
+        .expect("utf-8 path");
+        let bin = PathBuf::from(bin.trim());
+        let dir = tempfile::Builder::new().prefix("supportgate-e2e-").tempdir().expect("temp dir").keep();
+        let out = Command::new(cp.join("up"))
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--bin")
+            .arg(&bin)
+            .arg("--timeout")
+            .arg("180")
+            .output()
+            .expect("run hack/controlplane/up");
+        if !out.status.success() {
+            let log = std::fs::read_to_string(dir.join("kube-apiserver.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+            panic!(
+                "the test control plane did not start ({}); this end-to-end test needs a real kube-apiserver and fails without one.\n--- up stderr\n{}\n--- kube-apiserver.log (last 40 lines)\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                tail.join("\n")
+            );
+        }
+        spawn_watchdog(&cp.join("down"), &dir);
+        let env: HashMap<String, String> = std::fs::read_to_string(dir.join("env"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim_start_matches("export ").to_string(), v.trim_matches('"').to_string()))
+            .collect();
+        ControlPlane { kubeconfig: dir.join("kubeconfig"), dir, bin, env }
+    }
+
+    pub fn tool(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+
+    pub fn api_url(&self) -> String {
+        self.env.get("APISERVER_URL").cloned().expect("APISERVER_URL in the control plane's env file")
+    }
+
+    /// An admin client.
+    pub async fn client(&self) -> Client {
+        client_for(&self.kubeconfig).await
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_in(args, None)
+    }
+
+    pub fn kubectl_in(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        self.kubectl_as(&self.kubeconfig, args, stdin)
+    }
+
+    pub fn kubectl_as(&self, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(self.tool("kubectl"));
+        cmd.arg("--kubeconfig").arg(kubeconfig).args(args).current_dir(repo());
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn kubectl");
+        if let Some(input) = stdin {
+            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write kubectl stdin");
+        }
+        child.wait_with_output().expect("kubectl")
+    }
+
+    /// Runs kubectl and panics with its output unless it succeeds.
+    pub fn kubectl_ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let o = self.kubectl_in(args, stdin);
+        assert!(
+            o.status.success(),
+            "kubectl {} failed:\n{}\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Installs `crds/` (the project's CRDs) once per test binary and waits until established.
+    pub fn install_crds(&self) {
+        CRDS.get_or_init(|| {
+            self.kubectl_ok(&["apply", "--server-side", "-f", "crds/"], None);
+            self.kubectl_ok(
+                &["wait", "--for=condition=Established", "--timeout=60s", "crd/supportpolicies.supportgate.dev"],
+                None,
+            );
+        });
+    }
+
+    /// Applies CRD manifests (e.g. test fixtures) and waits until they are established.
+    pub fn install_crd_files(&self, path: &str) {
+        self.kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", path], None);
+        self.kubectl_ok(&["wait", "--for=condition=Established", "--timeout=60s", "-f", path], None);
+    }
+
+    pub fn create_namespace(&self, name: &str) {
+        let o = self.kubectl(&["create", "namespace", name]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success() || err.contains("AlreadyExists"), "create namespace {name}: {err}");
+    }
+
+    /// Writes a kubeconfig that authenticates with a bearer token (e.g. a ServiceAccount's).
+    pub fn token_kubeconfig(&self, token: &str, path: &Path) {
+        let admin = std::fs::read_to_string(&self.kubeconfig).expect("admin kubeconfig");
+        let ca = admin
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("certificate-authority-data:"))
+            .expect("certificate-authority-data in the admin kubeconfig")
+            .trim()
+            .to_string();
+        let kc = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: token\n  user:\n    token: {token}\ncontexts:\n- name: test\n  context: {{cluster: test, user: token}}\ncurrent-context: test\n",
+            self.api_url()
+        );
+        std::fs::write(path, kc).expect("write kubeconfig");
+    }
+
+    pub fn audit_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("audit.log")).unwrap_or_default()
+    }
+}
+
+pub async fn client_for(kubeconfig: &Path) -> Client {
+    let kc = Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig to config");
+    Client::try_from(config).expect("client")
+}
+
+/// Stops the control plane when this test process exits, however it exits.
+fn spawn_watchdog(down: &Path, dir: &Path) {
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; exec '{down}' --dir '{dir}' --grace 5",
+        pid = std::process::id(),
+        down = down.display(),
+        dir = dir.display()
+    );
+    Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the control plane watchdog");
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
