@@ -29,7 +29,7 @@ fi
 staging_version="v0.${BASH_REMATCH[1]}.${BASH_REMATCH[2]}"
 
 # Download the release's go.mod (not the whole source zip) through the module proxy.
-gomod="$(GOFLAGS= go mod download -json "k8s.io/kubernetes@${k8s_version}" \
+gomod="$(GOFLAGS='' go mod download -json "k8s.io/kubernetes@${k8s_version}" \
   | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
 if [[ -z "$gomod" || ! -f "$gomod" ]]; then
   echo "gen-replaces: could not locate go.mod of k8s.io/kubernetes@${k8s_version}" >&2
