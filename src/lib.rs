@@ -20,6 +20,7 @@ pub mod tag;
 pub mod targets;
 pub mod tls;
 pub mod version;
+pub mod webhookconfig;
 
 pub use engine::{Context, Evaluation, Verdict, Violation, evaluate};
 pub use policy::Policy;

@@ -62,10 +62,18 @@ struct RunArgs {
     #[arg(long, env = "SUPPORTGATE_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
     health_addr: SocketAddr,
     /// PEM certificate chain for the webhook; reloaded when it changes on disk.
-    #[arg(long, env = "SUPPORTGATE_TLS_CERT", default_value = "/etc/supportgate/tls/tls.crt")]
+    #[arg(
+        long,
+        env = "SUPPORTGATE_TLS_CERT",
+        default_value = "/etc/supportgate/tls/tls.crt"
+    )]
     tls_cert_file: PathBuf,
     /// PEM private key for the webhook; reloaded when it changes on disk.
-    #[arg(long, env = "SUPPORTGATE_TLS_KEY", default_value = "/etc/supportgate/tls/tls.key")]
+    #[arg(
+        long,
+        env = "SUPPORTGATE_TLS_KEY",
+        default_value = "/etc/supportgate/tls/tls.key"
+    )]
     tls_key_file: PathBuf,
     /// How often the certificate files are checked for rotation, in seconds.
     #[arg(long, default_value_t = 2)]
@@ -130,7 +138,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => {
             init_tracing(args.log_format);
             let hosting = match &args.hosting_kubernetes_version {
-                Some(v) => Some(v.parse::<Version>().with_context(|| format!("--hosting-kubernetes-version {v}"))?),
+                Some(v) => Some(
+                    v.parse::<Version>()
+                        .with_context(|| format!("--hosting-kubernetes-version {v}"))?,
+                ),
                 None => None,
             };
             let cfg = RunConfig {
@@ -143,7 +154,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
                 hosting_kubernetes: hosting,
             };
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
             rt.block_on(supportgate::run::run(cfg))?;
             Ok(0)
         }
@@ -154,7 +168,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::StreamExt;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -38,7 +38,9 @@ pub struct RunConfig {
 }
 
 pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
-    let client = Client::try_default().await.context("connecting to the Kubernetes API (KUBECONFIG or in-cluster config)")?;
+    let client = Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (KUBECONFIG or in-cluster config)")?;
     let hosting = match cfg.hosting_kubernetes.clone() {
         Some(v) => Some(v),
         None => hosting_version(&client).await,
@@ -48,7 +50,10 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let shared = Shared::new(hosting, metrics, cfg.max_body_bytes);
 
-    let paths = CertPaths { cert: cfg.tls_cert.clone(), key: cfg.tls_key.clone() };
+    let paths = CertPaths {
+        cert: cfg.tls_cert.clone(),
+        key: cfg.tls_key.clone(),
+    };
     let (ck, fingerprint) = load_pair(&paths).context("loading the serving certificate")?;
     let resolver = ReloadingResolver::new(ck);
     let acceptor = TlsAcceptor::from(server_config(resolver.clone())?);
@@ -59,10 +64,25 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let health_listener = bind(cfg.health_addr).await?;
     tracing::info!(webhook = %webhook_listener.local_addr()?, health = %health_listener.local_addr()?, "listening");
 
-    let cert_task = tokio::spawn(watch_certs(paths, resolver, fingerprint, cfg.cert_reload_interval));
+    let cert_task = tokio::spawn(watch_certs(
+        paths,
+        resolver,
+        fingerprint,
+        cfg.cert_reload_interval,
+    ));
     let policy_task = tokio::spawn(watch_policies(client.clone(), shared.clone()));
-    let health_task = tokio::spawn(serve_health(health_listener, shared.clone(), stop_rx.clone()));
-    let webhook_task = tokio::spawn(serve_webhook(webhook_listener, acceptor, shared.clone(), stop_rx, cfg.shutdown_grace));
+    let health_task = tokio::spawn(serve_health(
+        health_listener,
+        shared.clone(),
+        stop_rx.clone(),
+    ));
+    let webhook_task = tokio::spawn(serve_webhook(
+        webhook_listener,
+        acceptor,
+        shared.clone(),
+        stop_rx,
+        cfg.shutdown_grace,
+    ));
 
     shutdown_signal().await;
     tracing::info!("shutting down");
@@ -96,7 +116,8 @@ async fn hosting_version(client: &Client) -> Option<Version> {
 pub async fn watch_policies(client: Client, shared: Arc<Shared>) {
     let api: Api<SupportPolicy> = Api::all(client);
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher::watcher(api, watcher::Config::default())).default_backoff();
+    let stream = reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
+        .default_backoff();
     futures::pin_mut!(stream);
     while let Some(event) = stream.next().await {
         match event {
@@ -107,10 +128,12 @@ pub async fn watch_policies(client: Client, shared: Arc<Shared>) {
                 }
             }
             Ok(_) => {}
-            Err(watcher::Error::InitialListFailed(kube::Error::Api(s))) if s.is_not_found() => {
+            Err(watcher::Error::InitialListFailed(kube::Error::Api(s))) if s.code == 404 => {
                 // No SupportPolicy CRD: the embedded default is the policy, and that is known.
                 if !shared.policies_synced.swap(true, Ordering::AcqRel) {
-                    tracing::warn!("the SupportPolicy CRD is not installed; enforcing the embedded default policy");
+                    tracing::warn!(
+                        "the SupportPolicy CRD is not installed; enforcing the embedded default policy"
+                    );
                 }
             }
             Err(e) => tracing::warn!(error = %e, "watching SupportPolicies"),
@@ -124,7 +147,9 @@ pub fn compile_all(store: &Store<SupportPolicy>) -> PolicySet {
     for sp in store.state() {
         match Policy::compile(&sp) {
             Ok(p) => valid.push(Arc::new(p)),
-            Err(e) => tracing::warn!(policy = sp.metadata.name.as_deref().unwrap_or(""), error = %e, "ignoring an invalid SupportPolicy"),
+            Err(e) => {
+                tracing::warn!(policy = sp.metadata.name.as_deref().unwrap_or(""), error = %e, "ignoring an invalid SupportPolicy")
+            }
         }
     }
     valid.sort_by(|a, b| a.name.cmp(&b.name));

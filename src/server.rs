@@ -36,7 +36,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(hosting_kubernetes: Option<Version>, metrics: Arc<Metrics>, max_body_bytes: usize) -> Arc<Self> {
+    pub fn new(
+        hosting_kubernetes: Option<Version>,
+        metrics: Arc<Metrics>,
+        max_body_bytes: usize,
+    ) -> Arc<Self> {
         Arc::new(Shared {
             policies: ArcSwap::from_pointee(PolicySet::embedded_default()),
             hosting_kubernetes,
@@ -52,7 +56,9 @@ impl Shared {
     }
 
     fn context(&self) -> Context {
-        let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+        let today = jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date();
         Context::new(today).with_hosting_kubernetes(self.hosting_kubernetes.clone())
     }
 }
@@ -62,18 +68,35 @@ type Body = Full<Bytes>;
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
     r
 }
 
 async fn admission(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
     if req.uri().path() != "/validate" {
-        return reply(StatusCode::NOT_FOUND, "text/plain", "not found: POST AdmissionReviews to /validate\n");
+        return reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: POST AdmissionReviews to /validate\n",
+        );
     }
     if req.method() != Method::POST {
-        return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "only POST is served\n");
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "only POST is served\n",
+        );
     }
-    let error = |kind: &'static str| shared.metrics.admission_errors.get_or_create(&ErrorLabels { kind }).inc();
+    let error = |kind: &'static str| {
+        shared
+            .metrics
+            .admission_errors
+            .get_or_create(&ErrorLabels { kind })
+            .inc()
+    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -91,7 +114,10 @@ async fn admission(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body
         return too_large();
     }
     // The limit is enforced while reading, whatever Content-Length claimed.
-    let body = match Limited::new(req.into_body(), shared.max_body_bytes).collect().await {
+    let body = match Limited::new(req.into_body(), shared.max_body_bytes)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             error("too_large");
@@ -99,7 +125,11 @@ async fn admission(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body
         }
         Err(e) => {
             error("read");
-            return reply(StatusCode::BAD_REQUEST, "text/plain", format!("reading the request body: {e}\n"));
+            return reply(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                format!("reading the request body: {e}\n"),
+            );
         }
     };
     let policies = shared.policies.load();
@@ -122,7 +152,10 @@ async fn health(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         "/healthz" | "/livez" => reply(StatusCode::OK, "text/plain", "ok\n"),
         "/readyz" if shared.is_ready() => reply(StatusCode::OK, "text/plain", "ok\n"),
         "/readyz" => {
-            let why = match (shared.tls_loaded.load(Ordering::Acquire), shared.policies_synced.load(Ordering::Acquire)) {
+            let why = match (
+                shared.tls_loaded.load(Ordering::Acquire),
+                shared.policies_synced.load(Ordering::Acquire),
+            ) {
                 (false, _) => "serving certificate not loaded\n",
                 (_, false) => "SupportPolicies not synced yet\n",
                 _ => "not ready\n",
@@ -195,13 +228,20 @@ pub async fn serve_webhook(
     }
     drop(listener);
     tracing::info!("webhook: no longer accepting; finishing in-flight reviews");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("webhook: in-flight reviews did not finish within {grace:?}");
     }
 }
 
 /// Serves `/healthz`, `/readyz` and `/metrics` over plain HTTP/1.1 until `shutdown` flips.
-pub async fn serve_health(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve_health(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {

@@ -4,14 +4,19 @@
 mod support;
 
 use kube::Api;
+use support::{ControlPlane, stderr, stdout};
 use supportgate::api::SupportPolicy;
 use supportgate::policy::{DEFAULT_POLICY_YAML, Policy};
-use support::{ControlPlane, stderr, stdout};
 
 #[tokio::test]
 async fn apiserver_reports_the_pinned_version() {
     let cp = ControlPlane::shared();
-    let info = cp.client().await.apiserver_version().await.expect("/version");
+    let info = cp
+        .client()
+        .await
+        .apiserver_version()
+        .await
+        .expect("/version");
     assert_eq!(info.git_version, "v1.36.3");
     assert_eq!((info.major.as_str(), info.minor.as_str()), ("1", "36"));
 }
@@ -23,14 +28,23 @@ async fn the_default_policy_round_trips_through_the_crd() {
     cp.kubectl_ok(&["apply", "-f", "examples/policies/default.yaml"], None);
 
     let api: Api<SupportPolicy> = Api::all(cp.client().await);
-    let stored = api.get("default").await.expect("get the default SupportPolicy");
+    let stored = api
+        .get("default")
+        .await
+        .expect("get the default SupportPolicy");
     let embedded: SupportPolicy = serde_norway::from_str(DEFAULT_POLICY_YAML).unwrap();
-    assert_eq!(stored.spec, embedded.spec, "the API server keeps every field (no pruning, no defaults lost)");
+    assert_eq!(
+        stored.spec, embedded.spec,
+        "the API server keeps every field (no pruning, no defaults lost)"
+    );
     let compiled = Policy::compile(&stored).expect("the stored policy compiles");
     assert_eq!(compiled.releases().len(), 5);
 
     let out = cp.kubectl_ok(&["get", "supportpolicies"], None);
-    assert!(out.contains("PRODUCT") && out.contains("LATEST") && out.contains("SUPPORTED"), "printer columns: {out}");
+    assert!(
+        out.contains("PRODUCT") && out.contains("LATEST") && out.contains("SUPPORTED"),
+        "printer columns: {out}"
+    );
     assert!(out.contains("default") && out.contains("Konvoy"), "{out}");
 }
 
@@ -39,21 +53,39 @@ async fn kubectl_explain_teaches_the_model() {
     let cp = ControlPlane::shared();
     cp.install_crds();
     // The CRD's OpenAPI is published a moment after it is established.
-    let out = support::eventually(std::time::Duration::from_secs(60), "the CRD's OpenAPI to be published", || async {
-        let o = cp.kubectl(&["explain", "supportpolicy.spec"]);
-        o.status.success().then(|| stdout(&o))
-    })
+    let out = support::eventually(
+        std::time::Duration::from_secs(60),
+        "the CRD's OpenAPI to be published",
+        || async {
+            let o = cp.kubectl(&["explain", "supportpolicy.spec"]);
+            o.status.success().then(|| stdout(&o))
+        },
+    )
     .await;
-    for needle in ["supportWindow", "How many of the newest released minors", "productionSelector", "targets"] {
+    for needle in [
+        "supportWindow",
+        "How many of the newest released minors",
+        "productionSelector",
+        "targets",
+    ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
-    let out = cp.kubectl_ok(&["explain", "supportpolicy.spec.product.kubernetes.min"], None);
+    let out = cp.kubectl_ok(
+        &["explain", "supportpolicy.spec.product.kubernetes.min"],
+        None,
+    );
     assert!(out.contains("Lowest supported Kubernetes version"), "{out}");
 }
 
 fn policy_with(replace: &str, with: &str) -> String {
-    let text = DEFAULT_POLICY_YAML.replace("name: default", "name: broken").replace(replace, with);
-    assert_ne!(text, DEFAULT_POLICY_YAML.replace("name: default", "name: broken"), "the replacement applied");
+    let text = DEFAULT_POLICY_YAML
+        .replace("name: default", "name: broken")
+        .replace(replace, with);
+    assert_ne!(
+        text,
+        DEFAULT_POLICY_YAML.replace("name: default", "name: broken"),
+        "the replacement applied"
+    );
     text
 }
 
@@ -63,22 +95,43 @@ async fn the_schema_catches_mistakes_early() {
     cp.install_crds();
     let cases = [
         (
-            policy_with("{min: 1.18.x, max: 1.20.x, default: 1.20.6}", "{min: 1.21.x, max: 1.20.x}"),
+            policy_with(
+                "{min: 1.18.x, max: 1.20.x, default: 1.20.6}",
+                "{min: 1.21.x, max: 1.20.x}",
+            ),
             "kubernetes.min must not be above kubernetes.max",
         ),
-        (policy_with("version: \"1.7\"", "version: \"1.8\""), "Duplicate value"),
-        (policy_with("version: \"1.7\"", "version: \"seven\""), "should match"),
-        (policy_with("supportWindow: 3", "supportWindow: 0"), "should be greater than or equal to 1"),
-        (policy_with("releaseDate: \"2021-05-05\"", "releaseDate: \"May 5th\""), "releaseDate"),
+        (
+            policy_with("version: \"1.7\"", "version: \"1.8\""),
+            "Duplicate value",
+        ),
+        (
+            policy_with("version: \"1.7\"", "version: \"seven\""),
+            "should match",
+        ),
+        (
+            policy_with("supportWindow: 3", "supportWindow: 0"),
+            "should be greater than or equal to 1",
+        ),
+        (
+            policy_with("releaseDate: \"2021-05-05\"", "releaseDate: \"May 5th\""),
+            "releaseDate",
+        ),
     ];
     for (doc, want) in cases {
         let o = cp.kubectl_in(&["apply", "--dry-run=server", "-f", "-"], Some(&doc));
-        assert!(!o.status.success(), "accepted a policy that should fail with {want:?}");
+        assert!(
+            !o.status.success(),
+            "accepted a policy that should fail with {want:?}"
+        );
         let err = stderr(&o);
         assert!(err.contains(want), "expected {want:?} in:\n{err}");
     }
     // The valid default passes the same server-side validation.
-    let o = cp.kubectl_in(&["apply", "--dry-run=server", "-f", "-"], Some(DEFAULT_POLICY_YAML));
+    let o = cp.kubectl_in(
+        &["apply", "--dry-run=server", "-f", "-"],
+        Some(DEFAULT_POLICY_YAML),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -87,9 +140,16 @@ async fn unknown_fields_are_refused_by_the_api_server() {
     let cp = ControlPlane::shared();
     cp.install_crds();
     let doc = policy_with("supportWindow: 3", "supportWindow: 3\n  suportWindow: 4");
-    let o = cp.kubectl_in(&["apply", "--dry-run=server", "--validate=strict", "-f", "-"], Some(&doc));
+    let o = cp.kubectl_in(
+        &["apply", "--dry-run=server", "--validate=strict", "-f", "-"],
+        Some(&doc),
+    );
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("unknown field \"spec.suportWindow\""), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown field \"spec.suportWindow\""),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[tokio::test]
@@ -97,8 +157,21 @@ async fn rbac_is_on_a_service_account_without_rules_is_refused() {
     let cp = ControlPlane::shared();
     cp.install_crds();
     cp.create_namespace("rbac-smoke");
-    cp.kubectl_ok(&["-n", "rbac-smoke", "create", "serviceaccount", "nobody"], None);
-    let token = cp.kubectl_ok(&["-n", "rbac-smoke", "create", "token", "nobody", "--duration=10m"], None);
+    cp.kubectl_ok(
+        &["-n", "rbac-smoke", "create", "serviceaccount", "nobody"],
+        None,
+    );
+    let token = cp.kubectl_ok(
+        &[
+            "-n",
+            "rbac-smoke",
+            "create",
+            "token",
+            "nobody",
+            "--duration=10m",
+        ],
+        None,
+    );
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     cp.token_kubeconfig(token.trim(), &kc);
@@ -107,7 +180,10 @@ async fn rbac_is_on_a_service_account_without_rules_is_refused() {
     let o = cp.kubectl_as(&kc, &["get", "supportpolicies"], None);
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("Forbidden") && err.contains("system:serviceaccount:rbac-smoke:nobody"), "{err}");
+    assert!(
+        err.contains("Forbidden") && err.contains("system:serviceaccount:rbac-smoke:nobody"),
+        "{err}"
+    );
 
     // Through kube::Api: a 403 status, not a connection or authentication failure.
     let api: Api<SupportPolicy> = Api::all(support::client_for(&kc).await);
@@ -116,18 +192,51 @@ async fn rbac_is_on_a_service_account_without_rules_is_refused() {
         other => panic!("expected 403, got {other:?}"),
     }
     // And the token itself is valid: the same identity may do what it was granted.
-    let o = cp.kubectl_as(&kc, &["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"], None);
-    assert_eq!(stdout(&o), "system:serviceaccount:rbac-smoke:nobody", "{}", stderr(&o));
-
-    // Grant exactly list on supportpolicies, and the same call succeeds.
-    cp.kubectl_ok(&["create", "clusterrole", "sp-reader", "--verb=list", "--resource=supportpolicies.supportgate.dev"], None);
-    cp.kubectl_ok(
-        &["create", "clusterrolebinding", "sp-reader", "--clusterrole=sp-reader", "--serviceaccount=rbac-smoke:nobody"],
+    let o = cp.kubectl_as(
+        &kc,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
         None,
     );
-    support::eventually(std::time::Duration::from_secs(10), "RBAC grant to take effect", || {
-        let api = api.clone();
-        async move { api.list(&Default::default()).await.ok() }
-    })
+    assert_eq!(
+        stdout(&o),
+        "system:serviceaccount:rbac-smoke:nobody",
+        "{}",
+        stderr(&o)
+    );
+
+    // Grant exactly list on supportpolicies, and the same call succeeds.
+    cp.kubectl_ok(
+        &[
+            "create",
+            "clusterrole",
+            "sp-reader",
+            "--verb=list",
+            "--resource=supportpolicies.supportgate.dev",
+        ],
+        None,
+    );
+    cp.kubectl_ok(
+        &[
+            "create",
+            "clusterrolebinding",
+            "sp-reader",
+            "--clusterrole=sp-reader",
+            "--serviceaccount=rbac-smoke:nobody",
+        ],
+        None,
+    );
+    support::eventually(
+        std::time::Duration::from_secs(10),
+        "RBAC grant to take effect",
+        || {
+            let api = api.clone();
+            async move { api.list(&Default::default()).await.ok() }
+        },
+    )
     .await;
 }

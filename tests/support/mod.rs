@@ -23,7 +23,9 @@ pub fn repo() -> PathBuf {
 }
 
 fn cache_root() -> PathBuf {
-    std::env::var_os("SUPPORTGATE_CACHE").map(PathBuf::from).unwrap_or_else(|| repo().join(".cache"))
+    std::env::var_os("SUPPORTGATE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".cache"))
 }
 
 pub struct ControlPlane {
@@ -37,7 +39,9 @@ static SHARED: OnceLock<ControlPlane> = OnceLock::new();
 static CRDS: OnceLock<()> = OnceLock::new();
 
 fn run_script(cmd: &mut Command, what: &str) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
     if !out.status.success() {
         panic!(
             "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
@@ -64,14 +68,20 @@ impl ControlPlane {
         );
         let bin = String::from_utf8(
             run_script(
-                Command::new(cp.join("build.sh")).arg("--print").env("SUPPORTGATE_CACHE", cache_root()),
+                Command::new(cp.join("build.sh"))
+                    .arg("--print")
+                    .env("SUPPORTGATE_CACHE", cache_root()),
                 "build.sh --print",
             )
             .stdout,
         )
         .expect("utf-8 path");
         let bin = PathBuf::from(bin.trim());
-        let dir = tempfile::Builder::new().prefix("supportgate-e2e-").tempdir().expect("temp dir").keep();
+        let dir = tempfile::Builder::new()
+            .prefix("supportgate-e2e-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
         let out = Command::new(cp.join("up"))
             .arg("--dir")
             .arg(&dir)
@@ -83,7 +93,14 @@ impl ControlPlane {
             .expect("run hack/controlplane/up");
         if !out.status.success() {
             let log = std::fs::read_to_string(dir.join("kube-apiserver.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+            let tail: Vec<&str> = log
+                .lines()
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             panic!(
                 "the test control plane did not start ({}); this end-to-end test needs a real kube-apiserver and fails without one.\n--- up stderr\n{}\n--- kube-apiserver.log (last 40 lines)\n{}",
                 out.status,
@@ -96,9 +113,19 @@ impl ControlPlane {
             .unwrap_or_default()
             .lines()
             .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim_start_matches("export ").to_string(), v.trim_matches('"').to_string()))
+            .map(|(k, v)| {
+                (
+                    k.trim_start_matches("export ").to_string(),
+                    v.trim_matches('"').to_string(),
+                )
+            })
             .collect();
-        ControlPlane { kubeconfig: dir.join("kubeconfig"), dir, bin, env }
+        ControlPlane {
+            kubeconfig: dir.join("kubeconfig"),
+            dir,
+            bin,
+            env,
+        }
     }
 
     pub fn tool(&self, name: &str) -> PathBuf {
@@ -106,7 +133,10 @@ impl ControlPlane {
     }
 
     pub fn api_url(&self) -> String {
-        self.env.get("APISERVER_URL").cloned().expect("APISERVER_URL in the control plane's env file")
+        self.env
+            .get("APISERVER_URL")
+            .cloned()
+            .expect("APISERVER_URL in the control plane's env file")
     }
 
     /// An admin client.
@@ -124,12 +154,24 @@ impl ControlPlane {
 
     pub fn kubectl_as(&self, kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = Command::new(self.tool("kubectl"));
-        cmd.arg("--kubeconfig").arg(kubeconfig).args(args).current_dir(repo());
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(args)
+            .current_dir(repo());
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn kubectl");
         if let Some(input) = stdin {
-            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write kubectl stdin");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write kubectl stdin");
         }
         child.wait_with_output().expect("kubectl")
     }
@@ -152,7 +194,12 @@ impl ControlPlane {
         CRDS.get_or_init(|| {
             self.kubectl_ok(&["apply", "--server-side", "-f", "crds/"], None);
             self.kubectl_ok(
-                &["wait", "--for=condition=Established", "--timeout=60s", "crd/supportpolicies.supportgate.dev"],
+                &[
+                    "wait",
+                    "--for=condition=Established",
+                    "--timeout=60s",
+                    "crd/supportpolicies.supportgate.dev",
+                ],
                 None,
             );
         });
@@ -160,14 +207,29 @@ impl ControlPlane {
 
     /// Applies CRD manifests (e.g. test fixtures) and waits until they are established.
     pub fn install_crd_files(&self, path: &str) {
-        self.kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", path], None);
-        self.kubectl_ok(&["wait", "--for=condition=Established", "--timeout=60s", "-f", path], None);
+        self.kubectl_ok(
+            &["apply", "--server-side", "--force-conflicts", "-f", path],
+            None,
+        );
+        self.kubectl_ok(
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "-f",
+                path,
+            ],
+            None,
+        );
     }
 
     pub fn create_namespace(&self, name: &str) {
         let o = self.kubectl(&["create", "namespace", name]);
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success() || err.contains("AlreadyExists"), "create namespace {name}: {err}");
+        assert!(
+            o.status.success() || err.contains("AlreadyExists"),
+            "create namespace {name}: {err}"
+        );
     }
 
     /// Writes a kubeconfig that authenticates with a bearer token (e.g. a ServiceAccount's).
@@ -237,7 +299,11 @@ where
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -247,3 +313,4 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+pub mod operator;

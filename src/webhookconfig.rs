@@ -1,0 +1,163 @@
+//! The `ValidatingWebhookConfiguration` that routes the targeted kinds to supportgate, derived
+//! from the policy's targets so that what is intercepted and what is evaluated cannot drift.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    RuleWithOperations, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use kube::api::ObjectMeta;
+
+use crate::targets::CompiledTarget;
+
+/// Where the API server reaches the webhook.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// `https://host:port/validate`, for a webhook outside the cluster (tests, `make run`).
+    Url(String),
+    /// A Service in the cluster.
+    Service {
+        namespace: String,
+        name: String,
+        port: i32,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub name: String,
+    pub endpoint: Endpoint,
+    pub ca_bundle_pem: Vec<u8>,
+    pub failure_policy: String,
+    pub timeout_seconds: i32,
+    /// Namespaces never intercepted (supportgate's own, kube-system): no admission deadlock.
+    pub excluded_namespaces: Vec<String>,
+}
+
+/// One rule per target: its group, versions (all when unspecified) and resource, CREATE and
+/// UPDATE only (DELETE is never blocked), and no subresources.
+pub fn rules_for<'a>(
+    targets: impl IntoIterator<Item = &'a CompiledTarget>,
+) -> Vec<RuleWithOperations> {
+    let mut by_group: BTreeMap<(String, Vec<String>), Vec<String>> = BTreeMap::new();
+    for t in targets {
+        let versions = if t.spec.versions.is_empty() {
+            vec!["*".to_string()]
+        } else {
+            t.spec.versions.clone()
+        };
+        let resources = by_group
+            .entry((t.spec.api_group.clone(), versions))
+            .or_default();
+        if !resources.contains(&t.spec.resource) {
+            resources.push(t.spec.resource.clone());
+        }
+    }
+    by_group
+        .into_iter()
+        .map(|((group, versions), resources)| RuleWithOperations {
+            api_groups: Some(vec![group]),
+            api_versions: Some(versions),
+            operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
+            resources: Some(resources),
+            scope: Some("*".into()),
+        })
+        .collect()
+}
+
+pub fn validating_webhook_configuration<'a>(
+    settings: &WebhookSettings,
+    targets: impl IntoIterator<Item = &'a CompiledTarget>,
+) -> ValidatingWebhookConfiguration {
+    let client_config = match &settings.endpoint {
+        Endpoint::Url(url) => WebhookClientConfig {
+            url: Some(url.clone()),
+            ca_bundle: Some(ByteString(settings.ca_bundle_pem.clone())),
+            service: None,
+        },
+        Endpoint::Service {
+            namespace,
+            name,
+            port,
+        } => WebhookClientConfig {
+            url: None,
+            ca_bundle: Some(ByteString(settings.ca_bundle_pem.clone())),
+            service: Some(
+                k8s_openapi::api::admissionregistration::v1::ServiceReference {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    path: Some("/validate".into()),
+                    port: Some(*port),
+                },
+            ),
+        },
+    };
+    let namespace_selector = (!settings.excluded_namespaces.is_empty()).then(|| LabelSelector {
+        match_expressions: Some(vec![LabelSelectorRequirement {
+            key: "kubernetes.io/metadata.name".into(),
+            operator: "NotIn".into(),
+            values: Some(settings.excluded_namespaces.clone()),
+        }]),
+        match_labels: None,
+    });
+    ValidatingWebhookConfiguration {
+        metadata: ObjectMeta {
+            name: Some(settings.name.clone()),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/name".to_string(),
+                "supportgate".to_string(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        webhooks: Some(vec![ValidatingWebhook {
+            name: "versions.supportgate.dev".into(),
+            admission_review_versions: vec!["v1".into()],
+            client_config,
+            failure_policy: Some(settings.failure_policy.clone()),
+            match_policy: Some("Equivalent".into()),
+            namespace_selector,
+            rules: Some(rules_for(targets)),
+            side_effects: "None".into(),
+            timeout_seconds: Some(settings.timeout_seconds),
+            ..ValidatingWebhook::default()
+        }]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policyset::PolicySet;
+
+    #[test]
+    fn rules_follow_the_targets() {
+        let set = PolicySet::embedded_default();
+        let rules = rules_for(set.targets());
+        let flat: Vec<String> = rules
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}/{}:{}",
+                    r.api_groups.as_ref().unwrap()[0],
+                    r.api_versions.as_ref().unwrap().join(","),
+                    r.resources.as_ref().unwrap().join(",")
+                )
+            })
+            .collect();
+        assert_eq!(
+            flat,
+            [
+                "kommander.mesosphere.io/v1beta1:konvoyclusters",
+                "konvoy.mesosphere.io/v1beta1,v1beta2:clusterconfigurations,clusterprovisioners",
+                "kubeaddons.mesosphere.io/v1beta1,v1beta2:addons,clusteraddons",
+                "kudo.dev/v1beta1:instances",
+            ]
+        );
+        assert!(
+            rules.iter().all(|r| r.operations.as_deref()
+                == Some(&["CREATE".to_string(), "UPDATE".to_string()][..]))
+        );
+    }
+}

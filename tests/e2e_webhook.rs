@@ -1,0 +1,425 @@
+//! End to end: the real API server calls supportgate's webhook, and real `kubectl apply` of an
+//! unsupported combination is refused with the webhook's message.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use support::operator::{
+    CertFiles, Operator, http_get, post, raw_exchange, wait_webhook_effective,
+};
+use support::{ControlPlane, eventually, stderr, stdout};
+use supportgate::policyset::PolicySet;
+use supportgate::tls::generate;
+use supportgate::webhookconfig::{Endpoint, WebhookSettings, validating_webhook_configuration};
+
+fn cluster(
+    name: &str,
+    konvoy: &str,
+    k8s: &str,
+    kba: &str,
+    kommander: &str,
+    labels: &str,
+) -> String {
+    format!(
+        r#"apiVersion: kommander.mesosphere.io/v1beta1
+kind: KonvoyCluster
+metadata:
+  name: {name}
+  labels: {{{labels}}}
+spec:
+  cloudProviderAccountRef: {{name: aws}}
+  provisioner:
+    provider: aws
+    aws: {{region: us-west-2}}
+    version: {konvoy}
+  cluster:
+    kubernetes: {{version: {k8s}}}
+    addons:
+    - configRepository: https://github.com/mesosphere/kubernetes-base-addons
+      configVersion: {kba}
+      addonsList:
+      - {{name: prometheus, enabled: true}}
+    - configRepository: https://github.com/mesosphere/kubeaddons-kommander
+      configVersion: {kommander}
+      addonsList: [{{name: kommander, enabled: true}}]
+"#
+    )
+}
+
+async fn register(cp: &ControlPlane, name: &str, url: String, ca_bundle: Vec<u8>) {
+    let set = PolicySet::embedded_default();
+    let settings = WebhookSettings {
+        name: name.to_string(),
+        endpoint: Endpoint::Url(url),
+        ca_bundle_pem: ca_bundle,
+        failure_policy: "Fail".into(),
+        timeout_seconds: 5,
+        excluded_namespaces: vec!["kube-system".into()],
+    };
+    let vwc = validating_webhook_configuration(&settings, set.targets());
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(cp.client().await);
+    let _ = api.delete(name, &DeleteParams::default()).await;
+    api.create(&PostParams::default(), &vwc)
+        .await
+        .expect("create the ValidatingWebhookConfiguration");
+}
+
+#[tokio::test]
+async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
+    let cp = ControlPlane::shared();
+    cp.install_crds();
+    cp.install_crd_files("tests/fixtures/crds/");
+    let ns = "webhook-e2e";
+    cp.create_namespace(ns);
+    let apply = |doc: &str| cp.kubectl_in(&["-n", ns, "apply", "-f", "-"], Some(doc));
+
+    // An old cluster that exists before supportgate is installed.
+    let legacy = cluster(
+        "legacy",
+        "v1.5.6",
+        "1.17.17",
+        "stable-1.17-2.7.0",
+        "stable-1.17-1.1.4",
+        "",
+    );
+    let o = apply(&legacy);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let certs = CertFiles::new();
+    // The bundle carries the next CA too, as a rotation with overlap does.
+    let next = generate(&["127.0.0.1", "localhost"], "supportgate-test-ca-2").unwrap();
+    let mut op = Operator::start(cp, &certs, &[]);
+    op.wait_ready().await;
+    let bundle = format!("{}{}", certs.generated.ca_pem, next.ca_pem).into_bytes();
+    register(cp, "supportgate-e2e", op.url(), bundle).await;
+    let unsupported = cluster(
+        "old-west",
+        "v1.5.6",
+        "1.17.17",
+        "stable-1.17-2.7.0",
+        "stable-1.17-1.1.4",
+        "",
+    );
+    wait_webhook_effective(cp, ns, &unsupported).await;
+
+    // A supported cluster is created.
+    let o = apply(&cluster(
+        "prod-east",
+        "v1.8.5",
+        "1.20.13",
+        "stable-1.20-4.4.0",
+        "stable-1.20-1.4.4",
+        "environment: production",
+    ));
+    assert!(o.status.success(), "{}\n{}", stderr(&o), op.logs());
+    assert_eq!(
+        stdout(&o).trim(),
+        "konvoycluster.kommander.mesosphere.io/prod-east created"
+    );
+    assert!(!stderr(&o).contains("Warning"), "{}", stderr(&o));
+
+    // Each kind of unsupported combination is refused with its rule id.
+    for (doc, rule) in [
+        (unsupported.clone(), "[konvoy-unsupported]"),
+        (
+            cluster(
+                "k8s-too-new",
+                "v1.8.5",
+                "1.21.2",
+                "stable-1.21-4.4.0",
+                "stable-1.21-1.4.4",
+                "",
+            ),
+            "[kubernetes-out-of-range]",
+        ),
+        (
+            cluster(
+                "kba-mismatch",
+                "v1.8.5",
+                "1.20.13",
+                "stable-1.19-3.2.0",
+                "stable-1.20-1.4.4",
+                "",
+            ),
+            "[kba-kubernetes-mismatch]",
+        ),
+        (
+            cluster(
+                "kommander-mix",
+                "v1.8.5",
+                "1.20.13",
+                "stable-1.20-4.4.0",
+                "stable-1.20-1.3.0",
+                "",
+            ),
+            "[kommander-mismatch]",
+        ),
+    ] {
+        let o = apply(&doc);
+        assert!(!o.status.success(), "{rule} was admitted");
+        let err = stderr(&o);
+        assert!(
+            err.contains("admission webhook \"versions.supportgate.dev\" denied the request"),
+            "{err}"
+        );
+        assert!(err.contains(rule), "{rule} missing from:\n{err}");
+    }
+    let o = apply(&unsupported);
+    let err = stderr(&o);
+    assert!(
+        err.contains("Konvoy 1.5.6 is out of support: supported are 1.8.x, 1.7.x, 1.6.x (N-2 of latest 1.8); upgrade to 1.6 or later"),
+        "{err}"
+    );
+
+    // A warn-level cluster is created and kubectl prints the warning.
+    let o = apply(&cluster(
+        "nearing-end",
+        "v1.6.3",
+        "1.18.13",
+        "stable-1.18-3.3.0",
+        "stable-1.18-1.2.2",
+        "",
+    ));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "Warning: [konvoy-nearing-end] spec.provisioner.version: Konvoy 1.6.3 is the oldest"
+        ),
+        "{}",
+        stderr(&o)
+    );
+
+    // The pre-existing out-of-support cluster can be labelled...
+    let o = cp.kubectl(&[
+        "-n",
+        ns,
+        "label",
+        "konvoycluster",
+        "legacy",
+        "team=payments",
+    ]);
+    assert!(
+        o.status.success(),
+        "labelling an old cluster must work: {}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("Warning: [konvoy-unsupported]"),
+        "{}",
+        stderr(&o)
+    );
+    // ...a worsening change is refused...
+    let worse = cluster(
+        "legacy",
+        "v1.5.6",
+        "1.17.17",
+        "stable-1.16-2.7.0",
+        "stable-1.17-1.1.4",
+        "team: payments",
+    );
+    let o = apply(&worse);
+    assert!(
+        !o.status.success(),
+        "a new violation on an old cluster was admitted"
+    );
+    assert!(
+        stderr(&o).contains("[kba-kubernetes-mismatch]"),
+        "{}",
+        stderr(&o)
+    );
+    // ...and it can be upgraded one step.
+    let o = apply(&cluster(
+        "legacy",
+        "v1.6.3",
+        "1.17.17",
+        "stable-1.17-2.7.0",
+        "stable-1.17-1.2.2",
+        "team: payments",
+    ));
+    assert!(
+        o.status.success(),
+        "the upgrade 1.5 -> 1.6 was refused: {}",
+        stderr(&o)
+    );
+
+    // Dry runs are answered the same way.
+    let o = cp.kubectl_in(
+        &["-n", ns, "apply", "--dry-run=server", "-f", "-"],
+        Some(&unsupported),
+    );
+    assert!(!o.status.success() && stderr(&o).contains("[konvoy-unsupported]"));
+
+    // DELETE is never blocked.
+    let o = cp.kubectl(&["-n", ns, "delete", "konvoycluster", "legacy"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // The status subresource is not intercepted: the controller's writes never wait on admission.
+    let o = cp.kubectl(&[
+        "-n",
+        ns,
+        "patch",
+        "konvoycluster",
+        "nearing-end",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Provisioned"}}"#,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Rotation: the files change under the running server; the next handshake gets the new cert.
+    let (status, _, served) = post(
+        op.webhook_port,
+        &certs.generated.ca_pem,
+        "/validate",
+        b"{}".to_vec(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 400);
+    let old_der = served;
+    certs.write(&next.cert_pem, &next.key_pem);
+    let new_der = eventually(
+        Duration::from_secs(15),
+        "the rotated certificate to be served",
+        || async {
+            match post(op.webhook_port, &next.ca_pem, "/validate", b"{}".to_vec()).await {
+                Ok((_, _, der)) => Some(der),
+                Err(_) => None,
+            }
+        },
+    )
+    .await;
+    assert_ne!(old_der, new_der);
+    assert!(
+        post(
+            op.webhook_port,
+            &certs.generated.ca_pem,
+            "/validate",
+            b"{}".to_vec()
+        )
+        .await
+        .is_err(),
+        "the old certificate is no longer served"
+    );
+    // The API server (bundle with both CAs) keeps calling the webhook across the rotation.
+    let o = apply(&unsupported);
+    assert!(
+        !o.status.success() && stderr(&o).contains("[konvoy-unsupported]"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A rotation to a broken pair keeps the last good one.
+    certs.write("not a certificate", "not a key");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        post(op.webhook_port, &next.ca_pem, "/validate", b"{}".to_vec())
+            .await
+            .is_ok()
+    );
+    assert!(
+        op.logs().contains("serving certificate not reloaded"),
+        "{}",
+        op.logs()
+    );
+
+    // Metrics saw it all.
+    let (code, metrics) = http_get(op.health_port, "/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains(
+            "supportgate_admission_requests_total{verdict=\"denied\",operation=\"CREATE\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "supportgate_admission_violations_total{rule=\"kommander-mismatch\",severity=\"deny\"}"
+        ),
+        "{metrics}"
+    );
+
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(cp.client().await);
+    api.delete("supportgate-e2e", &DeleteParams::default())
+        .await
+        .expect("cleanup");
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_http_errors_and_the_server_keeps_serving() {
+    let cp = ControlPlane::shared();
+    let certs = CertFiles::new();
+    let mut op = Operator::start(cp, &certs, &["--max-body-bytes=1048576"]);
+    op.wait_ready().await;
+    let ca = certs.generated.ca_pem.clone();
+    let port = op.webhook_port;
+
+    let (code, body, _) = post(
+        port,
+        &ca,
+        "/validate",
+        b"{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": ".to_vec(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, 400);
+    assert!(body.contains("not a JSON AdmissionReview"), "{body}");
+
+    // Declared too large: refused before the body is read.
+    let head = b"POST /validate HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 10485760\r\n\r\n{";
+    let answer = raw_exchange(port, &ca, head).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("larger than 1048576 bytes"), "{answer}");
+    // Not declared (chunked): refused once the limit is crossed while reading.
+    let mut chunked =
+        b"POST /validate HTTP/1.1\r\nhost: 127.0.0.1\r\ntransfer-encoding: chunked\r\n\r\n"
+            .to_vec();
+    for _ in 0..20 {
+        chunked.extend_from_slice(b"10000\r\n");
+        chunked.extend(std::iter::repeat_n(b' ', 0x10000));
+        chunked.extend_from_slice(b"\r\n");
+    }
+    let answer = raw_exchange(port, &ca, &chunked).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    let review =
+        r#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":null}"#;
+    let (code, body, _) = post(port, &ca, "/validate", review.as_bytes().to_vec())
+        .await
+        .unwrap();
+    assert_eq!(code, 400);
+    assert!(body.contains("admission.k8s.io/v1"), "{body}");
+
+    let (code, _, _) = post(port, &ca, "/other", b"{}".to_vec()).await.unwrap();
+    assert_eq!(code, 404);
+
+    // Still serving real reviews afterwards.
+    let good = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u1", "kind": {"group": "konvoy.mesosphere.io", "version": "v1beta2", "kind": "ClusterProvisioner"},
+        "resource": {"group": "konvoy.mesosphere.io", "version": "v1beta2", "resource": "clusterprovisioners"},
+        "name": "p", "namespace": "default", "operation": "CREATE", "userInfo": {},
+        "object": {"apiVersion": "konvoy.mesosphere.io/v1beta2", "kind": "ClusterProvisioner", "metadata": {"name": "p"}, "spec": {"version": "v1.4.0"}}}});
+    let (code, body, _) = post(port, &ca, "/validate", serde_json::to_vec(&good).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(code, 200);
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["response"]["allowed"], false);
+    assert_eq!(answer["response"]["uid"], "u1");
+
+    let (code, text) = http_get(op.health_port, "/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        text.contains("supportgate_admission_errors_total{kind=\"too_large\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("supportgate_admission_errors_total{kind=\"malformed\"} 1"),
+        "{text}"
+    );
+}
