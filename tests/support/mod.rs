@@ -262,6 +262,8 @@ pub async fn client_for(kubeconfig: &Path) -> Client {
 }
 
 /// Stops the control plane when this test process exits, however it exits.
+// The watchdog must outlive this process, so it is deliberately never waited for.
+#[allow(clippy::zombie_processes)]
 fn spawn_watchdog(down: &Path, dir: &Path) {
     let script = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 1; done; exec '{down}' --dir '{dir}' --grace 5",
