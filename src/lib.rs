@@ -7,9 +7,12 @@
 pub mod admission;
 pub mod api;
 pub mod check;
+pub mod condition;
+pub mod controller;
 pub mod crd;
 pub mod engine;
 mod jsonpath_functions;
+pub mod leader;
 pub mod metrics;
 pub mod policy;
 pub mod policyset;

@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use jiff::civil::Date;
 
 use supportgate::check::{Report, parse_objects, read_input};
+use supportgate::controller::ControllerConfig;
 use supportgate::engine::Context;
+use supportgate::leader::LeaseConfig;
 use supportgate::policy::{DEFAULT_POLICY_YAML, Policy};
 use supportgate::run::RunConfig;
 use supportgate::version::Version;
@@ -90,6 +92,27 @@ struct RunArgs {
     /// Log format.
     #[arg(long, env = "SUPPORTGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Serve the webhook only: no status conditions, reports or events.
+    #[arg(long)]
+    no_controller: bool,
+    /// Run the controller without leader election (one replica only).
+    #[arg(long)]
+    no_leader_election: bool,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    leader_election_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "supportgate")]
+    leader_election_lease: String,
+    /// This replica's identity in the Lease and in events (the pod name in a cluster).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Concurrent reconciles per watched kind.
+    #[arg(long, default_value_t = 16)]
+    reconcile_concurrency: u16,
+    /// Field manager of the status writes.
+    #[arg(long, default_value = "supportgate")]
+    field_manager: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -144,6 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 ),
                 None => None,
             };
+            let identity = args.identity.clone().unwrap_or_else(default_identity);
             let cfg = RunConfig {
                 webhook_addr: args.webhook_addr,
                 health_addr: args.health_addr,
@@ -153,6 +177,20 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 max_body_bytes: args.max_body_bytes,
                 shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
                 hosting_kubernetes: hosting,
+                controller: !args.no_controller,
+                leader_election: (!args.no_leader_election).then(|| LeaseConfig {
+                    namespace: args.leader_election_namespace.clone(),
+                    name: args.leader_election_lease.clone(),
+                    identity: identity.clone(),
+                    lease_duration: Duration::from_secs(15),
+                    renew_every: Duration::from_secs(5),
+                }),
+                controller_config: ControllerConfig {
+                    field_manager: args.field_manager.clone(),
+                    concurrency: args.reconcile_concurrency.max(1),
+                    instance: identity.clone(),
+                    ..ControllerConfig::default()
+                },
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -162,6 +200,21 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
     }
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    format!(
+        "{}-{}",
+        if host.is_empty() {
+            "supportgate"
+        } else {
+            &host
+        },
+        std::process::id()
+    )
 }
 
 /// Logs go to stderr; `RUST_LOG` overrides the default `info` level.

@@ -17,6 +17,8 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::SupportPolicy;
+use crate::controller::{self, ControllerConfig};
+use crate::leader::{self, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::policyset::PolicySet;
@@ -35,6 +37,11 @@ pub struct RunConfig {
     pub shutdown_grace: Duration,
     /// Overrides the hosting cluster's version read from `/version`.
     pub hosting_kubernetes: Option<Version>,
+    /// Run the controller (status conditions, reports, events); the webhook always runs.
+    pub controller: bool,
+    /// `None`: this process always leads (a single replica).
+    pub leader_election: Option<LeaseConfig>,
+    pub controller_config: ControllerConfig,
 }
 
 pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
@@ -84,13 +91,36 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         cfg.shutdown_grace,
     ));
 
+    let mut background = vec![cert_task, policy_task, health_task];
+    if cfg.controller {
+        let (lead_tx, lead_rx) = watch::channel(false);
+        match cfg.leader_election.clone() {
+            Some(lease) => {
+                background.push(tokio::spawn(leader::run(client.clone(), lease, lead_tx)))
+            }
+            None => {
+                lead_tx.send_replace(true);
+                // Keep the sender alive: a closed channel would stop the controller.
+                background.push(tokio::spawn(async move {
+                    lead_tx.closed().await;
+                }));
+            }
+        }
+        background.push(tokio::spawn(controller::run(
+            client.clone(),
+            shared.clone(),
+            lead_rx,
+            cfg.controller_config.clone(),
+        )));
+    }
+
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = webhook_task.await;
-    cert_task.abort();
-    policy_task.abort();
-    health_task.abort();
+    for t in background {
+        t.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -122,7 +152,7 @@ pub async fn watch_policies(client: Client, shared: Arc<Shared>) {
     while let Some(event) = stream.next().await {
         match event {
             Ok(Event::InitDone | Event::Apply(_) | Event::Delete(_)) => {
-                shared.policies.store(Arc::new(compile_all(&reader)));
+                shared.set_policies(compile_all(&reader));
                 if !shared.policies_synced.swap(true, Ordering::AcqRel) {
                     tracing::info!(policies = reader.len(), "SupportPolicies synced");
                 }

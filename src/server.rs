@@ -33,6 +33,8 @@ pub struct Shared {
     pub max_body_bytes: usize,
     pub policies_synced: AtomicBool,
     pub tls_loaded: AtomicBool,
+    /// Bumped whenever `policies` is replaced, so the controller re-evaluates everything.
+    pub policy_changes: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -48,7 +50,13 @@ impl Shared {
             max_body_bytes,
             policies_synced: AtomicBool::new(false),
             tls_loaded: AtomicBool::new(false),
+            policy_changes: watch::Sender::new(0),
         })
+    }
+
+    pub fn set_policies(&self, set: PolicySet) {
+        self.policies.store(Arc::new(set));
+        self.policy_changes.send_modify(|n| *n += 1);
     }
 
     pub fn is_ready(&self) -> bool {
