@@ -1,0 +1,132 @@
+//! Two supportgate replicas against one API server: only the Lease holder writes status, both
+//! serve the webhook, and when the leader dies the other takes over.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use kube::api::{DynamicObject, GroupVersionKind};
+use kube::core::ApiResource;
+use support::operator::{CertFiles, Operator, http_get};
+use support::{ControlPlane, eventually};
+use supportgate::policy::DEFAULT_POLICY_YAML;
+
+const NS: &str = "leader-e2e";
+
+fn cluster(name: &str) -> String {
+    format!(
+        "apiVersion: kommander.mesosphere.io/v1beta1\nkind: KonvoyCluster\nmetadata: {{name: {name}, namespace: {NS}}}\nspec:\n  provisioner: {{version: v1.8.5}}\n  cluster: {{kubernetes: {{version: 1.20.13}}}}\n"
+    )
+}
+
+async fn status_writes(op: &Operator) -> u64 {
+    let (_, text) = http_get(op.health_port, "/metrics").await.expect("metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix("supportgate_status_writes_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn holder(api: &Api<Lease>) -> Option<String> {
+    api.get_opt("supportgate-e2e")
+        .await
+        .ok()??
+        .spec?
+        .holder_identity
+}
+
+#[tokio::test]
+async fn only_the_leader_writes_and_the_other_takes_over() {
+    let cp = ControlPlane::shared();
+    cp.install_crds();
+    cp.install_crd_files("tests/fixtures/crds/");
+    cp.create_namespace(NS);
+    cp.kubectl_ok(&["apply", "-f", "-"], Some(DEFAULT_POLICY_YAML));
+    for n in ["one", "two", "three"] {
+        cp.kubectl_ok(&["apply", "-f", "-"], Some(&cluster(n)));
+    }
+    let client = cp.client().await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), NS);
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kommander.mesosphere.io", "v1beta1", "KonvoyCluster"),
+        "konvoyclusters",
+    );
+    let clusters: Api<DynamicObject> = Api::namespaced_with(client, NS, &ar);
+    let supported = |name: &'static str| {
+        let clusters = clusters.clone();
+        async move {
+            let o = clusters.get(name).await.ok()?;
+            o.data["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Supported")
+                .then_some(())
+        }
+    };
+
+    let certs = CertFiles::new();
+    let args = |id: &'static str| {
+        [
+            "--leader-election-namespace",
+            NS,
+            "--leader-election-lease",
+            "supportgate-e2e",
+            "--identity",
+            id,
+        ]
+    };
+    let mut a = Operator::start(cp, &certs, &args("replica-a"));
+    a.wait_ready().await;
+    eventually(Duration::from_secs(20), "replica-a to lead", || async {
+        (holder(&leases).await.as_deref() == Some("replica-a")).then_some(())
+    })
+    .await;
+    let mut b = Operator::start(cp, &certs, &args("replica-b"));
+    b.wait_ready().await;
+
+    for n in ["one", "two", "three"] {
+        eventually(Duration::from_secs(30), "a Supported condition", || {
+            supported(n)
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        status_writes(&a).await >= 3,
+        "the leader wrote the conditions"
+    );
+    assert_eq!(
+        status_writes(&b).await,
+        0,
+        "the follower must not write:\n{}",
+        b.logs()
+    );
+    assert_eq!(holder(&leases).await.as_deref(), Some("replica-a"));
+    // Both replicas serve the webhook.
+    for op in [&a, &b] {
+        assert_eq!(http_get(op.health_port, "/readyz").await.unwrap().0, 200);
+    }
+
+    // The leader dies without releasing the lease; after it expires the follower takes over.
+    a.child.kill().expect("kill the leader");
+    let _ = a.child.wait();
+    cp.kubectl_ok(&["apply", "-f", "-"], Some(&cluster("four")));
+    eventually(
+        Duration::from_secs(45),
+        "replica-b to take the lease",
+        || async { (holder(&leases).await.as_deref() == Some("replica-b")).then_some(()) },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "the new leader to reconcile the new cluster",
+        || supported("four"),
+    )
+    .await;
+    assert!(status_writes(&b).await >= 1, "{}", b.logs());
+    let lease = leases.get("supportgate-e2e").await.unwrap();
+    assert_eq!(lease.spec.and_then(|s| s.lease_transitions), Some(1));
+    assert!(b.child.try_wait().unwrap().is_none());
+}
