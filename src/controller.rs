@@ -460,7 +460,7 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<KindCtx>) -> Result<Action,
         .iter()
         .filter_map(|p| p.next_transition(today()))
         .min();
-    Ok(match next.and_then(|d| until(d)) {
+    Ok(match next.and_then(until) {
         Some(wait) => Action::requeue(wait),
         None => Action::await_change(),
     })

@@ -18,6 +18,7 @@ pub mod policy;
 pub mod policyset;
 pub mod rules;
 pub mod run;
+pub mod selfcerts;
 pub mod server;
 pub mod tag;
 pub mod targets;

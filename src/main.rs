@@ -13,6 +13,7 @@ use supportgate::engine::Context;
 use supportgate::leader::LeaseConfig;
 use supportgate::policy::{DEFAULT_POLICY_YAML, Policy};
 use supportgate::run::RunConfig;
+use supportgate::selfcerts::SelfManagedConfig;
 use supportgate::version::Version;
 
 /// Enforces a vendor's version support policy on Kubernetes clusters and addons.
@@ -29,7 +30,7 @@ enum Command {
     /// is, 2 on usage or input errors.
     Check(CheckArgs),
     /// Run the operator: the admission webhook (HTTPS) and health/metrics (plain HTTP).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the SupportPolicy CustomResourceDefinition.
     Crd,
     /// Print the embedded default SupportPolicy.
@@ -113,6 +114,28 @@ struct RunArgs {
     /// Field manager of the status writes.
     #[arg(long, default_value = "supportgate")]
     field_manager: String,
+    /// Issue the webhook certificate into a Secret, serve it, keep the webhook configuration's
+    /// caBundle in sync and rotate before expiry (no cert-manager needed).
+    #[arg(long)]
+    self_managed_certs: bool,
+    /// The Secret that holds the self-managed CA and serving certificate.
+    #[arg(long, default_value = "supportgate-tls")]
+    cert_secret_name: String,
+    /// The ValidatingWebhookConfiguration whose caBundle is kept in sync.
+    #[arg(long, default_value = "supportgate")]
+    webhook_config_name: String,
+    /// The Service the API server calls; its DNS names go into the certificate.
+    #[arg(long, default_value = "supportgate")]
+    service_name: String,
+    /// The namespace supportgate runs in (its Secret and Service live there).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    namespace: String,
+    /// Another DNS name or IP address for the self-managed certificate (repeatable).
+    #[arg(long = "cert-extra-name")]
+    cert_extra_names: Vec<String>,
+    /// How often the self-managed certificate is checked for rotation, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    cert_check_seconds: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -184,6 +207,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     identity: identity.clone(),
                     lease_duration: Duration::from_secs(15),
                     renew_every: Duration::from_secs(5),
+                }),
+                self_managed_certs: args.self_managed_certs.then(|| SelfManagedConfig {
+                    namespace: args.namespace.clone(),
+                    secret_name: args.cert_secret_name.clone(),
+                    webhook_config_name: args.webhook_config_name.clone(),
+                    service_name: args.service_name.clone(),
+                    extra_names: args.cert_extra_names.clone(),
+                    validity_days: 365,
+                    rotate_before_days: 30,
+                    check_every: Duration::from_secs(args.cert_check_seconds.max(1)),
                 }),
                 controller_config: ControllerConfig {
                     field_manager: args.field_manager.clone(),

@@ -22,8 +22,11 @@ use crate::leader::{self, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::policyset::PolicySet;
+use crate::selfcerts::{self, SelfManagedConfig};
 use crate::server::{Shared, bind, serve_health, serve_webhook};
-use crate::tls::{CertPaths, ReloadingResolver, load_pair, server_config, watch as watch_certs};
+use crate::tls::{
+    CertPaths, ReloadingResolver, certified_key, load_pair, server_config, watch as watch_certs,
+};
 use crate::version::Version;
 
 #[derive(Debug, Clone)]
@@ -42,6 +45,8 @@ pub struct RunConfig {
     /// `None`: this process always leads (a single replica).
     pub leader_election: Option<LeaseConfig>,
     pub controller_config: ControllerConfig,
+    /// Issue and rotate the serving certificate in a Secret instead of reading files.
+    pub self_managed_certs: Option<SelfManagedConfig>,
 }
 
 pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
@@ -57,13 +62,38 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let shared = Shared::new(hosting, metrics, cfg.max_body_bytes);
 
-    let paths = CertPaths {
-        cert: cfg.tls_cert.clone(),
-        key: cfg.tls_key.clone(),
+    let mut background = Vec::new();
+    let resolver = match &cfg.self_managed_certs {
+        Some(sm) => {
+            let secret = selfcerts::ensure(&client, sm)
+                .await
+                .context("issuing the self-managed webhook certificate")?;
+            let (cert, key) = secret_pair(&secret).context("reading the certificate Secret")?;
+            let resolver = ReloadingResolver::new(certified_key(&cert, &key)?);
+            background.push(tokio::spawn(selfcerts::maintain(
+                client.clone(),
+                sm.clone(),
+                resolver.clone(),
+            )));
+            resolver
+        }
+        None => {
+            let paths = CertPaths {
+                cert: cfg.tls_cert.clone(),
+                key: cfg.tls_key.clone(),
+            };
+            let (ck, fingerprint) = load_pair(&paths).context("loading the serving certificate")?;
+            let resolver = ReloadingResolver::new(ck);
+            background.push(tokio::spawn(watch_certs(
+                paths,
+                resolver.clone(),
+                fingerprint,
+                cfg.cert_reload_interval,
+            )));
+            resolver
+        }
     };
-    let (ck, fingerprint) = load_pair(&paths).context("loading the serving certificate")?;
-    let resolver = ReloadingResolver::new(ck);
-    let acceptor = TlsAcceptor::from(server_config(resolver.clone())?);
+    let acceptor = TlsAcceptor::from(server_config(resolver)?);
     shared.tls_loaded.store(true, Ordering::Release);
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -71,12 +101,6 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let health_listener = bind(cfg.health_addr).await?;
     tracing::info!(webhook = %webhook_listener.local_addr()?, health = %health_listener.local_addr()?, "listening");
 
-    let cert_task = tokio::spawn(watch_certs(
-        paths,
-        resolver,
-        fingerprint,
-        cfg.cert_reload_interval,
-    ));
     let policy_task = tokio::spawn(watch_policies(client.clone(), shared.clone()));
     let health_task = tokio::spawn(serve_health(
         health_listener,
@@ -91,7 +115,8 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         cfg.shutdown_grace,
     ));
 
-    let mut background = vec![cert_task, policy_task, health_task];
+    background.push(policy_task);
+    background.push(health_task);
     if cfg.controller {
         let (lead_tx, lead_rx) = watch::channel(false);
         match cfg.leader_election.clone() {
@@ -123,6 +148,16 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+fn secret_pair(secret: &k8s_openapi::api::core::v1::Secret) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    let data = secret.data.as_ref().context("the Secret has no data")?;
+    let get = |k: &str| {
+        data.get(k)
+            .map(|b| b.0.clone())
+            .with_context(|| format!("the Secret has no {k}"))
+    };
+    Ok((get("tls.crt")?, get("tls.key")?))
 }
 
 async fn hosting_version(client: &Client) -> Option<Version> {

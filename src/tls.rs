@@ -52,31 +52,52 @@ pub struct CertPaths {
 pub fn load_pair(paths: &CertPaths) -> Result<(Arc<CertifiedKey>, Vec<u8>), TlsError> {
     let cert_pem = read(&paths.cert)?;
     let key_pem = read(&paths.key)?;
-    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+    let ck = certified_key_at(&cert_pem, &key_pem, &paths.cert, &paths.key)?;
+    let mut fingerprint = cert_pem;
+    fingerprint.extend_from_slice(&key_pem);
+    Ok((ck, fingerprint))
+}
+
+/// A checked pair from PEM bytes (e.g. a Secret's `tls.crt` and `tls.key`).
+pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey>, TlsError> {
+    certified_key_at(
+        cert_pem,
+        key_pem,
+        Path::new("tls.crt"),
+        Path::new("tls.key"),
+    )
+}
+
+fn certified_key_at(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<Arc<CertifiedKey>, TlsError> {
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|source| TlsError::Pem {
-            path: paths.cert.clone(),
+            path: cert_path.to_path_buf(),
             source,
         })?;
     if chain.is_empty() {
         return Err(TlsError::NoCertificate {
-            path: paths.cert.clone(),
+            path: cert_path.to_path_buf(),
         });
     }
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|source| match source {
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|source| match source {
         rustls_pki_types::pem::Error::NoItemsFound => TlsError::NoKey {
-            path: paths.key.clone(),
+            path: key_path.to_path_buf(),
         },
         source => TlsError::Pem {
-            path: paths.key.clone(),
+            path: key_path.to_path_buf(),
             source,
         },
     })?;
     let provider = default_provider();
-    let ck = CertifiedKey::from_der(chain, key, &provider).map_err(TlsError::Key)?;
-    let mut fingerprint = cert_pem;
-    fingerprint.extend_from_slice(&key_pem);
-    Ok((Arc::new(ck), fingerprint))
+    Ok(Arc::new(
+        CertifiedKey::from_der(chain, key, &provider).map_err(TlsError::Key)?,
+    ))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -165,6 +186,16 @@ pub struct GeneratedCerts {
 
 /// Generates a CA and a serving certificate for `names` (DNS names or IP addresses).
 pub fn generate(names: &[&str], ca_common_name: &str) -> Result<GeneratedCerts, rcgen::Error> {
+    generate_valid(names, ca_common_name, None)
+}
+
+/// Like [`generate`], with the serving certificate valid from yesterday until `not_after`
+/// (the CA ten years), for certificates that are rotated.
+pub fn generate_valid(
+    names: &[&str],
+    ca_common_name: &str,
+    not_after: Option<jiff::civil::Date>,
+) -> Result<GeneratedCerts, rcgen::Error> {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
         KeyUsagePurpose,
@@ -179,6 +210,16 @@ pub fn generate(names: &[&str], ca_common_name: &str) -> Result<GeneratedCerts, 
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
+    let ymd = |d: jiff::civil::Date| {
+        rcgen::date_time_ymd(i32::from(d.year()), d.month() as u8, d.day() as u8)
+    };
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    if not_after.is_some() {
+        ca.not_before = ymd(today.yesterday().unwrap_or(today));
+        ca.not_after = ymd(today.saturating_add(jiff::Span::new().years(10)));
+    }
     let ca_cert = ca.self_signed(&ca_key)?;
     let issuer = rcgen::Issuer::new(ca, ca_key);
 

@@ -63,12 +63,22 @@ impl Operator {
     }
 
     pub fn start_with_kubeconfig(
-        _cp: &ControlPlane,
+        cp: &ControlPlane,
         kubeconfig: &Path,
         certs: &CertFiles,
         extra: &[&str],
     ) -> Operator {
-        let webhook_port = free_port();
+        Self::start_on(cp, kubeconfig, certs, free_port(), extra)
+    }
+
+    /// Starts on a chosen webhook port (for a webhook configuration written beforehand).
+    pub fn start_on(
+        _cp: &ControlPlane,
+        kubeconfig: &Path,
+        certs: &CertFiles,
+        webhook_port: u16,
+        extra: &[&str],
+    ) -> Operator {
         let health_port = free_port();
         let log = certs
             .dir

@@ -1,0 +1,163 @@
+//! Self-managed certificates (the chart's default mode, no cert-manager): supportgate issues its
+//! CA and serving certificate into a Secret, fills the webhook configuration's caBundle, and the
+//! API server then calls it successfully; an expiring certificate is rotated while serving.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use support::operator::{CertFiles, Operator, post, wait_webhook_effective};
+use support::{ControlPlane, eventually, stderr};
+use supportgate::policyset::PolicySet;
+use supportgate::selfcerts::NOT_AFTER_ANNOTATION;
+use supportgate::webhookconfig::{Endpoint, WebhookSettings, validating_webhook_configuration};
+
+const NS: &str = "selfcerts-e2e";
+
+#[tokio::test]
+async fn issues_serves_syncs_and_rotates() {
+    let cp = ControlPlane::shared();
+    cp.install_crds();
+    cp.install_crd_files("tests/fixtures/crds/");
+    cp.create_namespace(NS);
+    let client = cp.client().await;
+
+    // The configuration as the chart renders it: no caBundle yet.
+    let files = CertFiles::new(); // unused files: the flags point the server at the Secret instead
+    let port = support::free_port();
+    let settings = WebhookSettings {
+        name: "supportgate-selfcerts".into(),
+        endpoint: Endpoint::Url(format!("https://127.0.0.1:{port}/validate")),
+        ca_bundle_pem: Vec::new(),
+        failure_policy: "Fail".into(),
+        timeout_seconds: 5,
+        excluded_namespaces: vec![],
+    };
+    let mut vwc =
+        validating_webhook_configuration(&settings, PolicySet::embedded_default().targets());
+    for w in vwc.webhooks.iter_mut().flatten() {
+        w.client_config.ca_bundle = None;
+    }
+    let vwcs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let _ = vwcs
+        .delete("supportgate-selfcerts", &DeleteParams::default())
+        .await;
+    vwcs.create(&PostParams::default(), &vwc)
+        .await
+        .expect("create the webhook configuration");
+
+    let mut op = Operator::start_on(
+        cp,
+        &cp.kubeconfig,
+        &files,
+        port,
+        &[
+            "--self-managed-certs",
+            "--namespace",
+            NS,
+            "--cert-secret-name=sg-tls",
+            "--webhook-config-name=supportgate-selfcerts",
+            "--service-name=supportgate",
+            "--cert-extra-name=127.0.0.1",
+            "--cert-check-seconds=1",
+            "--no-controller",
+        ],
+    );
+    op.wait_ready().await;
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let secret = secrets.get("sg-tls").await.expect("the Secret was issued");
+    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
+    let data = secret.data.clone().unwrap();
+    let ca = String::from_utf8(data["ca.crt"].0.clone()).unwrap();
+    for k in ["tls.crt", "tls.key", "ca.crt"] {
+        assert!(!data[k].0.is_empty(), "{k}");
+    }
+
+    let bundle = eventually(
+        Duration::from_secs(20),
+        "the caBundle to be filled",
+        || async {
+            let v = vwcs.get("supportgate-selfcerts").await.ok()?;
+            v.webhooks?.first()?.client_config.ca_bundle.clone()
+        },
+    )
+    .await;
+    assert_eq!(String::from_utf8(bundle.0).unwrap(), ca);
+
+    // The API server trusts it: an unsupported cluster is refused through the webhook.
+    let denied = "apiVersion: konvoy.mesosphere.io/v1beta2\nkind: ClusterProvisioner\nmetadata: {name: p}\nspec: {version: v1.4.6}\n";
+    wait_webhook_effective(cp, NS, denied).await;
+    let o = cp.kubectl_in(&["-n", NS, "apply", "-f", "-"], Some(denied));
+    assert!(
+        !o.status.success() && stderr(&o).contains("[konvoy-unsupported]"),
+        "{}",
+        stderr(&o)
+    );
+    let (_, _, served_before) = post(port, &ca, "/validate", b"{}".to_vec())
+        .await
+        .expect("served with the issued CA");
+
+    // Mark the certificate as expiring: the next check rotates it, everyone serves the new one,
+    // and the bundle trusts both CAs meanwhile.
+    let soon = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .tomorrow()
+        .unwrap()
+        .to_string();
+    let patch = serde_json::json!({"metadata": {"annotations": BTreeMap::from([(NOT_AFTER_ANNOTATION, soon)])}});
+    secrets
+        .patch("sg-tls", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let rotated = eventually(
+        Duration::from_secs(20),
+        "the certificate to be rotated",
+        || async {
+            let s = secrets.get("sg-tls").await.ok()?;
+            let new_ca = String::from_utf8(s.data?.get("ca.crt")?.0.clone()).ok()?;
+            (new_ca != ca).then_some(new_ca)
+        },
+    )
+    .await;
+    let served_after = eventually(
+        Duration::from_secs(20),
+        "the rotated certificate to be served",
+        || async {
+            post(port, &rotated, "/validate", b"{}".to_vec())
+                .await
+                .ok()
+                .map(|(_, _, der)| der)
+        },
+    )
+    .await;
+    assert_ne!(served_before, served_after);
+    let bundle = eventually(
+        Duration::from_secs(20),
+        "the caBundle to carry both CAs",
+        || async {
+            let v = vwcs.get("supportgate-selfcerts").await.ok()?;
+            let b =
+                String::from_utf8(v.webhooks?.first()?.client_config.ca_bundle.clone()?.0).ok()?;
+            (b.contains(&rotated) && b.contains(&ca)).then_some(b)
+        },
+    )
+    .await;
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2);
+    let o = cp.kubectl_in(&["-n", NS, "apply", "-f", "-"], Some(denied));
+    assert!(
+        !o.status.success() && stderr(&o).contains("[konvoy-unsupported]"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(op.child.try_wait().unwrap().is_none(), "{}", op.logs());
+    vwcs.delete("supportgate-selfcerts", &DeleteParams::default())
+        .await
+        .unwrap();
+}
