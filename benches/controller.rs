@@ -1,0 +1,173 @@
+//! Controller convergence through a real API server.
+//!
+//! For N KonvoyClusters (default 1,000 and 10,000; `SG_BENCH_OBJECTS=1000,10000`):
+//! - baseline: the raw rate at which the same API server takes N plain status merge patches
+//!   (16 in flight, the controller's default concurrency);
+//! - the time until supportgate has put a `Supported` condition on all N (cold start), and the
+//!   time until all N carry the new verdict after a policy change (Konvoy 1.9 released);
+//! - the peak RSS of the supportgate process (VmHWM) with all N watched.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, stream};
+use kube::Api;
+use kube::api::{DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
+use kube::core::ApiResource;
+use serde_json::json;
+use supportgate::policy::DEFAULT_POLICY_YAML;
+use support::ControlPlane;
+use support::operator::{CertFiles, Operator};
+
+const IN_FLIGHT: usize = 16;
+
+fn ar() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("kommander.mesosphere.io", "v1beta1", "KonvoyCluster"), "konvoyclusters")
+}
+
+fn cluster(ns: &str, i: usize) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "kommander.mesosphere.io/v1beta1", "kind": "KonvoyCluster",
+        "metadata": {"name": format!("c{i:05}"), "namespace": ns},
+        "spec": {"provisioner": {"provider": "aws", "version": "v1.6.3"}, "cluster": {
+            "kubernetes": {"version": "1.18.13"},
+            "addons": [
+                {"configRepository": "https://github.com/mesosphere/kubernetes-base-addons", "configVersion": "stable-1.18-3.3.0",
+                 "addonsList": [{"name": "prometheus", "enabled": true}, {"name": "traefik", "enabled": true}]},
+                {"configRepository": "https://github.com/mesosphere/kubeaddons-kommander", "configVersion": "stable-1.18-1.2.2",
+                 "addonsList": [{"name": "kommander", "enabled": true}]}]}}
+    }))
+    .expect("fixture")
+}
+
+/// Counts objects whose Supported condition has `reason`.
+async fn count_with(api: &Api<DynamicObject>, reason: &str) -> usize {
+    let mut n = 0;
+    let mut lp = ListParams::default().limit(2000);
+    loop {
+        let Ok(list) = api.list(&lp).await else { return n };
+        n += list
+            .items
+            .iter()
+            .filter(|o| {
+                o.data["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Supported" && c["reason"] == reason))
+            })
+            .count();
+        match list.metadata.continue_ {
+            Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+            _ => return n,
+        }
+    }
+}
+
+async fn wait_all(api: &Api<DynamicObject>, n: usize, reason: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        if count_with(api, reason).await >= n {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "{n} objects did not reach {reason} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn policy_with_19() -> String {
+    DEFAULT_POLICY_YAML.replace(
+        "  product:\n",
+        "  product:\n  - version: \"1.9\"\n    kubernetes: {min: 1.19.x, max: 1.21.x, default: 1.21.2}\n    kommander: \"1.5\"\n",
+    )
+}
+
+async fn run(cp: &ControlPlane, n: usize) {
+    let ns = format!("bench-{n}");
+    cp.create_namespace(&ns);
+    let client = cp.client().await;
+    let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &ar());
+    let api = Arc::new(api);
+
+    let start = Instant::now();
+    stream::iter(0..n)
+        .for_each_concurrent(IN_FLIGHT, |i| {
+            let api = api.clone();
+            let ns = ns.clone();
+            async move {
+                api.create(&PostParams::default(), &cluster(&ns, i)).await.expect("create");
+            }
+        })
+        .await;
+    let created = start.elapsed();
+
+    // Baseline: N plain status patches at the same concurrency.
+    let start = Instant::now();
+    stream::iter(0..n)
+        .for_each_concurrent(IN_FLIGHT, |i| {
+            let api = api.clone();
+            async move {
+                let p = json!({"status": {"phase": "Provisioned"}});
+                api.patch_status(&format!("c{i:05}"), &PatchParams::default(), &Patch::Merge(&p)).await.expect("patch");
+            }
+        })
+        .await;
+    let raw = start.elapsed();
+
+    cp.kubectl_ok(&["apply", "-f", "-"], Some(DEFAULT_POLICY_YAML));
+    let certs = CertFiles::new();
+    let mut op = Operator::start(cp, &certs, &["--no-leader-election"]);
+    op.wait_ready().await;
+    let pid = op.child.id();
+    let limit = Duration::from_secs(60 + n as u64 / 20);
+    let cold = wait_all(&api, n, "KonvoyNearingEnd", limit).await;
+    let rss_cold = peak_rss_mib(pid);
+
+    cp.kubectl_ok(&["apply", "-f", "-"], Some(&policy_with_19()));
+    let changed = wait_all(&api, n, "KonvoyUnsupported", limit).await;
+    let rss = peak_rss_mib(pid);
+    cp.kubectl_ok(&["apply", "-f", "-"], Some(DEFAULT_POLICY_YAML));
+    drop(op);
+
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    println!("objects: {n}");
+    println!("  create {n} KonvoyClusters ({IN_FLIGHT} in flight):   {:>8.2} s  {:>8.0} /s", created.as_secs_f64(), rate(created));
+    println!("  baseline: {n} raw status patches:           {:>8.2} s  {:>8.0} /s", raw.as_secs_f64(), rate(raw));
+    println!("  supportgate cold start, all conditioned:  {:>8.2} s  {:>8.0} /s  ({:.0}% of raw patch rate)", cold.as_secs_f64(), rate(cold), 100.0 * rate(cold) / rate(raw));
+    println!("  after a policy change, all converged:     {:>8.2} s  {:>8.0} /s  ({:.0}% of raw patch rate)", changed.as_secs_f64(), rate(changed), 100.0 * rate(changed) / rate(raw));
+    println!("  supportgate peak RSS: {rss_cold:.1} MiB after the cold start, {rss:.1} MiB after the change");
+}
+
+fn main() {
+    // `cargo test --benches` runs benchmarks in test mode: do nothing there.
+    if std::env::args().any(|a| a == "--test") || !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let sizes: Vec<usize> = std::env::var("SG_BENCH_OBJECTS")
+        .unwrap_or_else(|_| "1000,10000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let cp = ControlPlane::shared();
+        cp.install_crds();
+        cp.install_crd_files("tests/fixtures/crds/");
+        println!("== supportgate controller convergence benchmark ==");
+        println!(
+            "machine: {} cores; control plane kube-apiserver v1.36.3 + etcd on loopback, same machine",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
+        for n in sizes {
+            run(cp, n).await;
+        }
+    });
+}
