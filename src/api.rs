@@ -47,12 +47,12 @@ pub struct SupportPolicySpec {
     /// 1.8, 1.7 and 1.6). The oldest minor in the window draws a `konvoy-nearing-end` warning.
     #[serde(default = "default_support_window")]
     #[schemars(range(min = 1, max = 50))]
-    pub support_window: u32,
+    pub support_window: i32,
 
     /// Warn (`konvoy-nearing-end`) this many days before a release's explicit `endOfSupport`.
     #[serde(default = "default_nearing_end_days")]
     #[schemars(range(min = 0, max = 3650))]
-    pub nearing_end_days: u32,
+    pub nearing_end_days: i32,
 
     /// Marks production clusters by their labels; experimental components are denied on them and
     /// only warned about elsewhere. Default: `environment=production`.
@@ -80,10 +80,10 @@ pub struct SupportPolicySpec {
 fn default_product_name() -> String {
     "Konvoy".to_string()
 }
-fn default_support_window() -> u32 {
+fn default_support_window() -> i32 {
     3
 }
-fn default_nearing_end_days() -> u32 {
+fn default_nearing_end_days() -> i32 {
     90
 }
 
@@ -266,7 +266,7 @@ pub struct SupportPolicyStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectCounts {
-    pub allowed: u32,
-    pub warned: u32,
-    pub denied: u32,
+    pub allowed: i32,
+    pub warned: i32,
+    pub denied: i32,
 }

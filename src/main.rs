@@ -15,6 +15,7 @@ use supportgate::policy::{DEFAULT_POLICY_YAML, Policy};
 use supportgate::run::RunConfig;
 use supportgate::selfcerts::SelfManagedConfig;
 use supportgate::version::Version;
+use supportgate::webhookconfig::{Endpoint, WebhookSettings, validating_webhook_configuration};
 
 /// Enforces a vendor's version support policy on Kubernetes clusters and addons.
 #[derive(Parser)]
@@ -35,6 +36,9 @@ enum Command {
     Crd,
     /// Print the embedded default SupportPolicy.
     DefaultPolicy,
+    /// Print a ValidatingWebhookConfiguration for a webhook reached at a URL (outside the
+    /// cluster), with rules for the kinds the given or the embedded policy targets.
+    WebhookConfig(WebhookConfigArgs),
 }
 
 #[derive(Parser)]
@@ -138,6 +142,29 @@ struct RunArgs {
     cert_check_seconds: u64,
 }
 
+#[derive(Parser)]
+struct WebhookConfigArgs {
+    /// Name of the ValidatingWebhookConfiguration.
+    #[arg(long, default_value = "supportgate")]
+    name: String,
+    /// Where the API server reaches the webhook, e.g. https://127.0.0.1:8443/validate.
+    #[arg(long)]
+    url: String,
+    /// PEM CA bundle to trust; leave out when supportgate fills it (--self-managed-certs).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// A SupportPolicy whose targets decide the rules; the embedded default when absent.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<String>,
+    #[arg(long, default_value = "Fail")]
+    failure_policy: String,
+    #[arg(long, default_value_t = 5)]
+    timeout_seconds: i32,
+    /// Namespaces never intercepted (repeatable).
+    #[arg(long = "exclude-namespace", default_values_t = ["kube-system".to_string()])]
+    exclude_namespaces: Vec<String>,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
@@ -181,6 +208,36 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Check(args) => check(args),
+        Command::WebhookConfig(args) => {
+            let policy = match &args.policy {
+                None => Policy::embedded_default(),
+                Some(path) => Policy::from_yaml(&read_input(path)?)
+                    .with_context(|| format!("loading the policy from {path}"))?,
+            };
+            let ca = match &args.ca_file {
+                Some(f) => std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
+                None => Vec::new(),
+            };
+            let settings = WebhookSettings {
+                name: args.name,
+                endpoint: Endpoint::Url(args.url),
+                ca_bundle_pem: ca,
+                failure_policy: args.failure_policy,
+                timeout_seconds: args.timeout_seconds,
+                excluded_namespaces: args.exclude_namespaces,
+            };
+            let mut vwc = validating_webhook_configuration(&settings, policy.targets());
+            if settings.ca_bundle_pem.is_empty() {
+                for w in vwc.webhooks.iter_mut().flatten() {
+                    w.client_config.ca_bundle = None;
+                }
+            }
+            let mut doc = serde_json::to_value(&vwc).context("encoding")?;
+            doc["apiVersion"] = "admissionregistration.k8s.io/v1".into();
+            doc["kind"] = "ValidatingWebhookConfiguration".into();
+            print!("{}", serde_norway::to_string(&doc).context("encoding")?);
+            Ok(0)
+        }
         Command::Run(args) => {
             init_tracing(args.log_format);
             let hosting = match &args.hosting_kubernetes_version {

@@ -86,7 +86,7 @@ pub struct Policy {
     /// Newest first.
     releases: Vec<Release>,
     pub support_window: usize,
-    pub nearing_end_days: u32,
+    pub nearing_end_days: i32,
     production: Selector,
     production_text: String,
     pub secondary_addons: bool,
@@ -220,8 +220,11 @@ impl Policy {
         if spec.product.is_empty() {
             problems.push("spec.product: at least one release is required".to_string());
         }
-        if spec.support_window == 0 {
+        if spec.support_window < 1 {
             problems.push("spec.supportWindow: must be at least 1".to_string());
+        }
+        if spec.nearing_end_days < 0 {
+            problems.push("spec.nearingEndDays: must not be negative".to_string());
         }
 
         let selector_spec = spec.production_selector.clone().unwrap_or_else(|| {
@@ -270,8 +273,8 @@ impl Policy {
             name,
             product_name: spec.product_name.clone(),
             releases,
-            support_window: spec.support_window as usize,
-            nearing_end_days: spec.nearing_end_days,
+            support_window: spec.support_window.max(1) as usize,
+            nearing_end_days: spec.nearing_end_days.max(0),
             production_text: production.to_string(),
             production,
             secondary_addons: spec.secondary_support.addons,
