@@ -307,9 +307,17 @@ async fn run_kind(
     sink: Sink,
 ) {
     let api = Api::<DynamicObject>::all_with(session.client.clone(), &ar);
-    let controller =
-        Controller::new_with(api, watcher::Config::default().any_semantic(), ar.clone())
-            .with_config(ControllerRuntimeConfig::default().concurrency(session.cfg.concurrency));
+    // managedFields are most of an object that server-side apply has touched, and the engine
+    // never reads them: drop them before they reach the cache.
+    let writer = reflector::store::Writer::new(ar.clone());
+    let reader = writer.as_reader();
+    let objects = watcher::watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|o: &mut DynamicObject| o.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream_with(objects, reader, ar.clone())
+        .with_config(ControllerRuntimeConfig::default().concurrency(session.cfg.concurrency));
     if let Ok(mut stores) = session.stores.lock() {
         stores.insert(key, (ar.clone(), controller.store()));
     }
