@@ -113,6 +113,35 @@ fn prop<'a>(s: &'a JSONSchemaProps, name: &str) -> Option<&'a JSONSchemaProps> {
 
 type KindKey = (String, String, String);
 
+/// What the status of the policies needs to know about one object.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    display: String,
+    merged: Verdict,
+    per_policy: Vec<(String, Verdict)>,
+}
+
+/// A policy's objects by verdict.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    pub counts: ObjectCounts,
+    /// `namespace/name (Kind)` of every denied object.
+    pub denied: Vec<String>,
+}
+
+impl Tally {
+    pub fn add(&mut self, verdict: Verdict, display: &str) {
+        match verdict {
+            Verdict::Allowed => self.counts.allowed += 1,
+            Verdict::Warned => self.counts.warned += 1,
+            Verdict::Denied => {
+                self.counts.denied += 1;
+                self.denied.push(display.to_string());
+            }
+        }
+    }
+}
+
 /// Shared between the per-kind controllers and the policy-status task.
 struct Session {
     client: Client,
@@ -122,6 +151,8 @@ struct Session {
     stores: Mutex<BTreeMap<KindKey, (ApiResource, Store<DynamicObject>)>>,
     /// The last condition per object, for kinds without conditions and to spot transitions.
     last: Mutex<HashMap<String, Condition>>,
+    /// Each object's latest verdicts, merged and per policy, for the policies' status counts.
+    seen: Mutex<HashMap<String, Seen>>,
     dirty: Notify,
 }
 
@@ -171,6 +202,7 @@ async fn run_session(client: Client, shared: Arc<Shared>, cfg: ControllerConfig)
         cfg,
         stores: Mutex::new(BTreeMap::new()),
         last: Mutex::new(HashMap::new()),
+        seen: Mutex::new(HashMap::new()),
         dirty: Notify::new(),
     });
 
@@ -450,10 +482,34 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<KindCtx>) -> Result<Action,
         )
         .await;
     }
+    let per_policy = match policies.policies() {
+        [only] => vec![(only.name.clone(), evaluation.verdict)],
+        many => many
+            .iter()
+            .filter_map(|p| {
+                let t = p.target_for(&ctx.ar.api_version, &ctx.ar.kind)?;
+                Some((p.name.clone(), evaluate_target(p, t, &value, &ectx).verdict))
+            })
+            .collect(),
+    };
+    let display = match obj.namespace().filter(|_| ctx.namespaced) {
+        Some(ns) => format!("{ns}/{} ({})", obj.name_any(), ctx.ar.kind),
+        None => format!("{} ({})", obj.name_any(), ctx.ar.kind),
+    };
+    let seen = Seen {
+        display,
+        merged: evaluation.verdict,
+        per_policy,
+    };
+    let seen_changed = s
+        .seen
+        .lock()
+        .map(|mut m| m.insert(key.clone(), seen.clone()) != Some(seen))
+        .unwrap_or(false);
     if let Ok(mut last) = s.last.lock() {
         last.insert(key, condition);
     }
-    if changed {
+    if changed || seen_changed {
         s.dirty.notify_one();
     }
     s.shared
@@ -672,19 +728,31 @@ async fn policy_status_loop(session: Arc<Session>, policies: Store<SupportPolicy
     let api: Api<SupportPolicy> = Api::all(session.client.clone());
     loop {
         session.dirty.notified().await;
-        // Debounce: a policy change re-evaluates every object; write once they settle.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let objects = snapshot(&session);
+        // At most one pass a second: a policy change re-evaluates every object, and the counts
+        // are read from what the reconciles recorded, never recomputed here.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (tallies, merged) = tally(&session);
+        for (verdict, n) in [
+            ("allowed", merged.counts.allowed),
+            ("warned", merged.counts.warned),
+            ("denied", merged.counts.denied),
+        ] {
+            session
+                .shared
+                .metrics
+                .objects
+                .get_or_create(&ObjectLabels { verdict })
+                .set(i64::from(n));
+        }
         let today = today();
-        let ectx =
-            Context::new(today).with_hosting_kubernetes(session.shared.hosting_kubernetes.clone());
-        update_object_gauges(&session, &objects, &ectx);
         for sp in policies.state() {
             let name = sp.name_any();
+            let empty = Tally::default();
+            let t = tallies.get(&name).unwrap_or(&empty);
             let status = policy_status(
                 &sp,
-                &objects,
-                &ectx,
+                t,
+                today,
                 session.cfg.max_denied_listed,
                 written.get(&name),
             );
@@ -713,40 +781,39 @@ async fn policy_status_loop(session: Arc<Session>, policies: Store<SupportPolicy
     }
 }
 
-fn snapshot(session: &Session) -> Vec<Value> {
-    let Ok(stores) = session.stores.lock() else {
-        return Vec::new();
+/// Per-policy tallies and the merged one, over the objects still in the caches.
+fn tally(session: &Session) -> (HashMap<String, Tally>, Tally) {
+    let live: std::collections::HashSet<String> = match session.stores.lock() {
+        Ok(stores) => stores
+            .values()
+            .flat_map(|(ar, store)| store.state().into_iter().map(move |o| object_key(ar, &o)))
+            .collect(),
+        Err(_) => return (HashMap::new(), Tally::default()),
     };
-    stores
-        .values()
-        .flat_map(|(ar, store)| store.state().into_iter().map(move |o| object_value(&o, ar)))
-        .collect()
-}
-
-fn update_object_gauges(session: &Session, objects: &[Value], ctx: &Context) {
-    let set = session.shared.policies.load_full();
-    let mut counts: BTreeMap<&'static str, i64> =
-        BTreeMap::from([("allowed", 0), ("warned", 0), ("denied", 0)]);
-    for o in objects {
-        if let Some(e) = set.evaluate(o, ctx) {
-            *counts.entry(e.verdict.as_str()).or_default() += 1;
+    let mut per: HashMap<String, Tally> = HashMap::new();
+    let mut merged = Tally::default();
+    if let Ok(mut seen) = session.seen.lock() {
+        seen.retain(|k, _| live.contains(k));
+        if let Ok(mut last) = session.last.lock() {
+            last.retain(|k, _| live.contains(k));
+        }
+        for s in seen.values() {
+            merged.add(s.merged, &s.display);
+            for (policy, verdict) in &s.per_policy {
+                per.entry(policy.clone())
+                    .or_default()
+                    .add(*verdict, &s.display);
+            }
         }
     }
-    for (verdict, n) in counts {
-        session
-            .shared
-            .metrics
-            .objects
-            .get_or_create(&ObjectLabels { verdict })
-            .set(n);
-    }
+    (per, merged)
 }
 
 /// The status of one policy over the objects it targets.
 pub fn policy_status(
     sp: &SupportPolicy,
-    objects: &[Value],
-    ctx: &Context,
+    tally: &Tally,
+    today: jiff::civil::Date,
     max_denied: usize,
     previous: Option<&SupportPolicyStatus>,
 ) -> SupportPolicyStatus {
@@ -777,42 +844,14 @@ pub fn policy_status(
             };
         }
     };
-    let mut counts = ObjectCounts::default();
-    let mut denied = Vec::new();
-    for o in objects {
-        let (Some(av), Some(kind)) = (
-            o.get("apiVersion").and_then(Value::as_str),
-            o.get("kind").and_then(Value::as_str),
-        ) else {
-            continue;
-        };
-        let Some(t) = policy.target_for(av, kind) else {
-            continue;
-        };
-        match evaluate_target(&policy, t, o, ctx).verdict {
-            Verdict::Allowed => counts.allowed += 1,
-            Verdict::Warned => counts.warned += 1,
-            Verdict::Denied => {
-                counts.denied += 1;
-                let name = o
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                denied.push(
-                    match o.pointer("/metadata/namespace").and_then(Value::as_str) {
-                        Some(ns) => format!("{ns}/{name} ({kind})"),
-                        None => format!("{name} ({kind})"),
-                    },
-                );
-            }
-        }
-    }
+    let counts = tally.counts.clone();
+    let mut denied = tally.denied.clone();
     denied.sort();
     denied.truncate(max_denied);
-    let supported = policy.supported(ctx.today);
+    let supported = policy.supported(today);
     SupportPolicyStatus {
         observed_generation: sp.metadata.generation,
-        latest: policy.latest(ctx.today).map(|r| r.minor.to_string()),
+        latest: policy.latest(today).map(|r| r.minor.to_string()),
         supported: Some(
             supported
                 .iter()
@@ -825,11 +864,7 @@ pub fn policy_status(
         conditions: vec![ready(
             true,
             "Valid",
-            format!(
-                "{} ({})",
-                policy.window_text(ctx.today),
-                policy.product_name
-            ),
+            format!("{} ({})", policy.window_text(today), policy.product_name),
         )],
     }
 }
@@ -875,19 +910,13 @@ mod tests {
     #[test]
     fn policy_status_counts_and_names_denials() {
         let sp: SupportPolicy = serde_norway::from_str(crate::policy::DEFAULT_POLICY_YAML).unwrap();
-        let kc = |name: &str, v: &str| {
-            json!({"apiVersion": "konvoy.mesosphere.io/v1beta2", "kind": "ClusterProvisioner",
-            "metadata": {"name": name, "namespace": "ns"}, "spec": {"version": v}})
-        };
-        let objects = vec![
-            kc("a", "v1.8.1"),
-            kc("b", "v1.6.0"),
-            kc("c", "v1.5.0"),
-            kc("d", "v1.4.0"),
-            json!({"apiVersion": "v1", "kind": "Pod"}),
-        ];
-        let ctx = Context::new(date(2026, 11, 24));
-        let st = policy_status(&sp, &objects, &ctx, 1, None);
+        let mut t = Tally::default();
+        t.add(Verdict::Allowed, "ns/a (KonvoyCluster)");
+        t.add(Verdict::Warned, "ns/b (KonvoyCluster)");
+        t.add(Verdict::Denied, "ns/d (KonvoyCluster)");
+        t.add(Verdict::Denied, "ns/c (KonvoyCluster)");
+        let today = date(2026, 11, 24);
+        let st = policy_status(&sp, &t, today, 1, None);
         assert_eq!(st.latest.as_deref(), Some("1.8"));
         assert_eq!(st.supported.as_deref(), Some("1.8, 1.7, 1.6"));
         assert_eq!(
@@ -900,14 +929,19 @@ mod tests {
         );
         assert_eq!(
             st.denied_objects,
-            vec!["ns/c (ClusterProvisioner)"],
-            "capped at max_denied"
+            vec!["ns/c (KonvoyCluster)"],
+            "sorted, capped at max_denied"
         );
         assert_eq!(st.conditions[0].status, "True");
+        let again = policy_status(&sp, &t, today, 1, Some(&st));
+        assert_eq!(
+            again.conditions[0].last_transition_time,
+            st.conditions[0].last_transition_time
+        );
 
         let mut bad = sp.clone();
         bad.spec.product[0].kubernetes.min = "1.99.x".into();
-        let st = policy_status(&bad, &objects, &ctx, 20, None);
+        let st = policy_status(&bad, &t, today, 20, None);
         assert_eq!(
             (
                 st.conditions[0].status.as_str(),
@@ -920,6 +954,7 @@ mod tests {
             "{}",
             st.conditions[0].message
         );
+        assert_eq!(st.objects, None, "no counts from an invalid policy");
     }
 
     #[test]
