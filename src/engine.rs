@@ -4,7 +4,7 @@
 //! check` all call [`evaluate`], so admission, audit and CI can never disagree. The caller passes
 //! "today" and, for in-cluster addons, the hosting cluster's Kubernetes version.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 
 use jiff::civil::Date;
@@ -41,7 +41,7 @@ impl Context {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Violation {
     pub rule: Rule,
     pub severity: Severity,
@@ -311,9 +311,7 @@ pub fn ratchet(
             );
         }
     }
-    let mut out = Out { violations };
-    out.violations.dedup();
-    out.finish()
+    Out::from_violations(violations).finish()
 }
 
 /// The value at a field path as [`crate::targets::select`] renders it
@@ -602,19 +600,55 @@ fn all<'v>(path: &Option<JsonPath>, object: &'v Value) -> Vec<(String, &'v Value
 #[derive(Default)]
 struct Out {
     violations: Vec<Violation>,
+    /// Dedup in O(1): a spec can carry tens of thousands of addons.
+    seen: HashSet<Violation>,
+    dropped: usize,
+    dropped_max: Option<Severity>,
+}
+
+/// Bounds what one evaluation reports, so that hostile input (a megabyte version string, 90,000
+/// addons) cannot turn into a megabyte answer. The verdict still counts everything.
+const MAX_VIOLATIONS: usize = 100;
+const MAX_MESSAGE_CHARS: usize = 1024;
+
+fn cut(mut s: String, max_chars: usize) -> String {
+    if let Some((i, _)) = s.char_indices().nth(max_chars) {
+        s.truncate(i);
+        s.push('…');
+    }
+    s
 }
 
 impl Out {
+    fn from_violations(violations: Vec<Violation>) -> Self {
+        let mut out = Out::default();
+        for v in violations {
+            out.add(v);
+        }
+        out
+    }
+
     fn push(&mut self, rule: Rule, severity: Severity, field: &str, message: String) {
-        let v = Violation {
+        self.add(Violation {
             rule,
             severity,
-            message,
-            field: Some(field.to_string()),
-        };
-        if !self.violations.contains(&v) {
-            self.violations.push(v);
+            message: cut(message, MAX_MESSAGE_CHARS),
+            field: Some(cut(field.to_string(), 256)),
+        });
+    }
+
+    fn add(&mut self, v: Violation) {
+        if self.seen.contains(&v) {
+            return;
         }
+        if self.violations.len() >= MAX_VIOLATIONS {
+            self.dropped += 1;
+            self.dropped_max = self.dropped_max.max(Some(v.severity));
+            self.seen.insert(v);
+            return;
+        }
+        self.seen.insert(v.clone());
+        self.violations.push(v);
     }
 
     /// The string at `field`, or a `version-invalid` denial saying what is there instead.
@@ -680,8 +714,21 @@ impl Out {
         }
     }
 
-    fn finish(self) -> Evaluation {
-        let verdict = match self.violations.iter().map(|v| v.severity).max() {
+    fn finish(mut self) -> Evaluation {
+        let max = self
+            .violations
+            .iter()
+            .map(|v| v.severity)
+            .max()
+            .max(self.dropped_max);
+        if self.dropped > 0
+            && let Some(first) = self.violations.iter_mut().max_by_key(|v| v.severity)
+        {
+            first
+                .message
+                .push_str(&format!(" ({} more violations not listed)", self.dropped));
+        }
+        let verdict = match max {
             Some(Severity::Deny) => Verdict::Denied,
             Some(Severity::Warn) => Verdict::Warned,
             _ => Verdict::Allowed,

@@ -914,3 +914,50 @@ fn ratcheting_allows_edits_and_upgrades_but_not_new_or_worse_violations() {
     );
     assert_eq!(e.denied_rules(), BTreeSet::from([KubernetesOutOfRange]));
 }
+
+#[test]
+fn hostile_sizes_stay_bounded_and_fast() {
+    let p = policy();
+    let mut big = consistent("v1.8.5", "1.20.13");
+    big["metadata"]["labels"]["environment"] = json!("production");
+    let list: Vec<Value> = (0..50_000).map(|i| json!({"name": if i % 2 == 0 { "istio".to_string() } else { format!("istio-{i}") }, "enabled": true})).collect();
+    big["spec"]["cluster"]["addons"][0]["addonsList"] = Value::Array(list);
+    let started = std::time::Instant::now();
+    let e = eval_with(&p, &big, &ctx());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(e.verdict, Verdict::Denied);
+    assert!(e.violations.len() <= MAX_VIOLATIONS);
+    assert!(
+        e.violations
+            .iter()
+            .any(|v| v.message.contains("more violations not listed"))
+    );
+
+    let huge = "9".repeat(1 << 20);
+    let e = eval_with(
+        &p,
+        &consistent("v1.8.5", "1.20.13").tap_version(&huge),
+        &ctx(),
+    );
+    assert_eq!(e.verdict, Verdict::Denied);
+    assert!(
+        e.violations
+            .iter()
+            .all(|v| v.message.chars().count() <= MAX_MESSAGE_CHARS + 1)
+    );
+}
+
+trait TapVersion {
+    fn tap_version(self, v: &str) -> Value;
+}
+
+impl TapVersion for Value {
+    fn tap_version(mut self, v: &str) -> Value {
+        self["spec"]["provisioner"]["version"] = json!(v);
+        self
+    }
+}

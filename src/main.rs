@@ -91,6 +91,10 @@ struct RunArgs {
     /// How long in-flight reviews may take to finish after SIGTERM, in seconds.
     #[arg(long, default_value_t = 20)]
     shutdown_grace_seconds: u64,
+    /// After SIGTERM, keep serving with /readyz failing for this many seconds before closing
+    /// connections (endpoint removal takes a moment to reach every API server).
+    #[arg(long, default_value_t = 5)]
+    shutdown_drain_seconds: u64,
     /// The hosting cluster's Kubernetes version, instead of asking the API server's /version.
     #[arg(long)]
     hosting_kubernetes_version: Option<String>,
@@ -256,6 +260,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 cert_reload_interval: Duration::from_secs(args.cert_reload_seconds.max(1)),
                 max_body_bytes: args.max_body_bytes,
                 shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
+                shutdown_drain: Duration::from_secs(args.shutdown_drain_seconds),
                 hosting_kubernetes: hosting,
                 controller: !args.no_controller,
                 leader_election: (!args.no_leader_election).then(|| LeaseConfig {

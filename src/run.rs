@@ -38,6 +38,9 @@ pub struct RunConfig {
     pub cert_reload_interval: Duration,
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,
+    /// After SIGTERM, keep serving (with /readyz failing) this long before closing connections,
+    /// so that API servers stop sending new reviews to this replica first.
+    pub shutdown_drain: Duration,
     /// Overrides the hosting cluster's version read from `/version`.
     pub hosting_kubernetes: Option<Version>,
     /// Run the controller (status conditions, reports, events); the webhook always runs.
@@ -140,7 +143,9 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     }
 
     shutdown_signal().await;
-    tracing::info!("shutting down");
+    tracing::info!(drain = ?cfg.shutdown_drain, "shutting down: draining");
+    shared.draining.store(true, Ordering::Release);
+    tokio::time::sleep(cfg.shutdown_drain).await;
     let _ = stop_tx.send(true);
     let _ = webhook_task.await;
     for t in background {

@@ -35,6 +35,8 @@ pub struct Shared {
     pub tls_loaded: AtomicBool,
     /// Bumped whenever `policies` is replaced, so the controller re-evaluates everything.
     pub policy_changes: watch::Sender<u64>,
+    /// Set on SIGTERM: /readyz fails so the endpoint is removed while reviews are still served.
+    pub draining: AtomicBool,
 }
 
 impl Shared {
@@ -51,6 +53,7 @@ impl Shared {
             policies_synced: AtomicBool::new(false),
             tls_loaded: AtomicBool::new(false),
             policy_changes: watch::Sender::new(0),
+            draining: AtomicBool::new(false),
         })
     }
 
@@ -60,7 +63,9 @@ impl Shared {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.policies_synced.load(Ordering::Acquire) && self.tls_loaded.load(Ordering::Acquire)
+        self.policies_synced.load(Ordering::Acquire)
+            && self.tls_loaded.load(Ordering::Acquire)
+            && !self.draining.load(Ordering::Acquire)
     }
 
     fn context(&self) -> Context {
@@ -223,7 +228,14 @@ pub async fn serve_webhook(
                     };
                     let svc = service_fn(move |req| {
                         let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(admission(req, shared).await) }
+                        async move {
+                            let mut resp = admission(req, shared.clone()).await;
+                            // While draining, clients reconnect (to another replica) after this answer.
+                            if shared.draining.load(Ordering::Acquire) {
+                                resp.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+                            }
+                            Ok::<_, Infallible>(resp)
+                        }
                     });
                     let conn = builder.serve_connection(TokioIo::new(tls), svc).into_owned();
                     if let Err(e) = watcher.watch(conn).await {
