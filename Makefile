@@ -31,13 +31,12 @@ build: deps ## build the release binary
 	cargo build --release --locked
 
 .PHONY: run
-run: build ## check the example clusters against the embedded default policy
-	@echo "# supportgate check examples/clusters/*.yaml (embedded default policy)"
-	@$(BIN) check --kubernetes-version 1.20.13 examples/clusters/*.yaml || [ $$? -eq 1 ]
+run: build tools ## the whole product locally: control plane, CRDs, default policy, webhook + controller, examples applied; stays up
+	SUPPORTGATE_BIN=$(BIN) hack/run-local.sh
 
 .PHONY: unit
 unit: deps ## unit tests and CLI tests (no control plane)
-	cargo test --locked --lib --bins --test cli
+	cargo test --locked --lib --bins --test cli --test fuzz_corpus
 
 .PHONY: e2e
 e2e: tools ## end-to-end tests against a real kube-apiserver + etcd
@@ -55,9 +54,20 @@ lint: deps ## rustfmt and clippy, warnings are errors
 crds: ## regenerate crds/ from the Rust types
 	cargo run --quiet --locked -- crd > crds/supportgate.dev_supportpolicies.yaml
 
+.PHONY: manifests
+manifests: tools ## regenerate manifests/ and the chart templates made from crds/ and examples/
+	hack/render-manifests.sh
+
 .PHONY: bench
-bench: ## benchmarks with figures and ratios against same-run baselines
+bench: tools ## benchmarks with figures and ratios against same-run baselines (docs/performance.md)
 	cargo bench --locked --bench engine
+	cargo bench --locked --bench webhook
+	cargo bench --locked --bench apiserver
+	cargo bench --locked --bench controller
+
+.PHONY: fuzz
+fuzz: deps ## run every cargo-fuzz target for FUZZ_SECONDS (default 60) each; installs nightly and cargo-fuzz if missing
+	fuzz/run.sh
 
 .PHONY: controlplane
 controlplane: tools ## start a local kube-apiserver + etcd in the foreground (Ctrl-C stops it)

@@ -15,17 +15,21 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
 use kube::Api;
-use kube::api::{DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
-use supportgate::policy::DEFAULT_POLICY_YAML;
 use support::ControlPlane;
 use support::operator::{CertFiles, Operator};
+use supportgate::policy::DEFAULT_POLICY_YAML;
 
 const IN_FLIGHT: usize = 16;
 
 fn ar() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("kommander.mesosphere.io", "v1beta1", "KonvoyCluster"), "konvoyclusters")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kommander.mesosphere.io", "v1beta1", "KonvoyCluster"),
+        "konvoyclusters",
+    )
 }
 
 fn cluster(ns: &str, i: usize) -> DynamicObject {
@@ -43,43 +47,47 @@ fn cluster(ns: &str, i: usize) -> DynamicObject {
     .expect("fixture")
 }
 
-/// Counts objects whose Supported condition has `reason`.
-async fn count_with(api: &Api<DynamicObject>, reason: &str) -> usize {
-    let mut n = 0;
-    let mut lp = ListParams::default().limit(2000);
-    loop {
-        let Ok(list) = api.list(&lp).await else { return n };
-        n += list
-            .items
-            .iter()
-            .filter(|o| {
-                o.data["status"]["conditions"]
-                    .as_array()
-                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Supported" && c["reason"] == reason))
-            })
-            .count();
-        match list.metadata.continue_ {
-            Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
-            _ => return n,
-        }
-    }
+fn reason_of(o: &DynamicObject) -> Option<String> {
+    o.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Supported")
+        .and_then(|c| c["reason"].as_str().map(String::from))
 }
 
+/// Waits on a watch (not by listing, which would load the API server being measured) until all
+/// `n` objects carry `reason`.
 async fn wait_all(api: &Api<DynamicObject>, n: usize, reason: &str, limit: Duration) -> Duration {
     let start = Instant::now();
+    let mut done = std::collections::HashSet::new();
+    let stream = watcher::watcher(api.clone(), watcher::Config::default()).default_backoff();
+    futures::pin_mut!(stream);
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
     loop {
-        if count_with(api, reason).await >= n {
-            return start.elapsed();
+        tokio::select! {
+            ev = stream.next() => match ev {
+                Some(Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => {
+                    let name = o.metadata.name.clone().unwrap_or_default();
+                    if reason_of(&o).as_deref() == Some(reason) { done.insert(name); } else { done.remove(&name); }
+                    if done.len() >= n { return start.elapsed(); }
+                }
+                Some(_) => {}
+                None => panic!("watch ended"),
+            },
+            _ = &mut deadline => panic!("{n} objects did not reach {reason} within {limit:?} ({} did)", done.len()),
         }
-        assert!(start.elapsed() < limit, "{n} objects did not reach {reason} within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 fn peak_rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
@@ -103,7 +111,9 @@ async fn run(cp: &ControlPlane, n: usize) {
             let api = api.clone();
             let ns = ns.clone();
             async move {
-                api.create(&PostParams::default(), &cluster(&ns, i)).await.expect("create");
+                api.create(&PostParams::default(), &cluster(&ns, i))
+                    .await
+                    .expect("create");
             }
         })
         .await;
@@ -116,7 +126,13 @@ async fn run(cp: &ControlPlane, n: usize) {
             let api = api.clone();
             async move {
                 let p = json!({"status": {"phase": "Provisioned"}});
-                api.patch_status(&format!("c{i:05}"), &PatchParams::default(), &Patch::Merge(&p)).await.expect("patch");
+                api.patch_status(
+                    &format!("c{i:05}"),
+                    &PatchParams::default(),
+                    &Patch::Merge(&p),
+                )
+                .await
+                .expect("patch");
             }
         })
         .await;
@@ -139,11 +155,31 @@ async fn run(cp: &ControlPlane, n: usize) {
 
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     println!("objects: {n}");
-    println!("  create {n} KonvoyClusters ({IN_FLIGHT} in flight):   {:>8.2} s  {:>8.0} /s", created.as_secs_f64(), rate(created));
-    println!("  baseline: {n} raw status patches:           {:>8.2} s  {:>8.0} /s", raw.as_secs_f64(), rate(raw));
-    println!("  supportgate cold start, all conditioned:  {:>8.2} s  {:>8.0} /s  ({:.0}% of raw patch rate)", cold.as_secs_f64(), rate(cold), 100.0 * rate(cold) / rate(raw));
-    println!("  after a policy change, all converged:     {:>8.2} s  {:>8.0} /s  ({:.0}% of raw patch rate)", changed.as_secs_f64(), rate(changed), 100.0 * rate(changed) / rate(raw));
-    println!("  supportgate peak RSS: {rss_cold:.1} MiB after the cold start, {rss:.1} MiB after the change");
+    println!(
+        "  create {n} KonvoyClusters ({IN_FLIGHT} in flight):   {:>8.2} s  {:>8.0} /s",
+        created.as_secs_f64(),
+        rate(created)
+    );
+    println!(
+        "  baseline: {n} raw status patches:           {:>8.2} s  {:>8.0} /s",
+        raw.as_secs_f64(),
+        rate(raw)
+    );
+    println!(
+        "  supportgate cold start, all conditioned:  {:>8.2} s  {:>8.0} /s  ({:.0}% of raw patch rate)",
+        cold.as_secs_f64(),
+        rate(cold),
+        100.0 * rate(cold) / rate(raw)
+    );
+    println!(
+        "  after a policy change, all converged:     {:>8.2} s  {:>8.0} /s  ({:.0}% of raw patch rate)",
+        changed.as_secs_f64(),
+        rate(changed),
+        100.0 * rate(changed) / rate(raw)
+    );
+    println!(
+        "  supportgate peak RSS: {rss_cold:.1} MiB after the cold start, {rss:.1} MiB after the change"
+    );
 }
 
 fn main() {
@@ -156,7 +192,10 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let cp = ControlPlane::shared();
         cp.install_crds();
