@@ -40,7 +40,7 @@ unit: deps ## unit tests and CLI tests (no control plane)
 
 .PHONY: e2e
 e2e: tools ## end-to-end tests against a real kube-apiserver + etcd
-	cargo test --locked --test 'e2e_*' -- --test-threads=$(E2E_THREADS)
+	cargo test --locked --no-fail-fast --test 'e2e_*' -- --test-threads=$(E2E_THREADS)
 
 .PHONY: test
 test: lint unit e2e ## everything CI runs: lint, generated-file drift, unit, end-to-end

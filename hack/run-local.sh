@@ -98,6 +98,11 @@ for _ in $(seq 1 100); do
 done
 k -n kommander get konvoyclusters -o custom-columns='NAME:.metadata.name,SUPPORTED:.status.conditions[?(@.type=="Supported")].status,REASON:.status.conditions[?(@.type=="Supported")].reason,MESSAGE:.status.conditions[?(@.type=="Supported")].message'
 echo
+# The policy's status is written once the reconciles settle (at most once a second).
+for _ in $(seq 1 100); do
+  [[ -n "$(k get supportpolicy default -o jsonpath='{.status.objects}')" ]] && break
+  sleep 0.1
+done
 k get supportpolicies
 
 if (( once )); then
