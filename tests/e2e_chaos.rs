@@ -115,7 +115,7 @@ async fn a_webhook_replica_restarting_never_lets_an_unsupported_cluster_in() {
         let mut i = 0u64;
         while !stop.load(Ordering::Relaxed) {
             i += 1;
-            let bad = i % 2 == 0;
+            let bad = i.is_multiple_of(2);
             let obj = if bad {
                 cluster(ns, &format!("bad-{i}"), "v1.5.6", "1.17.17")
             } else {
