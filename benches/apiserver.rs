@@ -17,6 +17,9 @@
 //! Environment: `SG_BENCH_CREATES` (per variant, default 300), `SUPPORTGATE_CACHE` (the control
 //! plane binaries, as for the end-to-end tests).
 
+mod common;
+use common::*;
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -256,24 +259,6 @@ fn mean_ms(before: (f64, f64), after: (f64, f64)) -> (f64, f64) {
         f64::NAN
     };
     (mean, n)
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string())
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn main() {

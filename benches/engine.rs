@@ -3,6 +3,9 @@
 //! Baseline, measured in the same run: decoding the same object from JSON bytes, the work every
 //! admission request does before the engine sees it. The ratio says how much the policy adds.
 
+mod common;
+use common::*;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -96,17 +99,6 @@ fn summary() {
         1e6 / bad,
         decode / bad
     );
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string())
 }
 
 criterion_group!(benches, bench);

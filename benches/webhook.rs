@@ -17,6 +17,9 @@
 //! Environment: `SG_BENCH_CONNECTIONS` (default 8), `SG_BENCH_SECONDS` (measured seconds per
 //! phase, default 4).
 
+mod common;
+use common::*;
+
 #[path = "loadgen/mod.rs"]
 mod loadgen;
 
@@ -140,24 +143,6 @@ fn thread_cpu_seconds(prefix: &str) -> f64 {
 
 fn server_cpu_seconds() -> f64 {
     thread_cpu_seconds(SERVER_THREAD)
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string())
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn env_or(name: &str, default: u64) -> u64 {
