@@ -382,9 +382,7 @@ fn object_value(obj: &DynamicObject, ar: &ApiResource) -> Value {
     v
 }
 
-fn today() -> jiff::civil::Date {
-    Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date()
-}
+use crate::clock::today_utc as today;
 
 fn current_condition(obj: &DynamicObject) -> Option<Condition> {
     obj.data

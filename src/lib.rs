@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod api;
 pub mod check;
+pub mod clock;
 pub mod condition;
 pub mod controller;
 pub mod crd;

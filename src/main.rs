@@ -337,9 +337,7 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
         Some(d) => d
             .parse::<Date>()
             .with_context(|| format!("--today {d}: expected YYYY-MM-DD"))?,
-        None => jiff::Timestamp::now()
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .date(),
+        None => supportgate::clock::today_utc(),
     };
     let hosting = match &args.kubernetes_version {
         Some(v) => Some(

@@ -52,11 +52,7 @@ pub enum SelfCertError {
     Load(#[from] crate::tls::TlsError),
 }
 
-fn today() -> Date {
-    jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-}
+use crate::clock::today_utc as today;
 
 fn names(cfg: &SelfManagedConfig) -> Vec<String> {
     let (s, ns) = (&cfg.service_name, &cfg.namespace);

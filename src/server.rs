@@ -69,9 +69,7 @@ impl Shared {
     }
 
     fn context(&self) -> Context {
-        let today = jiff::Timestamp::now()
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .date();
+        let today = crate::clock::today_utc();
         Context::new(today).with_hosting_kubernetes(self.hosting_kubernetes.clone())
     }
 }

@@ -154,6 +154,14 @@ pub async fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
         .header("host", "127.0.0.1")
         .body(Full::new(Bytes::new()))
         .expect("request");
+    exchange(&mut sender, req).await
+}
+
+/// Sends one request on an open HTTP/1.1 connection: (status, body).
+async fn exchange(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    req: http::Request<Full<Bytes>>,
+) -> std::io::Result<(u16, String)> {
     let resp = sender
         .send_request(req)
         .await
@@ -211,18 +219,8 @@ pub async fn post(
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body)))
         .expect("request");
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(std::io::Error::other)?;
-    let status = resp.status().as_u16();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(std::io::Error::other)?
-        .to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned(), served))
+    let (status, body) = exchange(&mut sender, req).await?;
+    Ok((status, body, served))
 }
 
 /// Waits until the API server routes requests to the webhook (its webhook informer lags).
