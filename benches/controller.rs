@@ -21,7 +21,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use support::ControlPlane;
 use support::operator::{CertFiles, Operator};
-use supportgate::policy::DEFAULT_POLICY_YAML;
+use supportgate::engine::policy::DEFAULT_POLICY_YAML;
 
 const IN_FLIGHT: usize = 16;
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group};
 use jiff::civil::date;
 use serde_json::Value;
-use supportgate::check::parse_objects;
+use supportgate::cli::check::parse_objects;
 use supportgate::{Context, Policy, evaluate};
 
 fn fixtures() -> (Vec<u8>, Value, Value) {

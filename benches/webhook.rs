@@ -1,8 +1,8 @@
 //! The webhook server alone: AdmissionReviews per second over TLS with keep-alive connections,
 //! and latency at a fixed rate of half the measured maximum.
 //!
-//! The real server (`supportgate::server::serve_webhook`, the TLS configuration from
-//! `supportgate::tls`) runs in-process on its own tokio runtime; the load generator
+//! The real server (`supportgate::webhook::server::serve_webhook`, the TLS configuration from
+//! `supportgate::webhook::tls`) runs in-process on its own tokio runtime; the load generator
 //! (`benches/loadgen`) runs on another. Baseline, measured in the same run: the same load
 //! generator against a trivial endpoint on the same stack (tokio-rustls with the same
 //! `ServerConfig`, hyper-util's auto HTTP/1.1+2 builder) that reads the body and returns a fixed
@@ -38,13 +38,14 @@ use kube::core::DynamicObject;
 use kube::core::admission::AdmissionReview;
 use loadgen::{Run, Target, closed_loop, connect, exchange, fixed_rate};
 use serde_json::{Value, json};
-use supportgate::admission;
-use supportgate::check::parse_objects;
+use supportgate::cli::check::parse_objects;
 use supportgate::engine::Context;
-use supportgate::metrics::Metrics;
-use supportgate::policyset::PolicySet;
-use supportgate::server::{Shared, serve_webhook};
-use supportgate::tls::{CertPaths, ReloadingResolver, generate, load_pair, server_config};
+use supportgate::engine::policyset::PolicySet;
+use supportgate::runtime::metrics::Metrics;
+use supportgate::runtime::state::Shared;
+use supportgate::webhook::admission;
+use supportgate::webhook::server::serve_webhook;
+use supportgate::webhook::tls::{CertPaths, ReloadingResolver, generate, load_pair, server_config};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;

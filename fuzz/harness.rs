@@ -11,12 +11,12 @@
 use std::sync::LazyLock;
 
 use serde_json::Value;
-use supportgate::admission::review;
-use supportgate::check;
+use supportgate::cli::check;
 use supportgate::engine::Context;
-use supportgate::policyset::PolicySet;
-use supportgate::tag::ReleaseTag;
-use supportgate::version::{Bound, Minor, Version};
+use supportgate::engine::policyset::PolicySet;
+use supportgate::engine::tag::ReleaseTag;
+use supportgate::engine::version::{Bound, Minor, Version};
+use supportgate::webhook::admission::review;
 
 static POLICIES: LazyLock<PolicySet> = LazyLock::new(PolicySet::embedded_default);
 

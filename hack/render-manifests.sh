@@ -2,7 +2,7 @@
 # Renders the files generated from other files of the repository:
 #
 #   charts/supportgate/templates/crds/supportgate.dev_supportpolicies.yaml
-#       the CRD of crds/ (itself generated from src/api.rs by `make crds`) as a chart template:
+#       the CRD of crds/ (itself generated from src/api/ by `make crds`) as a chart template:
 #       the same document, with the helm.sh/resource-policy=keep annotation, the chart's labels
 #       and the crds.install switch around it; the spec is copied byte for byte.
 #   charts/supportgate/templates/supportpolicy.yaml

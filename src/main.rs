@@ -7,15 +7,15 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use jiff::civil::Date;
 
-use supportgate::check::{Report, parse_objects, read_input};
+use supportgate::cli::check::{Report, parse_objects, read_input};
 use supportgate::controller::ControllerConfig;
+use supportgate::controller::leader::LeaseConfig;
 use supportgate::engine::Context;
-use supportgate::leader::LeaseConfig;
-use supportgate::policy::{DEFAULT_POLICY_YAML, Policy};
-use supportgate::run::RunConfig;
-use supportgate::selfcerts::SelfManagedConfig;
-use supportgate::version::Version;
-use supportgate::webhookconfig::{Endpoint, WebhookSettings, validating_webhook_configuration};
+use supportgate::engine::policy::{DEFAULT_POLICY_YAML, Policy};
+use supportgate::engine::version::Version;
+use supportgate::runtime::run::RunConfig;
+use supportgate::webhook::config::{Endpoint, WebhookSettings, validating_webhook_configuration};
+use supportgate::webhook::selfcerts::SelfManagedConfig;
 
 /// Enforces a vendor's version support policy on Kubernetes clusters and addons.
 #[derive(Parser)]
@@ -203,7 +203,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Crd => {
             print!(
                 "{}",
-                supportgate::crd::support_policy_crd_yaml().context("rendering the CRD")?
+                supportgate::api::crd::support_policy_crd_yaml().context("rendering the CRD")?
             );
             Ok(0)
         }
@@ -291,7 +291,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 .enable_all()
                 .build()
                 .context("starting the runtime")?;
-            rt.block_on(supportgate::run::run(cfg))?;
+            rt.block_on(supportgate::runtime::run::run(cfg))?;
             Ok(0)
         }
     }
@@ -337,7 +337,7 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
         Some(d) => d
             .parse::<Date>()
             .with_context(|| format!("--today {d}: expected YYYY-MM-DD"))?,
-        None => supportgate::clock::today_utc(),
+        None => supportgate::runtime::clock::today_utc(),
     };
     let hosting = match &args.kubernetes_version {
         Some(v) => Some(

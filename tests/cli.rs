@@ -289,7 +289,7 @@ fn checked_in_crds_match_the_types() {
     let on_disk = include_str!("../crds/supportgate.dev_supportpolicies.yaml");
     assert!(
         String::from_utf8_lossy(&o.stdout) == on_disk,
-        "crds/ drifted from src/api.rs: run `make crds` and commit the result"
+        "crds/ drifted from src/api/: run `make crds` and commit the result"
     );
 }
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use support::operator::{CertFiles, Operator};
 use support::{ControlPlane, eventually, stderr};
 use supportgate::api::SupportPolicy;
-use supportgate::policy::DEFAULT_POLICY_YAML;
+use supportgate::engine::policy::DEFAULT_POLICY_YAML;
 
 const NS: &str = "controller-e2e";
 const WAIT: Duration = Duration::from_secs(45);

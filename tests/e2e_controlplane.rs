@@ -6,7 +6,7 @@ mod support;
 use kube::Api;
 use support::{ControlPlane, stderr, stdout};
 use supportgate::api::SupportPolicy;
-use supportgate::policy::{DEFAULT_POLICY_YAML, Policy};
+use supportgate::engine::policy::{DEFAULT_POLICY_YAML, Policy};
 
 #[tokio::test]
 async fn apiserver_reports_the_pinned_version() {

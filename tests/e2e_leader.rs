@@ -11,7 +11,7 @@ use kube::api::{DynamicObject, GroupVersionKind};
 use kube::core::ApiResource;
 use support::operator::{CertFiles, Operator, http_get};
 use support::{ControlPlane, eventually};
-use supportgate::policy::DEFAULT_POLICY_YAML;
+use supportgate::engine::policy::DEFAULT_POLICY_YAML;
 
 const NS: &str = "leader-e2e";
 

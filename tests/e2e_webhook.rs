@@ -12,9 +12,9 @@ use support::operator::{
     CertFiles, Operator, http_get, post, raw_exchange, wait_webhook_effective,
 };
 use support::{ControlPlane, eventually, stderr, stdout};
-use supportgate::policyset::PolicySet;
-use supportgate::tls::generate;
-use supportgate::webhookconfig::{Endpoint, WebhookSettings, validating_webhook_configuration};
+use supportgate::engine::policyset::PolicySet;
+use supportgate::webhook::config::{Endpoint, WebhookSettings, validating_webhook_configuration};
+use supportgate::webhook::tls::generate;
 
 fn cluster(
     name: &str,

@@ -65,10 +65,10 @@ fn the_replay_reaches_the_engine() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/admission_review/seed-denied"),
     )
     .expect("seed-denied");
-    let policies = supportgate::policyset::PolicySet::embedded_default();
+    let policies = supportgate::engine::policyset::PolicySet::embedded_default();
     let ctx = supportgate::engine::Context::new(jiff::civil::date(2026, 11, 24));
     let (answer, decision) =
-        supportgate::admission::review(&denied, &policies, &ctx, None).expect("a review");
+        supportgate::webhook::admission::review(&denied, &policies, &ctx, None).expect("a review");
     assert_eq!(decision.verdict, "denied");
     assert!(String::from_utf8_lossy(&answer).contains("\"allowed\":false"));
     harness::admission_review(&denied);

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
-use supportgate::tls::{GeneratedCerts, generate};
+use supportgate::webhook::tls::{GeneratedCerts, generate};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::engine::policy::Policy;
+use crate::engine::targets::CompiledTarget;
 use crate::engine::{Context, Evaluation, evaluate_target};
-use crate::policy::Policy;
-use crate::targets::CompiledTarget;
 
 #[derive(Debug, Clone)]
 pub struct PolicySet {
@@ -81,7 +81,7 @@ impl PolicySet {
 mod tests {
     use super::*;
     use crate::engine::Verdict;
-    use crate::policy::DEFAULT_POLICY_YAML;
+    use crate::engine::policy::DEFAULT_POLICY_YAML;
     use jiff::civil::date;
     use serde_json::json;
 

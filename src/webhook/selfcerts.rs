@@ -20,7 +20,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use thiserror::Error;
 
-use crate::tls::{ReloadingResolver, generate_valid};
+use crate::webhook::tls::{ReloadingResolver, generate_valid};
 
 /// When the serving certificate's end date is recorded.
 pub const NOT_AFTER_ANNOTATION: &str = "supportgate.dev/not-after";
@@ -49,10 +49,10 @@ pub enum SelfCertError {
     #[error("the Secret {0} has no usable tls.crt/tls.key")]
     Incomplete(String),
     #[error("loading the certificate from the Secret: {0}")]
-    Load(#[from] crate::tls::TlsError),
+    Load(#[from] crate::webhook::tls::TlsError),
 }
 
-use crate::clock::today_utc as today;
+use crate::runtime::clock::today_utc as today;
 
 fn names(cfg: &SelfManagedConfig) -> Vec<String> {
     let (s, ns) = (&cfg.service_name, &cfg.namespace);
@@ -178,7 +178,7 @@ pub fn serve(
     let (Some(cert), Some(key)) = (data(secret, "tls.crt"), data(secret, "tls.key")) else {
         return Err(SelfCertError::Incomplete(name.to_string()));
     };
-    let ck = crate::tls::certified_key(&cert, &key)?;
+    let ck = crate::webhook::tls::certified_key(&cert, &key)?;
     resolver.set(ck);
     Ok(())
 }
@@ -295,8 +295,11 @@ mod tests {
         ));
         assert!(needs_rotation(&Secret::default(), date(2026, 1, 1), 30));
         let resolver = ReloadingResolver::new(
-            crate::tls::certified_key(&data(&s, "tls.crt").unwrap(), &data(&s, "tls.key").unwrap())
-                .unwrap(),
+            crate::webhook::tls::certified_key(
+                &data(&s, "tls.crt").unwrap(),
+                &data(&s, "tls.key").unwrap(),
+            )
+            .unwrap(),
         );
         serve(&s, &resolver, "sg-tls").unwrap();
 

@@ -1,12 +1,11 @@
-//! The HTTPS admission endpoint and the plain health/metrics endpoint.
+//! The HTTPS admission endpoint.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -19,64 +18,17 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::admission::{ReviewError, review};
-use crate::engine::Context;
-use crate::metrics::{ErrorLabels, Metrics};
-use crate::policyset::PolicySet;
-use crate::version::Version;
+use crate::runtime::metrics::ErrorLabels;
+use crate::runtime::state::Shared;
+use crate::webhook::admission::{ReviewError, review};
 
-/// What the request path reads: one snapshot of the policies, no API calls.
-pub struct Shared {
-    pub policies: ArcSwap<PolicySet>,
-    pub hosting_kubernetes: Option<Version>,
-    pub metrics: Arc<Metrics>,
-    pub max_body_bytes: usize,
-    pub policies_synced: AtomicBool,
-    pub tls_loaded: AtomicBool,
-    /// Bumped whenever `policies` is replaced, so the controller re-evaluates everything.
-    pub policy_changes: watch::Sender<u64>,
-    /// Set on SIGTERM: /readyz fails so the endpoint is removed while reviews are still served.
-    pub draining: AtomicBool,
-}
+pub(crate) type Body = Full<Bytes>;
 
-impl Shared {
-    pub fn new(
-        hosting_kubernetes: Option<Version>,
-        metrics: Arc<Metrics>,
-        max_body_bytes: usize,
-    ) -> Arc<Self> {
-        Arc::new(Shared {
-            policies: ArcSwap::from_pointee(PolicySet::embedded_default()),
-            hosting_kubernetes,
-            metrics,
-            max_body_bytes,
-            policies_synced: AtomicBool::new(false),
-            tls_loaded: AtomicBool::new(false),
-            policy_changes: watch::Sender::new(0),
-            draining: AtomicBool::new(false),
-        })
-    }
-
-    pub fn set_policies(&self, set: PolicySet) {
-        self.policies.store(Arc::new(set));
-        self.policy_changes.send_modify(|n| *n += 1);
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.policies_synced.load(Ordering::Acquire)
-            && self.tls_loaded.load(Ordering::Acquire)
-            && !self.draining.load(Ordering::Acquire)
-    }
-
-    fn context(&self) -> Context {
-        let today = crate::clock::today_utc();
-        Context::new(today).with_hosting_kubernetes(self.hosting_kubernetes.clone())
-    }
-}
-
-type Body = Full<Bytes>;
-
-fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+pub(crate) fn reply(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -158,30 +110,6 @@ async fn admission(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body
     }
 }
 
-async fn health(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
-    match req.uri().path() {
-        "/healthz" | "/livez" => reply(StatusCode::OK, "text/plain", "ok\n"),
-        "/readyz" if shared.is_ready() => reply(StatusCode::OK, "text/plain", "ok\n"),
-        "/readyz" => {
-            let why = match (
-                shared.tls_loaded.load(Ordering::Acquire),
-                shared.policies_synced.load(Ordering::Acquire),
-            ) {
-                (false, _) => "serving certificate not loaded\n",
-                (_, false) => "SupportPolicies not synced yet\n",
-                _ => "not ready\n",
-            };
-            reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", why)
-        }
-        "/metrics" => reply(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            shared.metrics.encode(),
-        ),
-        _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
-    }
-}
-
 /// How long a client may take to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -251,30 +179,6 @@ pub async fn serve_webhook(
         .is_err()
     {
         tracing::warn!("webhook: in-flight reviews did not finish within {grace:?}");
-    }
-}
-
-/// Serves `/healthz`, `/readyz` and `/metrics` over plain HTTP/1.1 until `shutdown` flips.
-pub async fn serve_health(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((tcp, _)) = accepted else { continue };
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(health(req, shared).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
-                });
-            }
-            _ = shutdown.changed() => break,
-        }
     }
 }
 

@@ -12,11 +12,11 @@ use serde::Serialize;
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
-use crate::policy::{Policy, Release, ReleaseSupport};
-use crate::rules::{Rule, Severity};
-use crate::tag::ReleaseTag;
-use crate::targets::{CompiledTarget, select};
-use crate::version::{Bound, Version};
+use crate::engine::policy::{Policy, Release, ReleaseSupport};
+use crate::engine::rules::{Rule, Severity};
+use crate::engine::tag::ReleaseTag;
+use crate::engine::targets::{CompiledTarget, select};
+use crate::engine::version::{Bound, Version};
 
 /// What the engine needs to know about the world.
 #[derive(Debug, Clone)]
@@ -314,7 +314,7 @@ pub fn ratchet(
     Out::from_violations(violations).finish()
 }
 
-/// The value at a field path as [`crate::targets::select`] renders it
+/// The value at a field path as [`crate::engine::targets::select`] renders it
 /// (`spec.cluster.addons[0].configVersion`, `metadata.labels['a/b']`).
 pub fn value_at<'v>(object: &'v Value, field: &str) -> Option<&'v Value> {
     let mut cur = object;
@@ -741,5 +741,5 @@ impl Out {
 }
 
 #[cfg(test)]
-#[path = "engine_tests.rs"]
+#[path = "evaluate_tests.rs"]
 mod tests;

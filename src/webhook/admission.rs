@@ -11,10 +11,10 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::engine::policyset::PolicySet;
+use crate::engine::rules::{Rule, Severity};
 use crate::engine::{Context, Evaluation, Verdict, ratchet};
-use crate::metrics::{Metrics, RuleLabels, VerdictLabels};
-use crate::policyset::PolicySet;
-use crate::rules::{Rule, Severity};
+use crate::runtime::metrics::{Metrics, RuleLabels, VerdictLabels};
 
 /// Why a request could not be answered with an AdmissionReview (an HTTP 4xx).
 #[derive(Debug, Error)]

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
-use crate::version::{Minor, Version};
+use crate::engine::version::{Minor, Version};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Channel {

@@ -10,7 +10,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use kube::api::ObjectMeta;
 
-use crate::targets::CompiledTarget;
+use crate::engine::targets::CompiledTarget;
 
 /// Where the API server reaches the webhook.
 #[derive(Debug, Clone)]
@@ -129,7 +129,7 @@ pub fn validating_webhook_configuration<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policyset::PolicySet;
+    use crate::engine::policyset::PolicySet;
 
     #[test]
     fn rules_follow_the_targets() {

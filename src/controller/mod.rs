@@ -6,6 +6,9 @@
 //! everything when a policy changes, and requeues each object for its next date-driven
 //! transition instead of polling.
 
+pub mod condition;
+pub mod leader;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,12 +32,14 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::api::{ObjectCounts, SupportPolicy, SupportPolicyStatus};
-use crate::condition::{CONDITION_TYPE, Transition, differs, supported_condition, transition};
+use crate::controller::condition::{
+    CONDITION_TYPE, Transition, differs, supported_condition, transition,
+};
+use crate::engine::policy::Policy;
+use crate::engine::rules::Severity;
 use crate::engine::{Context, Evaluation, Verdict, evaluate_target};
-use crate::metrics::ObjectLabels;
-use crate::policy::Policy;
-use crate::rules::Severity;
-use crate::server::Shared;
+use crate::runtime::metrics::ObjectLabels;
+use crate::runtime::state::Shared;
 
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
@@ -382,7 +387,7 @@ fn object_value(obj: &DynamicObject, ar: &ApiResource) -> Value {
     v
 }
 
-use crate::clock::today_utc as today;
+use crate::runtime::clock::today_utc as today;
 
 fn current_condition(obj: &DynamicObject) -> Option<Condition> {
     obj.data
@@ -535,7 +540,7 @@ fn until(day: jiff::civil::Date) -> Option<Duration> {
     (secs > 0).then(|| Duration::from_secs(secs as u64))
 }
 
-fn policies_names(set: &crate::policyset::PolicySet) -> String {
+fn policies_names(set: &crate::engine::policyset::PolicySet) -> String {
     if set.is_embedded_default() {
         "supportgate-default".into()
     } else {
@@ -907,7 +912,8 @@ mod tests {
 
     #[test]
     fn policy_status_counts_and_names_denials() {
-        let sp: SupportPolicy = serde_norway::from_str(crate::policy::DEFAULT_POLICY_YAML).unwrap();
+        let sp: SupportPolicy =
+            serde_norway::from_str(crate::engine::policy::DEFAULT_POLICY_YAML).unwrap();
         let mut t = Tally::default();
         t.add(Verdict::Allowed, "ns/a (KonvoyCluster)");
         t.add(Verdict::Warned, "ns/b (KonvoyCluster)");
@@ -962,13 +968,13 @@ mod tests {
             verdict: Verdict::Denied,
             violations: vec![
                 crate::engine::Violation {
-                    rule: crate::rules::Rule::ExperimentalComponent,
+                    rule: crate::engine::rules::Rule::ExperimentalComponent,
                     severity: Severity::Deny,
                     message: "m".into(),
                     field: Some("f".into()),
                 },
                 crate::engine::Violation {
-                    rule: crate::rules::Rule::SecondarySupport,
+                    rule: crate::engine::rules::Rule::SecondarySupport,
                     severity: Severity::Info,
                     message: "n".into(),
                     field: None,

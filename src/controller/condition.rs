@@ -3,8 +3,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use crate::engine::rules::{Rule, Severity};
 use crate::engine::{Evaluation, Verdict};
-use crate::rules::{Rule, Severity};
 
 pub const CONDITION_TYPE: &str = "Supported";
 /// The API server caps a condition message at 32768 characters.

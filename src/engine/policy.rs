@@ -14,11 +14,11 @@ use kube::core::{Selector, SelectorExt};
 use thiserror::Error;
 
 use crate::api::{SupportPolicy, SupportPolicySpec};
-use crate::targets::{CompiledTarget, presets};
-use crate::version::{Bound, Minor, Version};
+use crate::engine::targets::{CompiledTarget, presets};
+use crate::engine::version::{Bound, Minor, Version};
 
 /// The embedded default policy: the Konvoy support policy as published for Konvoy 1.8.
-pub const DEFAULT_POLICY_YAML: &str = include_str!("../examples/policies/default.yaml");
+pub const DEFAULT_POLICY_YAML: &str = include_str!("../../examples/policies/default.yaml");
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum PolicyError {
@@ -469,8 +469,10 @@ mod tests {
 
     #[test]
     fn history_example_compiles() {
-        let p =
-            Policy::from_yaml(include_str!("../examples/policies/konvoy-1x-history.yaml")).unwrap();
+        let p = Policy::from_yaml(include_str!(
+            "../../examples/policies/konvoy-1x-history.yaml"
+        ))
+        .unwrap();
         // 1.8 carries an explicit end of support that overrides the window.
         let r18 = p.release(Minor::new(1, 8)).unwrap();
         assert_eq!(

@@ -6,7 +6,7 @@ use jiff::civil::date;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::policy::DEFAULT_POLICY_YAML;
+use crate::engine::policy::DEFAULT_POLICY_YAML;
 
 fn today() -> Date {
     date(2026, 11, 24)
@@ -686,9 +686,9 @@ fn untargeted_kinds_are_not_evaluated() {
 #[test]
 fn cluster_configuration_and_provisioner_presets() {
     let p = policy();
-    let (objs, errs) = crate::check::parse_objects(
+    let (objs, errs) = crate::cli::check::parse_objects(
         "cluster.yaml",
-        include_str!("../examples/clusters/cluster.yaml"),
+        include_str!("../../examples/clusters/cluster.yaml"),
     );
     assert!(errs.is_empty());
     for o in &objs {

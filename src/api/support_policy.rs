@@ -1,6 +1,6 @@
 //! The `SupportPolicy` custom resource (`supportgate.dev/v1alpha1`, cluster-scoped).
 //!
-//! These types are the wire format: strings as users write them. [`crate::policy`] turns a spec
+//! These types are the wire format: strings as users write them. [`crate::engine::policy`] turns a spec
 //! into a typed, validated policy once, so the engine never parses on the hot path.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};

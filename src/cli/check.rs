@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::engine::policy::Policy;
 use crate::engine::{Context, Evaluation, Verdict, Violation, evaluate_target};
-use crate::policy::Policy;
 
 /// Refuse inputs larger than this: a manifest set is kilobytes; anything far bigger is a mistake
 /// (a binary, a log) and would otherwise be read whole into memory.

@@ -17,17 +17,19 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::SupportPolicy;
+use crate::controller::leader::{self, LeaseConfig};
 use crate::controller::{self, ControllerConfig};
-use crate::leader::{self, LeaseConfig};
-use crate::metrics::Metrics;
-use crate::policy::Policy;
-use crate::policyset::PolicySet;
-use crate::selfcerts::{self, SelfManagedConfig};
-use crate::server::{Shared, bind, serve_health, serve_webhook};
-use crate::tls::{
+use crate::engine::policy::Policy;
+use crate::engine::policyset::PolicySet;
+use crate::engine::version::Version;
+use crate::runtime::health::serve_health;
+use crate::runtime::metrics::Metrics;
+use crate::runtime::state::Shared;
+use crate::webhook::selfcerts::{self, SelfManagedConfig};
+use crate::webhook::server::{bind, serve_webhook};
+use crate::webhook::tls::{
     CertPaths, ReloadingResolver, certified_key, load_pair, server_config, watch as watch_certs,
 };
-use crate::version::Version;
 
 #[derive(Debug, Clone)]
 pub struct RunConfig {

@@ -1,0 +1,3 @@
+//! The offline commands: `supportgate check` and `supportgate webhook-config`.
+
+pub mod check;
