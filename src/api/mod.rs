@@ -1,6 +1,7 @@
 //! The custom resources supportgate serves, and the CRD manifests generated from them.
 
 pub mod crd;
+pub mod object;
 mod support_policy;
 
 pub use support_policy::*;

@@ -31,6 +31,7 @@ use thiserror::Error;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use crate::api::object::engine_value;
 use crate::api::{ObjectCounts, SupportPolicy, SupportPolicyStatus};
 use crate::controller::condition::{
     CONDITION_TYPE, Transition, differs, supported_condition, transition,
@@ -378,15 +379,6 @@ async fn run_kind(
         .await;
 }
 
-fn object_value(obj: &DynamicObject, ar: &ApiResource) -> Value {
-    let mut v = serde_json::to_value(obj).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut v {
-        m.insert("apiVersion".into(), Value::String(ar.api_version.clone()));
-        m.insert("kind".into(), Value::String(ar.kind.clone()));
-    }
-    v
-}
-
 use crate::runtime::clock::today_utc as today;
 
 fn current_condition(obj: &DynamicObject) -> Option<Condition> {
@@ -416,7 +408,7 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<KindCtx>) -> Result<Action,
     let _enter = span.enter();
     let policies = s.shared.policies.load_full();
     let ectx = Context::new(today()).with_hosting_kubernetes(s.shared.hosting_kubernetes.clone());
-    let value = object_value(&obj, &ctx.ar);
+    let value = engine_value((*obj).clone(), Some(&ctx.ar));
     let Some(evaluation) = policies.evaluate(&value, &ectx) else {
         return Ok(Action::await_change());
     };

@@ -8,9 +8,10 @@ use std::time::Instant;
 
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use thiserror::Error;
 
+use crate::api::object::engine_value;
 use crate::engine::policyset::PolicySet;
 use crate::engine::rules::{Rule, Severity};
 use crate::engine::{Context, Evaluation, Verdict, ratchet};
@@ -122,14 +123,14 @@ fn decide(
     {
         return (response, pass("skipped"));
     }
-    let Some(object) = request.object.map(object_value) else {
+    let Some(object) = request.object.map(|o| engine_value(o, None)) else {
         return (response, pass("skipped"));
     };
     let Some(mut evaluation) = policies.evaluate(&object, ctx) else {
         return (response, pass("skipped"));
     };
     if request.operation == Operation::Update
-        && let Some(old) = request.old_object.map(object_value)
+        && let Some(old) = request.old_object.map(|o| engine_value(o, None))
         && let Some(before) = policies.evaluate(&old, ctx)
     {
         evaluation = ratchet(&old, &before, &object, evaluation);
@@ -209,22 +210,6 @@ fn respond(
 }
 
 /// The object as the engine reads it: `apiVersion`, `kind`, `metadata` and the rest.
-fn object_value(o: DynamicObject) -> Value {
-    let mut map = match o.data {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
-    if let Some(t) = o.types {
-        map.insert("apiVersion".into(), Value::String(t.api_version));
-        map.insert("kind".into(), Value::String(t.kind));
-    }
-    map.insert(
-        "metadata".into(),
-        serde_json::to_value(o.metadata).unwrap_or(Value::Null),
-    );
-    Value::Object(map)
-}
-
 fn severity_name(s: Severity) -> &'static str {
     match s {
         Severity::Info => "info",
