@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
-use serde_json::Value;
 use thiserror::Error;
 
 use crate::api::object::engine_value;
