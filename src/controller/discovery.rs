@@ -1,0 +1,230 @@
+//! Which targeted kinds exist, from their CRDs: a kind whose CRD appears later is picked up, one
+//! whose CRD goes away (or whose schema changes the sink) is stopped. Also where each kind's
+//! verdicts go, decided from its schema.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps,
+};
+use kube::api::{ApiResource, GroupVersionKind};
+use kube::runtime::reflector::Store;
+use tokio::task::JoinHandle;
+
+use crate::controller::Session;
+use crate::controller::reconcile::run_kind;
+use crate::engine::policyset::PolicySet;
+use crate::engine::targets::CompiledTarget;
+
+/// (group, version, kind)
+pub type KindKey = (String, String, String);
+
+/// Where a kind's verdicts go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sink {
+    /// `status.conditions` is a list-map keyed by `type` on a status subresource: server-side
+    /// apply of our one entry leaves other owners' conditions alone.
+    Conditions,
+    /// The schema would prune or clobber a condition; why, for the event.
+    PolicyReport(String),
+}
+
+/// A kind to watch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kind {
+    pub ar: ApiResource,
+    pub namespaced: bool,
+    pub sink: Sink,
+}
+
+/// The controllers running, one per kind.
+pub type Running = HashMap<KindKey, (Sink, JoinHandle<()>)>;
+
+/// Decides from a CRD version's schema whether a `Supported` condition can be written safely.
+pub fn sink_for(crd: &CustomResourceDefinition, version: &str) -> Sink {
+    let Some(v) = crd.spec.versions.iter().find(|v| v.name == version) else {
+        return Sink::PolicyReport(format!("version {version} is not served"));
+    };
+    if v.subresources
+        .as_ref()
+        .and_then(|s| s.status.as_ref())
+        .is_none()
+    {
+        return Sink::PolicyReport("the CRD has no status subresource".into());
+    }
+    let schema = v
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref());
+    let status = schema.and_then(|s| prop(s, "status"));
+    let conditions = status.and_then(|s| prop(s, "conditions"));
+    match conditions {
+        None => Sink::PolicyReport(
+            "the CRD's status schema has no `conditions`, so a condition would be pruned".into(),
+        ),
+        Some(c)
+            if c.x_kubernetes_list_type.as_deref() == Some("map")
+                && c.x_kubernetes_list_map_keys.as_deref() == Some(&["type".to_string()][..]) =>
+        {
+            Sink::Conditions
+        }
+        Some(_) => Sink::PolicyReport(
+            "status.conditions is not a list-map keyed by `type`, so writing one condition would replace the others".into(),
+        ),
+    }
+}
+
+fn prop<'a>(s: &'a JSONSchemaProps, name: &str) -> Option<&'a JSONSchemaProps> {
+    s.properties.as_ref().and_then(|p| p.get(name))
+}
+
+/// The kinds the policies target whose CRDs exist, at the version to watch.
+pub fn wanted_kinds(
+    policies: &PolicySet,
+    crds: &[Arc<CustomResourceDefinition>],
+) -> HashMap<KindKey, Kind> {
+    let mut wanted = HashMap::new();
+    for t in policies.targets() {
+        let Some(crd) = crds
+            .iter()
+            .find(|c| c.spec.group == t.spec.api_group && c.spec.names.kind == t.spec.kind)
+        else {
+            continue;
+        };
+        let Some(version) = version_to_watch(t, crd) else {
+            continue;
+        };
+        let gvk = GroupVersionKind::gvk(&t.spec.api_group, &version, &t.spec.kind);
+        let kind = Kind {
+            ar: ApiResource::from_gvk_with_plural(&gvk, &crd.spec.names.plural),
+            namespaced: crd.spec.scope == "Namespaced",
+            sink: sink_for(crd, &version),
+        };
+        wanted.insert(
+            (t.spec.api_group.clone(), version, t.spec.kind.clone()),
+            kind,
+        );
+    }
+    wanted
+}
+
+/// The target's first served version, or the storage version when the target names none.
+fn version_to_watch(t: &CompiledTarget, crd: &CustomResourceDefinition) -> Option<String> {
+    if t.spec.versions.is_empty() {
+        return crd
+            .spec
+            .versions
+            .iter()
+            .find(|v| v.storage)
+            .map(|v| v.name.clone());
+    }
+    let served: Vec<&str> = crd
+        .spec
+        .versions
+        .iter()
+        .filter(|v| v.served)
+        .map(|v| v.name.as_str())
+        .collect();
+    t.spec
+        .versions
+        .iter()
+        .find(|v| served.contains(&v.as_str()))
+        .cloned()
+}
+
+/// Starts a controller for every targeted kind whose CRD exists, stops those that went away.
+pub(crate) fn reconcile_kinds(
+    session: &Arc<Session>,
+    crds: &Store<CustomResourceDefinition>,
+    running: &mut Running,
+) {
+    let policies = session.shared.policies.load_full();
+    let wanted = wanted_kinds(&policies, &crds.state());
+    running.retain(|key, (sink, handle)| {
+        let keep = wanted.get(key).is_some_and(|k| &k.sink == sink);
+        if !keep {
+            tracing::info!(kind = %key.2, group = %key.0, "stopping the controller for a kind that is gone or changed");
+            handle.abort();
+            if let Ok(mut stores) = session.stores.lock() {
+                stores.remove(key);
+            }
+        }
+        keep
+    });
+    for (key, kind) in wanted {
+        if running.contains_key(&key) {
+            continue;
+        }
+        tracing::info!(kind = %key.2, group = %key.0, version = %key.1, sink = ?kind.sink, "watching a targeted kind");
+        let sink = kind.sink.clone();
+        let handle = tokio::spawn(run_kind(session.clone(), key.clone(), kind));
+        running.insert(key, (sink, handle));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::policy::Policy;
+    use serde_json::{Value, json};
+
+    fn crd(status: Value, subresource: bool) -> CustomResourceDefinition {
+        serde_json::from_value(json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "xs.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced", "names": {"kind": "X", "plural": "xs"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "subresources": if subresource { json!({"status": {}}) } else { json!({}) },
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {"status": status}}}}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn sinks_follow_the_schema() {
+        let map = json!({"type": "object", "properties": {"conditions": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"], "items": {"type": "object"}}}});
+        assert_eq!(sink_for(&crd(map.clone(), true), "v1"), Sink::Conditions);
+        assert!(
+            matches!(sink_for(&crd(map, false), "v1"), Sink::PolicyReport(r) if r.contains("subresource"))
+        );
+        let atomic = json!({"type": "object", "properties": {"conditions": {"type": "array", "items": {"type": "object"}}}});
+        assert!(
+            matches!(sink_for(&crd(atomic, true), "v1"), Sink::PolicyReport(r) if r.contains("list-map"))
+        );
+        let none = json!({"type": "object", "properties": {"phase": {"type": "string"}}});
+        assert!(
+            matches!(sink_for(&crd(none, true), "v1"), Sink::PolicyReport(r) if r.contains("pruned"))
+        );
+        assert!(matches!(
+            sink_for(&crd(json!({}), true), "v2"),
+            Sink::PolicyReport(_)
+        ));
+    }
+
+    #[test]
+    fn only_targeted_kinds_with_a_crd_are_wanted() {
+        let policy = PolicySet::from_policies(vec![Arc::new(Policy::embedded_default())]);
+        let file = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/crds/kubeaddons.mesosphere.io_addons.yaml"
+        ))
+        .unwrap();
+        // The file holds Addon, then ClusterAddon: only the first is installed here.
+        let first = file.split("\n---").next().unwrap();
+        let addon: CustomResourceDefinition = serde_norway::from_str(first).unwrap();
+        let untargeted = crd(json!({}), true);
+        let wanted = wanted_kinds(&policy, &[Arc::new(addon), Arc::new(untargeted)]);
+        assert_eq!(wanted.len(), 1, "{wanted:?}");
+        let (key, kind) = wanted.into_iter().next().unwrap();
+        assert_eq!(key.0, "kubeaddons.mesosphere.io");
+        assert_eq!(key.2, "Addon");
+        assert!(kind.namespaced);
+        assert!(
+            matches!(kind.sink, Sink::PolicyReport(_)),
+            "{:?}",
+            kind.sink
+        );
+        assert!(wanted_kinds(&policy, &[]).is_empty());
+    }
+}

@@ -1,0 +1,322 @@
+//! The I/O side of a reconcile: gather the inputs of the plan (the object, the policies, the
+//! last verdict), evaluate, and apply the planned effects. Deciding happens in `plan`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::controller::{Action, Config as ControllerRuntimeConfig, Controller};
+use kube::runtime::events::Event as KubeEvent;
+use kube::runtime::{reflector, watcher};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::{Value, json};
+use tracing::instrument;
+
+use crate::api::object::engine_value;
+use crate::controller::condition::CONDITION_TYPE;
+use crate::controller::discovery::{Kind, KindKey, Sink};
+use crate::controller::plan::{self, Effects, Note, Previous};
+use crate::controller::report::{ReportRef, policies_name, report_body};
+use crate::controller::status::Seen;
+use crate::controller::{ControllerError, Session};
+use crate::engine::policyset::PolicySet;
+use crate::engine::{Context, Evaluation, Verdict, evaluate_target};
+use crate::runtime::clock::today_utc;
+
+/// What every reconcile of one kind shares.
+pub(crate) struct KindCtx {
+    session: Arc<Session>,
+    ar: ApiResource,
+    namespaced: bool,
+    sink: Sink,
+}
+
+/// Runs the kube-runtime controller of one kind until aborted.
+pub(crate) async fn run_kind(session: Arc<Session>, key: KindKey, kind: Kind) {
+    let api = Api::<DynamicObject>::all_with(session.client.clone(), &kind.ar);
+    // managedFields are most of an object that server-side apply has touched, and the engine
+    // never reads them: drop them before they reach the cache.
+    let writer = reflector::store::Writer::new(kind.ar.clone());
+    let reader = writer.as_reader();
+    let objects = watcher::watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|o: &mut DynamicObject| o.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream_with(objects, reader, kind.ar.clone())
+        .with_config(ControllerRuntimeConfig::default().concurrency(session.cfg.concurrency));
+    if let Ok(mut stores) = session.stores.lock() {
+        stores.insert(key, (kind.ar.clone(), controller.store()));
+    }
+    let changes = futures::stream::unfold(
+        session.shared.policy_changes.subscribe(),
+        |mut rx| async move {
+            rx.changed().await.ok()?;
+            Some(((), rx))
+        },
+    );
+    let ctx = Arc::new(KindCtx {
+        session,
+        ar: kind.ar,
+        namespaced: kind.namespaced,
+        sink: kind.sink,
+    });
+    controller
+        .reconcile_all_on(changes)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+/// `group/Kind/namespace/name`: how memory and the status tallies know an object.
+pub(crate) fn object_key(ar: &ApiResource, obj: &DynamicObject) -> String {
+    format!(
+        "{}/{}/{}/{}",
+        ar.group,
+        ar.kind,
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    )
+}
+
+#[instrument(skip_all, fields(
+    kind = %ctx.ar.kind,
+    namespace = obj.namespace().as_deref(),
+    name = %obj.name_any(),
+    verdict = tracing::field::Empty,
+))]
+async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<KindCtx>) -> Result<Action, ControllerError> {
+    let started = Instant::now();
+    let s = &ctx.session;
+    let policies = s.shared.policies.load_full();
+    let Some(verdicts) = evaluate(&policies, &obj, &ctx.ar, &s.shared.context()) else {
+        return Ok(Action::await_change());
+    };
+    tracing::Span::current().record("verdict", verdicts.merged.verdict.as_str());
+    let key = object_key(&ctx.ar, &obj);
+    let previous = previous(&ctx, &obj, &key).await?;
+    let effects = plan::plan(&plan::Input {
+        evaluation: &verdicts.merged,
+        sink: &ctx.sink,
+        previous: &previous,
+        generation: obj.metadata.generation,
+        always_report: policies
+            .policies()
+            .iter()
+            .any(|p| p.always_write_policy_reports),
+        policy: &policies_name(&policies),
+        now: Time(Timestamp::now()),
+    });
+    apply(&ctx, &obj, &verdicts.merged, &effects).await?;
+    remember(&ctx, &obj, key, verdicts, &effects);
+    s.shared
+        .metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    Ok(requeue(&policies))
+}
+
+/// An object's verdicts: merged over every policy (what it is told), and each policy's own
+/// (what each policy's status counts).
+struct Verdicts {
+    merged: Evaluation,
+    per_policy: Vec<(String, Verdict)>,
+}
+
+/// The one call into the engine; `None` when no policy targets the object.
+fn evaluate(
+    policies: &PolicySet,
+    obj: &DynamicObject,
+    ar: &ApiResource,
+    ectx: &Context,
+) -> Option<Verdicts> {
+    let value = engine_value(obj.clone(), Some(ar));
+    let merged = policies.evaluate(&value, ectx)?;
+    let per_policy = match policies.policies() {
+        [only] => vec![(only.name.clone(), merged.verdict)],
+        many => many
+            .iter()
+            .filter_map(|p| {
+                let t = p.target_for(&ar.api_version, &ar.kind)?;
+                Some((p.name.clone(), evaluate_target(p, t, &value, ectx).verdict))
+            })
+            .collect(),
+    };
+    Some(Verdicts { merged, per_policy })
+}
+
+/// Everything known about the last verdict. Reads the PolicyReport only when memory has nothing
+/// (after a start or a failover); failing to read it fails the reconcile rather than announce a
+/// verdict twice.
+async fn previous(
+    ctx: &KindCtx,
+    obj: &DynamicObject,
+    key: &str,
+) -> Result<Previous, ControllerError> {
+    let s = &ctx.session;
+    let remembered = s.last.lock().ok().and_then(|l| l.get(key).cloned());
+    let in_report = if Previous::needs_report(&ctx.sink, remembered.as_ref()) {
+        ReportRef::for_object(&ctx.ar, obj, ctx.namespaced)
+            .read_condition(s.client.clone())
+            .await
+            .map_err(|source| ControllerError::ReadReport {
+                object: key.to_string(),
+                source,
+            })?
+    } else {
+        None
+    };
+    Ok(Previous {
+        on_object: current_condition(obj),
+        remembered,
+        in_report,
+    })
+}
+
+fn current_condition(obj: &DynamicObject) -> Option<Condition> {
+    obj.data
+        .pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(CONDITION_TYPE))
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+}
+
+/// Writes the report, then the condition, then the events. The report goes first: if the
+/// condition write then fails, the retry still sees the old condition and writes both again.
+async fn apply(
+    ctx: &KindCtx,
+    obj: &DynamicObject,
+    evaluation: &Evaluation,
+    effects: &Effects,
+) -> Result<(), ControllerError> {
+    let s = &ctx.session;
+    if let Some(entry) = &effects.report {
+        let at = ReportRef::for_object(&ctx.ar, obj, ctx.namespaced);
+        let body = report_body(
+            &at,
+            evaluation,
+            &entry.policy,
+            &entry.condition,
+            Timestamp::now(),
+        );
+        at.write(s.client.clone(), &s.cfg.field_manager, &body)
+            .await
+            .map_err(|source| ControllerError::Report {
+                object: object_key(&ctx.ar, obj),
+                source,
+            })?;
+    }
+    if let Some(condition) = &effects.patch {
+        write_condition(ctx, obj, condition).await?;
+    }
+    for note in &effects.events {
+        publish(ctx, obj, note).await;
+    }
+    Ok(())
+}
+
+async fn write_condition(
+    ctx: &KindCtx,
+    obj: &DynamicObject,
+    condition: &Condition,
+) -> Result<(), ControllerError> {
+    let s = &ctx.session;
+    let api: Api<DynamicObject> = match (ctx.namespaced, obj.namespace()) {
+        (true, Some(ns)) => Api::namespaced_with(s.client.clone(), &ns, &ctx.ar),
+        _ => Api::all_with(s.client.clone(), &ctx.ar),
+    };
+    let body = json!({
+        "apiVersion": ctx.ar.api_version,
+        "kind": ctx.ar.kind,
+        "status": {"conditions": [condition]},
+    });
+    // Force: the Supported entry is ours even if an older manager once wrote it; server-side
+    // apply keeps every other condition type with its own manager.
+    let pp = PatchParams::apply(&s.cfg.field_manager).force();
+    api.patch_status(&obj.name_any(), &pp, &Patch::Apply(&body))
+        .await
+        .map_err(|source| ControllerError::Status {
+            object: object_key(&ctx.ar, obj),
+            source,
+        })?;
+    s.shared.metrics.status_writes.inc();
+    Ok(())
+}
+
+/// An event that cannot be published is logged, never retried: the verdict itself is written.
+async fn publish(ctx: &KindCtx, obj: &DynamicObject, note: &Note) {
+    let ev = KubeEvent {
+        type_: note.type_,
+        reason: note.reason.to_string(),
+        note: Some(note.note.clone()),
+        action: "Evaluate".into(),
+        secondary: None,
+    };
+    let reference = obj.object_ref(&ctx.ar);
+    if let Err(e) = ctx.session.recorder.publish(&ev, &reference).await {
+        tracing::warn!(error = %e, reason = note.reason, "publishing an event failed");
+    }
+}
+
+/// Records the verdict for the next reconcile and for the policies' status.
+fn remember(
+    ctx: &KindCtx,
+    obj: &DynamicObject,
+    key: String,
+    verdicts: Verdicts,
+    effects: &Effects,
+) {
+    let s = &ctx.session;
+    let display = match obj.namespace().filter(|_| ctx.namespaced) {
+        Some(ns) => format!("{ns}/{} ({})", obj.name_any(), ctx.ar.kind),
+        None => format!("{} ({})", obj.name_any(), ctx.ar.kind),
+    };
+    let seen = Seen {
+        display,
+        merged: verdicts.merged.verdict,
+        per_policy: verdicts.per_policy,
+    };
+    let seen_changed = s
+        .seen
+        .lock()
+        .map(|mut m| m.insert(key.clone(), seen.clone()) != Some(seen))
+        .unwrap_or(false);
+    if let Ok(mut last) = s.last.lock() {
+        last.insert(key, effects.condition.clone());
+    }
+    if effects.changed() || seen_changed {
+        s.dirty.notify_one();
+    }
+}
+
+/// Requeue for the next date on which any policy's support changes; otherwise only changes to
+/// the object or the policies wake it.
+fn requeue(policies: &PolicySet) -> Action {
+    let next = policies
+        .policies()
+        .iter()
+        .filter_map(|p| p.next_transition(today_utc()))
+        .min();
+    match next.and_then(until) {
+        Some(wait) => Action::requeue(wait),
+        None => Action::await_change(),
+    }
+}
+
+/// Time until the start of `day` (UTC), plus a second of margin.
+fn until(day: jiff::civil::Date) -> Option<Duration> {
+    let at = day.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+    let secs = at.as_second() - Timestamp::now().as_second() + 1;
+    (secs > 0).then(|| Duration::from_secs(secs as u64))
+}
+
+fn error_policy(obj: Arc<DynamicObject>, err: &ControllerError, ctx: Arc<KindCtx>) -> Action {
+    ctx.session.shared.metrics.reconcile_errors.inc();
+    tracing::warn!(object = %object_key(&ctx.ar, &obj), error = %err, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
