@@ -4,7 +4,10 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+use k8s_openapi::api::events::v1::Event as K8sEvent;
 
 use kube::Api;
 use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams};
@@ -22,6 +25,13 @@ fn konvoy_cluster(name: &str, konvoy: &str, k8s: &str, kommander: &str) -> Strin
     let minor = k8s.rsplit_once('.').map(|(m, _)| m).unwrap_or(k8s);
     format!(
         "apiVersion: kommander.mesosphere.io/v1beta1\nkind: KonvoyCluster\nmetadata: {{name: {name}, namespace: {NS}}}\nspec:\n  provisioner: {{provider: aws, version: {konvoy}}}\n  cluster:\n    kubernetes: {{version: {k8s}}}\n    addons:\n    - configRepository: https://github.com/mesosphere/kubernetes-base-addons\n      configVersion: stable-{minor}-4.4.0\n      addonsList: [{{name: prometheus, enabled: true}}]\n    - configRepository: https://github.com/mesosphere/kubeaddons-kommander\n      configVersion: stable-{minor}-{kommander}\n      addonsList: [{{name: kommander, enabled: true}}]\n"
+    )
+}
+
+/// An experimental addon: denied. Its CRD has no conditions, so its verdict goes to a PolicyReport.
+fn addon(name: &str) -> String {
+    format!(
+        "apiVersion: kubeaddons.mesosphere.io/v1beta2\nkind: Addon\nmetadata:\n  name: {name}\n  namespace: {NS}\n  labels: {{kubeaddons.mesosphere.io/name: istio, environment: production}}\n  annotations: {{catalog.kubeaddons.mesosphere.io/origin-repository-version: stable-1.36-4.4.0}}\nspec:\n  kubernetes: {{minSupportedVersion: v1.17.0}}\n  chartReference: {{chart: istio, version: 1.9.1}}\n"
     )
 }
 
@@ -205,12 +215,7 @@ async fn conditions_follow_the_policy_and_survive_restarts() {
     );
 
     // A kind whose schema prunes conditions (kubeaddons Addon) gets a PolicyReport instead.
-    cp.kubectl_ok(
-        &["apply", "-f", "-"],
-        Some(&format!(
-            "apiVersion: kubeaddons.mesosphere.io/v1beta2\nkind: Addon\nmetadata:\n  name: istio\n  namespace: {NS}\n  labels: {{kubeaddons.mesosphere.io/name: istio, environment: production}}\n  annotations: {{catalog.kubeaddons.mesosphere.io/origin-repository-version: stable-1.36-4.4.0}}\nspec:\n  kubernetes: {{minSupportedVersion: v1.17.0}}\n  chartReference: {{chart: istio, version: 1.9.1}}\n"
-        )),
-    );
+    cp.kubectl_ok(&["apply", "-f", "-"], Some(&addon("istio")));
     let report = eventually(WAIT, "a PolicyReport for the Addon", || async {
         let out = cp.kubectl(&["-n", NS, "get", "policyreports", "-o", "json"]);
         let v: Value = serde_json::from_slice(&out.stdout).ok()?;
@@ -286,4 +291,121 @@ async fn conditions_follow_the_policy_and_survive_restarts() {
     cp.kubectl_ok(&["apply", "-f", "-"], Some(DEFAULT_POLICY_YAML));
     let o = cp.kubectl(&["-n", NS, "delete", "konvoycluster", "c15"]);
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+const RESTART_NS: &str = "controller-restart-e2e";
+
+/// How often each (object, reason) event was emitted in a namespace: one Event object per
+/// process, and a series count for repeats within one.
+async fn event_counts(client: kube::Client, ns: &str) -> BTreeMap<(String, String), i32> {
+    let api: Api<K8sEvent> = Api::namespaced(client, ns);
+    let mut counts = BTreeMap::new();
+    for e in api
+        .list(&Default::default())
+        .await
+        .expect("list events")
+        .items
+    {
+        let name = e.regarding.and_then(|r| r.name).unwrap_or_default();
+        let times = e.series.map_or(1, |s| s.count.max(1));
+        *counts
+            .entry((name, e.reason.unwrap_or_default()))
+            .or_insert(0) += times;
+    }
+    counts
+}
+
+/// The span of the operator's `reconciled` log line for an object, if it logged one.
+fn reconciled_span(op: &Operator, ns: &str, name: &str) -> Option<Value> {
+    op.logs()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "reconciled")
+        .map(|l| l["span"].clone())
+        .find(|s| s["namespace"] == ns && s["object"] == name)
+}
+
+fn pairs(list: &[(&str, &str)]) -> BTreeMap<(String, String), i32> {
+    list.iter()
+        .map(|(n, r)| ((n.to_string(), r.to_string()), 1))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_restarted_controller_does_not_repeat_events() {
+    let cp = ControlPlane::shared();
+    cp.install_crds();
+    cp.install_crd_files("tests/fixtures/crds/");
+    cp.install_crd_files("tests/fixtures/crds-policyreport/");
+    cp.create_namespace(RESTART_NS);
+    cp.kubectl_ok(&["apply", "-f", "-"], Some(DEFAULT_POLICY_YAML));
+    let client = cp.client().await;
+    let objects = [
+        konvoy_cluster("old", "v1.5.6", "1.17.17", "1.1.4"),
+        konvoy_cluster("ending", "v1.6.3", "1.18.13", "1.2.2"),
+        addon("istio"),
+    ];
+    for o in &objects {
+        let o = o.replace(
+            &format!("namespace: {NS}"),
+            &format!("namespace: {RESTART_NS}"),
+        );
+        cp.kubectl_ok(&["apply", "-f", "-"], Some(&o));
+    }
+    // A conditions kind losing support, one nearing its end, and a PolicyReport kind (whose
+    // verdict lives only in the report) losing support.
+    let expected = pairs(&[
+        ("old", "SupportLost"),
+        ("ending", "SupportEndingSoon"),
+        ("istio", "VerdictInPolicyReport"),
+        ("istio", "SupportLost"),
+    ]);
+
+    let certs = CertFiles::new();
+    let json_logs = ["--no-leader-election", "--log-format=json"];
+    let mut first = Operator::start(cp, &certs, &json_logs);
+    first.wait_ready().await;
+    let converged = eventually(WAIT, "the first controller's events", || async {
+        let counts = event_counts(client.clone(), RESTART_NS).await;
+        expected
+            .keys()
+            .all(|k| counts.contains_key(k))
+            .then_some(counts)
+    })
+    .await;
+    assert_eq!(converged, expected, "one event per transition");
+    drop(first);
+
+    // A new process: nothing in memory, everything on the objects and in the reports.
+    let mut second = Operator::start(cp, &certs, &json_logs);
+    second.wait_ready().await;
+    for name in ["old", "ending", "istio"] {
+        let span = eventually(
+            WAIT,
+            &format!("the new controller to reconcile {name}"),
+            || async { reconciled_span(&second, RESTART_NS, name) },
+        )
+        .await;
+        let kind = if name == "istio" {
+            "Addon"
+        } else {
+            "KonvoyCluster"
+        };
+        assert_eq!(span["kind"], kind, "{span}");
+        let verdict = if name == "ending" { "warned" } else { "denied" };
+        assert_eq!(span["verdict"], verdict, "{span}");
+    }
+    // Events are published before a reconcile logs `reconciled`; give stragglers a moment.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        event_counts(client.clone(), RESTART_NS).await,
+        expected,
+        "the restarted controller announced a verdict again:\n{}",
+        second.logs()
+    );
+    drop(second);
+
+    for what in ["konvoyclusters", "addons", "policyreports"] {
+        cp.kubectl_ok(&["-n", RESTART_NS, "delete", what, "--all"], None);
+    }
 }

@@ -86,7 +86,8 @@ pub(crate) fn object_key(ar: &ApiResource, obj: &DynamicObject) -> String {
 #[instrument(skip_all, fields(
     kind = %ctx.ar.kind,
     namespace = obj.namespace().as_deref(),
-    name = %obj.name_any(),
+    // Not `name`: the JSON log format writes the span's own name under that key.
+    object = %obj.name_any(),
     verdict = tracing::field::Empty,
 ))]
 async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<KindCtx>) -> Result<Action, ControllerError> {
@@ -112,6 +113,11 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<KindCtx>) -> Result<Action,
         now: Time(Timestamp::now()),
     });
     apply(&ctx, &obj, &verdicts.merged, &effects).await?;
+    tracing::debug!(
+        changed = effects.changed(),
+        events = effects.events.len(),
+        "reconciled"
+    );
     remember(&ctx, &obj, key, verdicts, &effects);
     s.shared
         .metrics
