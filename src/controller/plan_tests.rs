@@ -119,7 +119,8 @@ fn in_report(c: Option<Condition>) -> Previous {
     }
 }
 
-fn rows() -> Vec<Row> {
+/// Conditions kinds: new objects and every transition.
+fn transition_rows() -> Vec<Row> {
     let none = Previous::default;
     vec![
         // A new object: nobody has been told yet.
@@ -170,6 +171,12 @@ fn rows() -> Vec<Row> {
             ok(),
         )
         .patch(),
+    ]
+}
+
+/// Conditions kinds: nothing or little changed, and where the last verdict comes from.
+fn steady_rows() -> Vec<Row> {
+    vec![
         // Nothing changed: no effects at all.
         row(
             "unchanged, supported",
@@ -220,6 +227,13 @@ fn rows() -> Vec<Row> {
         )
         .patch()
         .events(&["SupportLost"]),
+    ]
+}
+
+/// PolicyReports: asked for by a policy, or the only place a verdict can go.
+fn report_rows() -> Vec<Row> {
+    let none = Previous::default;
+    vec![
         // Some policy wants PolicyReports everywhere.
         row(
             "always report, changed",
@@ -292,6 +306,13 @@ fn rows() -> Vec<Row> {
         .report()
         .events(&["VerdictInPolicyReport", "SupportLost"]),
     ]
+}
+
+fn rows() -> Vec<Row> {
+    [transition_rows(), steady_rows(), report_rows()]
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 #[test]
