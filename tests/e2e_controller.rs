@@ -96,7 +96,22 @@ async fn conditions_follow_the_policy_and_survive_restarts() {
     cp.create_namespace(NS);
     let client = cp.client().await;
     let api = kc_api(client.clone());
+    let sp_api: Api<SupportPolicy> = Api::all(client.clone());
+    seed_clusters(cp, &api).await;
 
+    let certs = CertFiles::new();
+    let mut op = Operator::start(cp, &certs, &["--no-leader-election"]);
+    op.wait_ready().await;
+    first_conditions(&api).await;
+    first_policy_status(&sp_api).await;
+    konvoy_19_comes_and_goes(cp, &api, &sp_api).await;
+    an_addon_gets_a_policy_report(cp).await;
+    an_invalid_policy_is_reported(cp, &sp_api).await;
+    an_api_server_restart_is_survived(cp, &api, &mut op).await;
+}
+
+/// c18, c17 and c16, with a condition another controller owns on c16; the default policy.
+async fn seed_clusters(cp: &ControlPlane, api: &Api<DynamicObject>) {
     for (name, konvoy, k8s, kommander) in [
         ("c18", "v1.8.5", "1.20.13", "1.4.4"),
         ("c17", "v1.7.5", "1.19.15", "1.3.4"),
@@ -119,14 +134,18 @@ async fn conditions_follow_the_policy_and_survive_restarts() {
     .await
     .expect("other manager");
     cp.kubectl_ok(&["apply", "-f", "-"], Some(DEFAULT_POLICY_YAML));
+}
 
-    let certs = CertFiles::new();
-    let mut op = Operator::start(cp, &certs, &["--no-leader-election"]);
-    op.wait_ready().await;
+/// Whether the condition another controller owns on c16 is intact.
+fn other_kept(o: &DynamicObject) -> bool {
+    condition(o, "Provisioned").is_some_and(|c| c["message"] == "provisioned by kommander")
+}
 
-    wait_condition(&api, "c18", "True", "Supported").await;
-    wait_condition(&api, "c17", "True", "Supported").await;
-    let c16 = wait_condition(&api, "c16", "True", "KonvoyNearingEnd").await;
+/// Every cluster gets its condition; the other manager keeps its own.
+async fn first_conditions(api: &Api<DynamicObject>) {
+    wait_condition(api, "c18", "True", "Supported").await;
+    wait_condition(api, "c17", "True", "Supported").await;
+    let c16 = wait_condition(api, "c16", "True", "KonvoyNearingEnd").await;
     assert!(
         c16["message"]
             .as_str()
@@ -135,9 +154,6 @@ async fn conditions_follow_the_policy_and_survive_restarts() {
         "{c16}"
     );
     assert_eq!(c16["observedGeneration"], 1);
-    let other_kept = |o: &DynamicObject| {
-        condition(o, "Provisioned").is_some_and(|c| c["message"] == "provisioned by kommander")
-    };
     assert!(
         other_kept(&api.get("c16").await.unwrap()),
         "another manager's condition was lost"
@@ -157,9 +173,10 @@ async fn conditions_follow_the_policy_and_survive_restarts() {
             && managers.contains(&"kommander-controller".to_string()),
         "{managers:?}"
     );
+}
 
-    // The policy status reports the window and the counts.
-    let sp_api: Api<SupportPolicy> = Api::all(client.clone());
+/// The policy status reports the window and the counts.
+async fn first_policy_status(sp_api: &Api<SupportPolicy>) {
     eventually(WAIT, "the SupportPolicy status", || async {
         let sp = sp_api.get("default").await.ok()?;
         let st = sp.status?;
@@ -171,10 +188,17 @@ async fn conditions_follow_the_policy_and_survive_restarts() {
             .then_some(())
     })
     .await;
+}
 
+/// A release moves the window, its withdrawal moves it back: conditions, events and status follow.
+async fn konvoy_19_comes_and_goes(
+    cp: &ControlPlane,
+    api: &Api<DynamicObject>,
+    sp_api: &Api<SupportPolicy>,
+) {
     // Konvoy 1.9 is released: 1.6 falls out of the window.
     cp.kubectl_ok(&["apply", "-f", "-"], Some(&policy_with_19()));
-    let lost = wait_condition(&api, "c16", "False", "KonvoyUnsupported").await;
+    let lost = wait_condition(api, "c16", "False", "KonvoyUnsupported").await;
     assert!(
         lost["message"]
             .as_str()
@@ -182,7 +206,7 @@ async fn conditions_follow_the_policy_and_survive_restarts() {
             .contains("upgrade to 1.7 or later"),
         "{lost}"
     );
-    wait_condition(&api, "c17", "True", "KonvoyNearingEnd").await;
+    wait_condition(api, "c17", "True", "KonvoyNearingEnd").await;
     assert!(
         other_kept(&api.get("c16").await.unwrap()),
         "another manager's condition was lost"
@@ -202,7 +226,7 @@ async fn conditions_follow_the_policy_and_survive_restarts() {
 
     // 1.9 is withdrawn: 1.6 is back.
     cp.kubectl_ok(&["apply", "-f", "-"], Some(DEFAULT_POLICY_YAML));
-    wait_condition(&api, "c16", "True", "KonvoyNearingEnd").await;
+    wait_condition(api, "c16", "True", "KonvoyNearingEnd").await;
     eventually(WAIT, "a SupportRestored event on c16", || async {
         events_for(cp, "c16")
             .contains("SupportRestored")
@@ -213,7 +237,10 @@ async fn conditions_follow_the_policy_and_survive_restarts() {
         other_kept(&api.get("c16").await.unwrap()),
         "another manager's condition was lost"
     );
+}
 
+/// A kind whose schema prunes conditions gets a PolicyReport instead.
+async fn an_addon_gets_a_policy_report(cp: &ControlPlane) {
     // A kind whose schema prunes conditions (kubeaddons Addon) gets a PolicyReport instead.
     cp.kubectl_ok(&["apply", "-f", "-"], Some(&addon("istio")));
     let report = eventually(WAIT, "a PolicyReport for the Addon", || async {
@@ -241,7 +268,10 @@ async fn conditions_follow_the_policy_and_survive_restarts() {
             .then_some(())
     })
     .await;
+}
 
+/// An invalid policy is reported in its status, not enforced.
+async fn an_invalid_policy_is_reported(cp: &ControlPlane, sp_api: &Api<SupportPolicy>) {
     // An invalid policy is reported, not enforced.
     let broken = DEFAULT_POLICY_YAML
         .replace("name: default", "name: broken")
@@ -264,7 +294,14 @@ async fn conditions_follow_the_policy_and_survive_restarts() {
         ready.message
     );
     cp.kubectl_ok(&["delete", "supportpolicy", "broken"], None);
+}
 
+/// The API server restarts mid-test: the controller recovers on its own and converges.
+async fn an_api_server_restart_is_survived(
+    cp: &ControlPlane,
+    api: &Api<DynamicObject>,
+    op: &mut Operator,
+) {
     // The API server restarts mid-test: the controller recovers on its own and converges.
     cp.restart_apiserver();
     cp.kubectl_ok(&["apply", "-f", "-"], Some(&policy_with_19()));
@@ -272,8 +309,8 @@ async fn conditions_follow_the_policy_and_survive_restarts() {
         &["apply", "-f", "-"],
         Some(&konvoy_cluster("c15", "v1.5.6", "1.17.17", "1.1.4")),
     );
-    wait_condition(&api, "c16", "False", "KonvoyUnsupported").await;
-    wait_condition(&api, "c15", "False", "KonvoyUnsupported").await;
+    wait_condition(api, "c16", "False", "KonvoyUnsupported").await;
+    wait_condition(api, "c15", "False", "KonvoyUnsupported").await;
     let c16 = api.get("c16").await.unwrap();
     let supported: Vec<_> = c16.data["status"]["conditions"]
         .as_array()
