@@ -126,6 +126,9 @@ struct RunArgs {
     /// How often the self-managed certificate is checked for rotation, in seconds.
     #[arg(long, default_value_t = 3600)]
     cert_check_seconds: u64,
+    /// Test only: `<task>:<file>` makes that supervised task panic once the file exists.
+    #[arg(long, hide = true, value_name = "TASK:FILE")]
+    fault_panic: Option<String>,
 }
 
 impl RunArgs {
@@ -166,6 +169,7 @@ impl RunArgs {
                 rotate_before_days: 30,
                 check_every: Duration::from_secs(self.cert_check_seconds.max(1)),
             }),
+            fault_panic: self.fault_panic.clone(),
             controller_config: ControllerConfig {
                 field_manager: self.field_manager.clone(),
                 concurrency: self.reconcile_concurrency.max(1),

@@ -50,6 +50,8 @@ pub struct RunConfig {
     pub controller_config: ControllerConfig,
     /// Issue and rotate the serving certificate in a Secret instead of reading files.
     pub self_managed_certs: Option<SelfManagedConfig>,
+    /// Test only: `<task>:<file>` panics the task once the file exists.
+    pub fault_panic: Option<String>,
 }
 
 /// Starts logging and the Tokio runtime, then runs the process until SIGTERM (`Ok`) or until a
@@ -74,7 +76,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     tracing::info!(hosting_kubernetes = ?hosting.as_ref().map(ToString::to_string), "starting supportgate");
     let shared = Shared::new(hosting, Arc::new(Metrics::new()), cfg.max_body_bytes);
 
-    let mut tasks = Supervisor::from_env();
+    let mut tasks = Supervisor::with_fault(cfg.fault_panic.as_deref())?;
     let acceptor = start_certificates(&client, &cfg, &mut tasks).await?;
     shared.tls_loaded.store(true, Ordering::Release);
     let (stop_tx, stop_rx) = watch::channel(false);

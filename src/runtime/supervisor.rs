@@ -22,10 +22,12 @@ pub mod task {
     pub const POLICY_WATCHER: &str = "policy-watcher";
 }
 
-/// Test-only fault injection: `SUPPORTGATE_FAULT_PANIC=<task>:<file>` makes the named task panic
-/// once `<file>` exists. The e2e tests use it to prove that a dead task takes the process down;
-/// it is read from the environment so that it stays out of `--help`.
-pub const FAULT_ENV: &str = "SUPPORTGATE_FAULT_PANIC";
+/// Test-only fault injection (the hidden `--fault-panic <task>:<file>` flag) makes the named task
+/// panic once `<file>` exists. The e2e tests use it to prove that a dead task takes the process
+/// down.
+#[derive(Debug, thiserror::Error)]
+#[error("--fault-panic {0:?}: expected <task>:<file>")]
+pub struct BadFaultSpec(String);
 
 /// How a supervised task ended.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -74,16 +76,17 @@ impl Supervisor {
         Self::default()
     }
 
-    /// A supervisor with the fault injection of [`FAULT_ENV`], when set.
-    pub fn from_env() -> Self {
-        let fault = std::env::var(FAULT_ENV).ok().and_then(|s| Fault::parse(&s));
-        if let Some(f) = &fault {
-            tracing::warn!(task = %f.task, trigger = %f.trigger.display(), "fault injection armed (test only)");
-        }
-        Supervisor {
-            fault,
+    /// A supervisor that panics a task on request (`<task>:<file>`, see [`BadFaultSpec`]).
+    pub fn with_fault(spec: Option<&str>) -> Result<Self, BadFaultSpec> {
+        let Some(spec) = spec else {
+            return Ok(Self::default());
+        };
+        let fault = Fault::parse(spec).ok_or_else(|| BadFaultSpec(spec.to_string()))?;
+        tracing::warn!(task = %fault.task, trigger = %fault.trigger.display(), "fault injection armed (test only)");
+        Ok(Supervisor {
+            fault: Some(fault),
             ..Self::default()
-        }
+        })
     }
 
     pub fn spawn<F>(&mut self, name: &'static str, fut: F)
@@ -194,10 +197,7 @@ mod tests {
     async fn fault_injection_panics_the_chosen_task_once_triggered() {
         let dir = tempfile::tempdir().unwrap();
         let trigger = dir.path().join("go");
-        let mut s = Supervisor {
-            fault: Fault::parse(&format!("victim:{}", trigger.display())),
-            ..Supervisor::new()
-        };
+        let mut s = Supervisor::with_fault(Some(&format!("victim:{}", trigger.display()))).unwrap();
         s.spawn("victim", std::future::pending());
         s.spawn("bystander", std::future::pending());
         let early = tokio::time::timeout(Duration::from_millis(200), s.first_exit()).await;
@@ -210,6 +210,7 @@ mod tests {
 
     #[test]
     fn fault_specs() {
+        assert!(Supervisor::with_fault(Some("controller")).is_err());
         assert!(Fault::parse("controller").is_none());
         assert!(Fault::parse(":/tmp/x").is_none());
         let f = Fault::parse("leader-election:/tmp/a:b").unwrap();
