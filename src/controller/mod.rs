@@ -36,11 +36,10 @@ use crate::api::{ObjectCounts, SupportPolicy, SupportPolicyStatus};
 use crate::controller::condition::{
     CONDITION_TYPE, Transition, differs, supported_condition, transition,
 };
-use crate::engine::policy::Policy;
 use crate::engine::rules::Severity;
 use crate::engine::{Context, Evaluation, Verdict, evaluate_target};
 use crate::runtime::metrics::ObjectLabels;
-use crate::runtime::state::Shared;
+use crate::runtime::state::{PolicySource, Shared};
 
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
@@ -212,20 +211,9 @@ async fn run_session(client: Client, shared: Arc<Shared>, cfg: ControllerConfig)
         dirty: Notify::new(),
     });
 
-    let (sp_reader, sp_writer) = reflector::store::<SupportPolicy>();
-    let sp_stream = reflector::reflector(
-        sp_writer,
-        watcher::watcher(
-            Api::<SupportPolicy>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .for_each(|_| {
-        session.dirty.notify_one();
-        futures::future::ready(())
-    });
-    let status_task = tokio::spawn(policy_status_loop(session.clone(), sp_reader));
+    // The SupportPolicies are watched and compiled once per process (runtime::policies);
+    // policy_changes below wakes the status writer.
+    let status_task = tokio::spawn(policy_status_loop(session.clone()));
 
     let mut kinds: HashMap<KindKey, (Sink, JoinHandle<()>)> = HashMap::new();
     let (crd_reader, crd_writer) = reflector::store::<CustomResourceDefinition>();
@@ -239,7 +227,6 @@ async fn run_session(client: Client, shared: Arc<Shared>, cfg: ControllerConfig)
     .default_backoff();
     futures::pin_mut!(crd_events);
     let mut policy_changes = shared.policy_changes.subscribe();
-    tokio::pin!(sp_stream);
     let mut synced = false;
     loop {
         tokio::select! {
@@ -255,7 +242,6 @@ async fn run_session(client: Client, shared: Arc<Shared>, cfg: ControllerConfig)
                 if synced { reconcile_kinds(&session, &crd_reader, &mut kinds); }
                 session.dirty.notify_one();
             }
-            _ = &mut sp_stream => break,
         }
     }
     for (_, (_, h)) in kinds {
@@ -718,7 +704,7 @@ async fn publish(
 }
 
 /// Keeps every SupportPolicy's status (window, counts, denied objects, Ready) current.
-async fn policy_status_loop(session: Arc<Session>, policies: Store<SupportPolicy>) {
+async fn policy_status_loop(session: Arc<Session>) {
     let mut written: HashMap<String, SupportPolicyStatus> = HashMap::new();
     let api: Api<SupportPolicy> = Api::all(session.client.clone());
     loop {
@@ -740,12 +726,12 @@ async fn policy_status_loop(session: Arc<Session>, policies: Store<SupportPolicy
                 .set(i64::from(n));
         }
         let today = today();
-        for sp in policies.state() {
-            let name = sp.name_any();
+        for source in session.shared.policy_sources.load().iter() {
+            let name = source.object.name_any();
             let empty = Tally::default();
             let t = tallies.get(&name).unwrap_or(&empty);
             let status = policy_status(
-                &sp,
+                source,
                 t,
                 today,
                 session.cfg.max_denied_listed,
@@ -806,12 +792,13 @@ fn tally(session: &Session) -> (HashMap<String, Tally>, Tally) {
 
 /// The status of one policy over the objects it targets.
 pub fn policy_status(
-    sp: &SupportPolicy,
+    source: &PolicySource,
     tally: &Tally,
     today: jiff::civil::Date,
     max_denied: usize,
     previous: Option<&SupportPolicyStatus>,
 ) -> SupportPolicyStatus {
+    let sp = &source.object;
     let now = Time(Timestamp::now());
     let ready = |ok: bool, reason: &str, message: String| {
         let status = if ok { "True" } else { "False" };
@@ -829,12 +816,12 @@ pub fn policy_status(
             observed_generation: sp.metadata.generation,
         }
     };
-    let policy = match Policy::compile(sp) {
+    let policy = match &source.compiled {
         Ok(p) => p,
         Err(e) => {
             return SupportPolicyStatus {
                 observed_generation: sp.metadata.generation,
-                conditions: vec![ready(false, "InvalidSpec", e.to_string())],
+                conditions: vec![ready(false, "InvalidSpec", e.clone())],
                 ..SupportPolicyStatus::default()
             };
         }
@@ -912,7 +899,8 @@ mod tests {
         t.add(Verdict::Denied, "ns/d (KonvoyCluster)");
         t.add(Verdict::Denied, "ns/c (KonvoyCluster)");
         let today = date(2026, 11, 24);
-        let st = policy_status(&sp, &t, today, 1, None);
+        let source = PolicySource::compile(Arc::new(sp.clone()));
+        let st = policy_status(&source, &t, today, 1, None);
         assert_eq!(st.latest.as_deref(), Some("1.8"));
         assert_eq!(st.supported.as_deref(), Some("1.8, 1.7, 1.6"));
         assert_eq!(
@@ -929,7 +917,7 @@ mod tests {
             "sorted, capped at max_denied"
         );
         assert_eq!(st.conditions[0].status, "True");
-        let again = policy_status(&sp, &t, today, 1, Some(&st));
+        let again = policy_status(&source, &t, today, 1, Some(&st));
         assert_eq!(
             again.conditions[0].last_transition_time,
             st.conditions[0].last_transition_time
@@ -937,7 +925,7 @@ mod tests {
 
         let mut bad = sp.clone();
         bad.spec.product[0].kubernetes.min = "1.99.x".into();
-        let st = policy_status(&bad, &t, today, 20, None);
+        let st = policy_status(&PolicySource::compile(Arc::new(bad)), &t, today, 20, None);
         assert_eq!(
             (
                 st.conditions[0].status.as_str(),

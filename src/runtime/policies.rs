@@ -23,10 +23,17 @@ pub async fn watch_policies(client: Client, shared: Arc<Shared>) {
     let stream = reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
         .default_backoff();
     futures::pin_mut!(stream);
+    let mut published: Option<Vec<SpecKey>> = None;
     while let Some(event) = stream.next().await {
         match event {
             Ok(Event::InitDone | Event::Apply(_) | Event::Delete(_)) => {
-                shared.publish_policies(compile_all(&reader));
+                // The status writes of the controller come back here as events; they change
+                // no spec, and recompiling (and re-evaluating every object) would be waste.
+                let keys = spec_keys(&reader);
+                if published.as_ref() != Some(&keys) {
+                    shared.publish_policies(compile_all(&reader));
+                    published = Some(keys);
+                }
                 if !shared.policies_synced.swap(true, Ordering::AcqRel) {
                     tracing::info!(policies = reader.len(), "SupportPolicies synced");
                 }
@@ -45,20 +52,50 @@ pub async fn watch_policies(client: Client, shared: Arc<Shared>) {
     }
 }
 
-/// Compiles every policy in the store; invalid ones are logged and kept with their error.
-pub fn compile_all(store: &Store<SupportPolicy>) -> Vec<PolicySource> {
-    store.state().into_iter().map(compile_one).collect()
+/// What identifies a policy's spec: name, uid (a policy deleted and created again starts over at
+/// generation 1) and generation (the resourceVersion where the server keeps no generation).
+type SpecKey = (Option<String>, Option<String>, Option<i64>, Option<String>);
+
+fn spec_keys(store: &Store<SupportPolicy>) -> Vec<SpecKey> {
+    let mut keys: Vec<SpecKey> = store
+        .state()
+        .iter()
+        .map(|sp| {
+            let m = &sp.metadata;
+            let version = m.generation.is_none().then(|| m.resource_version.clone());
+            (
+                m.name.clone(),
+                m.uid.clone(),
+                m.generation,
+                version.flatten(),
+            )
+        })
+        .collect();
+    keys.sort();
+    keys
 }
 
-fn compile_one(object: Arc<SupportPolicy>) -> PolicySource {
-    let compiled = match Policy::compile(&object) {
-        Ok(p) => Ok(Arc::new(p)),
-        Err(e) => {
-            tracing::warn!(policy = object.metadata.name.as_deref().unwrap_or(""), error = %e, "ignoring an invalid SupportPolicy");
-            Err(e.to_string())
-        }
-    };
-    PolicySource { object, compiled }
+/// Compiles every policy in the store; invalid ones are logged and kept with their error.
+pub fn compile_all(store: &Store<SupportPolicy>) -> Vec<PolicySource> {
+    store
+        .state()
+        .into_iter()
+        .map(PolicySource::compile)
+        .collect()
+}
+
+impl PolicySource {
+    /// Compiles one policy; an invalid one is logged and kept with its error.
+    pub fn compile(object: Arc<SupportPolicy>) -> PolicySource {
+        let compiled = match Policy::compile(&object) {
+            Ok(p) => Ok(Arc::new(p)),
+            Err(e) => {
+                tracing::warn!(policy = object.metadata.name.as_deref().unwrap_or(""), error = %e, "ignoring an invalid SupportPolicy");
+                Err(e.to_string())
+            }
+        };
+        PolicySource { object, compiled }
+    }
 }
 
 #[cfg(test)]
@@ -80,8 +117,8 @@ mod tests {
         bad.spec.product[0].version = "not-a-version".into();
         let before = *shared.policy_changes.borrow();
         shared.publish_policies(vec![
-            compile_one(policy("zz", DEFAULT_POLICY_YAML)),
-            compile_one(Arc::new(bad)),
+            PolicySource::compile(policy("zz", DEFAULT_POLICY_YAML)),
+            PolicySource::compile(Arc::new(bad)),
         ]);
         let sources = shared.policy_sources.load();
         let names: Vec<_> = sources
