@@ -182,11 +182,18 @@ pub async fn run(
             }
         }
         tracing::info!("controller starting (leader)");
-        let session = tokio::spawn(run_session(client.clone(), shared.clone(), cfg.clone()));
+        let mut session = tokio::spawn(run_session(client.clone(), shared.clone(), cfg.clone()));
         while *leading.borrow_and_update() {
-            if leading.changed().await.is_err() {
-                session.abort();
-                return;
+            tokio::select! {
+                // The session never ends by itself: end (or panic) too, so the supervisor sees it.
+                ended = &mut session => match ended {
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    _ => return,
+                },
+                changed = leading.changed() => if changed.is_err() {
+                    session.abort();
+                    return;
+                },
             }
         }
         tracing::info!("controller stopping (no longer the leader)");
