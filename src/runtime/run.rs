@@ -66,6 +66,7 @@ pub fn run_blocking(cfg: RunConfig, log_format: LogFormat) -> anyhow::Result<()>
 }
 
 pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
+    let mut tasks = Supervisor::with_fault(cfg.fault_panic.as_deref())?;
     let client = Client::try_default()
         .await
         .context("connecting to the Kubernetes API (KUBECONFIG or in-cluster config)")?;
@@ -76,7 +77,6 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     tracing::info!(hosting_kubernetes = ?hosting.as_ref().map(ToString::to_string), "starting supportgate");
     let shared = Shared::new(hosting, Arc::new(Metrics::new()), cfg.max_body_bytes);
 
-    let mut tasks = Supervisor::with_fault(cfg.fault_panic.as_deref())?;
     let acceptor = start_certificates(&client, &cfg, &mut tasks).await?;
     shared.tls_loaded.store(true, Ordering::Release);
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -20,13 +20,21 @@ pub mod task {
     pub const CONTROLLER: &str = "controller";
     pub const CERTIFICATES: &str = "certificate-manager";
     pub const POLICY_WATCHER: &str = "policy-watcher";
+    pub const ALL: [&str; 6] = [
+        WEBHOOK_SERVER,
+        HEALTH_SERVER,
+        LEADER_ELECTION,
+        CONTROLLER,
+        CERTIFICATES,
+        POLICY_WATCHER,
+    ];
 }
 
 /// Test-only fault injection (the hidden `--fault-panic <task>:<file>` flag) makes the named task
 /// panic once `<file>` exists. The e2e tests use it to prove that a dead task takes the process
 /// down.
 #[derive(Debug, thiserror::Error)]
-#[error("--fault-panic {0:?}: expected <task>:<file>")]
+#[error("--fault-panic {0:?}: expected <task>:<file>, the task one of {all:?}", all = task::ALL)]
 pub struct BadFaultSpec(String);
 
 /// How a supervised task ended.
@@ -81,7 +89,9 @@ impl Supervisor {
         let Some(spec) = spec else {
             return Ok(Self::default());
         };
-        let fault = Fault::parse(spec).ok_or_else(|| BadFaultSpec(spec.to_string()))?;
+        let fault = Fault::parse(spec)
+            .filter(|f| task::ALL.contains(&f.task.as_str()))
+            .ok_or_else(|| BadFaultSpec(spec.to_string()))?;
         tracing::warn!(task = %fault.task, trigger = %fault.trigger.display(), "fault injection armed (test only)");
         Ok(Supervisor {
             fault: Some(fault),
@@ -197,7 +207,10 @@ mod tests {
     async fn fault_injection_panics_the_chosen_task_once_triggered() {
         let dir = tempfile::tempdir().unwrap();
         let trigger = dir.path().join("go");
-        let mut s = Supervisor::with_fault(Some(&format!("victim:{}", trigger.display()))).unwrap();
+        let mut s = Supervisor {
+            fault: Fault::parse(&format!("victim:{}", trigger.display())),
+            ..Supervisor::new()
+        };
         s.spawn("victim", std::future::pending());
         s.spawn("bystander", std::future::pending());
         let early = tokio::time::timeout(Duration::from_millis(200), s.first_exit()).await;
@@ -211,6 +224,11 @@ mod tests {
     #[test]
     fn fault_specs() {
         assert!(Supervisor::with_fault(Some("controller")).is_err());
+        assert!(
+            Supervisor::with_fault(Some("contoller:/tmp/x")).is_err(),
+            "a typo"
+        );
+        assert!(Supervisor::with_fault(Some("controller:/tmp/x")).is_ok());
         assert!(Fault::parse("controller").is_none());
         assert!(Fault::parse(":/tmp/x").is_none());
         let f = Fault::parse("leader-election:/tmp/a:b").unwrap();
