@@ -1,20 +1,21 @@
+//! The `supportgate` command line: parses the arguments and hands them to the library
+//! (`cli` for the offline commands, `runtime::run` for the operator process).
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
-use jiff::civil::Date;
+use clap::{Parser, Subcommand};
 
-use supportgate::cli::check::{Report, parse_objects, read_input};
+use supportgate::cli::check_command::{self, CheckArgs};
+use supportgate::cli::webhook_config::{self, WebhookConfigArgs};
 use supportgate::controller::ControllerConfig;
 use supportgate::controller::leader::LeaseConfig;
-use supportgate::engine::Context;
-use supportgate::engine::policy::{DEFAULT_POLICY_YAML, Policy};
 use supportgate::engine::version::Version;
-use supportgate::runtime::run::RunConfig;
-use supportgate::webhook::config::{Endpoint, WebhookSettings, validating_webhook_configuration};
+use supportgate::runtime::logging::LogFormat;
+use supportgate::runtime::run::{RunConfig, run_blocking};
 use supportgate::webhook::selfcerts::SelfManagedConfig;
 
 /// Enforces a vendor's version support policy on Kubernetes clusters and addons.
@@ -39,25 +40,6 @@ enum Command {
     /// Print a ValidatingWebhookConfiguration for a webhook reached at a URL (outside the
     /// cluster), with rules for the kinds the given or the embedded policy targets.
     WebhookConfig(WebhookConfigArgs),
-}
-
-#[derive(Parser)]
-struct CheckArgs {
-    /// A SupportPolicy manifest; the embedded default when absent.
-    #[arg(long, value_name = "FILE")]
-    policy: Option<String>,
-    /// The hosting cluster's Kubernetes version, for Addon objects (e.g. 1.20.13).
-    #[arg(long, value_name = "V")]
-    kubernetes_version: Option<String>,
-    /// Evaluate as of this day (YYYY-MM-DD, UTC) instead of today: release and end-of-support
-    /// dates move the window.
-    #[arg(long, value_name = "DATE")]
-    today: Option<String>,
-    #[arg(long, value_enum, default_value_t = Output::Text)]
-    output: Output,
-    /// Files to check (multi-document YAML or JSON), or `-` for standard input.
-    #[arg(required = true, value_name = "PATH")]
-    paths: Vec<String>,
 }
 
 #[derive(Parser)]
@@ -144,41 +126,71 @@ struct RunArgs {
     /// How often the self-managed certificate is checked for rotation, in seconds.
     #[arg(long, default_value_t = 3600)]
     cert_check_seconds: u64,
+    /// Test only: `<task>:<file>` makes that supervised task panic once the file exists.
+    #[arg(long, hide = true, value_name = "TASK:FILE")]
+    fault_panic: Option<String>,
 }
 
-#[derive(Parser)]
-struct WebhookConfigArgs {
-    /// Name of the ValidatingWebhookConfiguration.
-    #[arg(long, default_value = "supportgate")]
-    name: String,
-    /// Where the API server reaches the webhook, e.g. https://127.0.0.1:8443/validate.
-    #[arg(long)]
-    url: String,
-    /// PEM CA bundle to trust; leave out when supportgate fills it (--self-managed-certs).
-    #[arg(long, value_name = "FILE")]
-    ca_file: Option<PathBuf>,
-    /// A SupportPolicy whose targets decide the rules; the embedded default when absent.
-    #[arg(long, value_name = "FILE")]
-    policy: Option<String>,
-    #[arg(long, default_value = "Fail")]
-    failure_policy: String,
-    #[arg(long, default_value_t = 5)]
-    timeout_seconds: i32,
-    /// Namespaces never intercepted (repeatable).
-    #[arg(long = "exclude-namespace", default_values_t = ["kube-system".to_string()])]
-    exclude_namespaces: Vec<String>,
+impl RunArgs {
+    fn config(self) -> anyhow::Result<RunConfig> {
+        let hosting = match &self.hosting_kubernetes_version {
+            Some(v) => Some(
+                v.parse::<Version>()
+                    .with_context(|| format!("--hosting-kubernetes-version {v}"))?,
+            ),
+            None => None,
+        };
+        let identity = self.identity.clone().unwrap_or_else(default_identity);
+        Ok(RunConfig {
+            webhook_addr: self.webhook_addr,
+            health_addr: self.health_addr,
+            tls_cert: self.tls_cert_file,
+            tls_key: self.tls_key_file,
+            cert_reload_interval: Duration::from_secs(self.cert_reload_seconds.max(1)),
+            max_body_bytes: self.max_body_bytes,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            shutdown_drain: Duration::from_secs(self.shutdown_drain_seconds),
+            hosting_kubernetes: hosting,
+            controller: !self.no_controller,
+            leader_election: (!self.no_leader_election).then(|| {
+                LeaseConfig::new(
+                    self.leader_election_namespace.clone(),
+                    self.leader_election_lease.clone(),
+                    identity.clone(),
+                )
+            }),
+            self_managed_certs: self.self_managed_certs.then(|| SelfManagedConfig {
+                namespace: self.namespace.clone(),
+                secret_name: self.cert_secret_name.clone(),
+                webhook_config_name: self.webhook_config_name.clone(),
+                service_name: self.service_name.clone(),
+                extra_names: self.cert_extra_names.clone(),
+                validity_days: 365,
+                rotate_before_days: 30,
+                check_every: Duration::from_secs(self.cert_check_seconds.max(1)),
+            }),
+            fault_panic: self.fault_panic.clone(),
+            controller_config: ControllerConfig {
+                field_manager: self.field_manager.clone(),
+                concurrency: self.reconcile_concurrency.max(1),
+                instance: identity,
+                ..ControllerConfig::default()
+            },
+        })
+    }
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Output {
-    Text,
-    Json,
+/// The pod name in a cluster; elsewhere the host name and process id, unique per process.
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let host = if host.is_empty() {
+        "supportgate"
+    } else {
+        &host
+    };
+    format!("{host}-{}", std::process::id())
 }
 
 fn main() -> ExitCode {
@@ -189,186 +201,23 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    match run(cli) {
+    let result = match cli.command {
+        Command::Crd => supportgate::cli::print_crd(),
+        Command::DefaultPolicy => supportgate::cli::print_default_policy(),
+        Command::Check(args) => check_command::run(&args),
+        Command::WebhookConfig(args) => webhook_config::run(args),
+        Command::Run(args) => {
+            let log_format = args.log_format;
+            args.config()
+                .and_then(|cfg| run_blocking(cfg, log_format))
+                .map(|()| 0)
+        }
+    };
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("supportgate: {e:#}");
             ExitCode::from(2)
         }
     }
-}
-
-fn run(cli: Cli) -> anyhow::Result<u8> {
-    match cli.command {
-        Command::Crd => {
-            print!(
-                "{}",
-                supportgate::api::crd::support_policy_crd_yaml().context("rendering the CRD")?
-            );
-            Ok(0)
-        }
-        Command::DefaultPolicy => {
-            print!("{DEFAULT_POLICY_YAML}");
-            Ok(0)
-        }
-        Command::Check(args) => check(args),
-        Command::WebhookConfig(args) => {
-            let policy = match &args.policy {
-                None => Policy::embedded_default(),
-                Some(path) => Policy::from_yaml(&read_input(path)?)
-                    .with_context(|| format!("loading the policy from {path}"))?,
-            };
-            let ca = match &args.ca_file {
-                Some(f) => std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
-                None => Vec::new(),
-            };
-            let settings = WebhookSettings {
-                name: args.name,
-                endpoint: Endpoint::Url(args.url),
-                ca_bundle_pem: ca,
-                failure_policy: args.failure_policy,
-                timeout_seconds: args.timeout_seconds,
-                excluded_namespaces: args.exclude_namespaces,
-            };
-            let mut vwc = validating_webhook_configuration(&settings, policy.targets());
-            if settings.ca_bundle_pem.is_empty() {
-                for w in vwc.webhooks.iter_mut().flatten() {
-                    w.client_config.ca_bundle = None;
-                }
-            }
-            let mut doc = serde_json::to_value(&vwc).context("encoding")?;
-            doc["apiVersion"] = "admissionregistration.k8s.io/v1".into();
-            doc["kind"] = "ValidatingWebhookConfiguration".into();
-            print!("{}", serde_norway::to_string(&doc).context("encoding")?);
-            Ok(0)
-        }
-        Command::Run(args) => {
-            init_tracing(args.log_format);
-            let hosting = match &args.hosting_kubernetes_version {
-                Some(v) => Some(
-                    v.parse::<Version>()
-                        .with_context(|| format!("--hosting-kubernetes-version {v}"))?,
-                ),
-                None => None,
-            };
-            let identity = args.identity.clone().unwrap_or_else(default_identity);
-            let cfg = RunConfig {
-                webhook_addr: args.webhook_addr,
-                health_addr: args.health_addr,
-                tls_cert: args.tls_cert_file,
-                tls_key: args.tls_key_file,
-                cert_reload_interval: Duration::from_secs(args.cert_reload_seconds.max(1)),
-                max_body_bytes: args.max_body_bytes,
-                shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
-                shutdown_drain: Duration::from_secs(args.shutdown_drain_seconds),
-                hosting_kubernetes: hosting,
-                controller: !args.no_controller,
-                leader_election: (!args.no_leader_election).then(|| LeaseConfig {
-                    namespace: args.leader_election_namespace.clone(),
-                    name: args.leader_election_lease.clone(),
-                    identity: identity.clone(),
-                    lease_duration: Duration::from_secs(15),
-                    renew_every: Duration::from_secs(5),
-                }),
-                self_managed_certs: args.self_managed_certs.then(|| SelfManagedConfig {
-                    namespace: args.namespace.clone(),
-                    secret_name: args.cert_secret_name.clone(),
-                    webhook_config_name: args.webhook_config_name.clone(),
-                    service_name: args.service_name.clone(),
-                    extra_names: args.cert_extra_names.clone(),
-                    validity_days: 365,
-                    rotate_before_days: 30,
-                    check_every: Duration::from_secs(args.cert_check_seconds.max(1)),
-                }),
-                controller_config: ControllerConfig {
-                    field_manager: args.field_manager.clone(),
-                    concurrency: args.reconcile_concurrency.max(1),
-                    instance: identity.clone(),
-                    ..ControllerConfig::default()
-                },
-            };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the runtime")?;
-            rt.block_on(supportgate::runtime::run::run(cfg))?;
-            Ok(0)
-        }
-    }
-}
-
-fn default_identity() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
-    format!(
-        "{}-{}",
-        if host.is_empty() {
-            "supportgate"
-        } else {
-            &host
-        },
-        std::process::id()
-    )
-}
-
-/// Logs go to stderr; `RUST_LOG` overrides the default `info` level.
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
-fn check(args: CheckArgs) -> anyhow::Result<u8> {
-    let policy = match &args.policy {
-        None => Policy::embedded_default(),
-        Some(path) => {
-            let text = read_input(path)?;
-            Policy::from_yaml(&text).with_context(|| format!("loading the policy from {path}"))?
-        }
-    };
-    let today = match &args.today {
-        Some(d) => d
-            .parse::<Date>()
-            .with_context(|| format!("--today {d}: expected YYYY-MM-DD"))?,
-        None => supportgate::runtime::clock::today_utc(),
-    };
-    let hosting = match &args.kubernetes_version {
-        Some(v) => Some(
-            v.parse::<Version>()
-                .with_context(|| format!("--kubernetes-version {v}"))?,
-        ),
-        None => None,
-    };
-    let ctx = Context::new(today).with_hosting_kubernetes(hosting);
-
-    let mut report = Report::default();
-    for path in &args.paths {
-        let text = match read_input(path) {
-            Ok(t) => t,
-            Err(e) => {
-                report.errors.push(e.to_string());
-                continue;
-            }
-        };
-        let (objects, errors) = parse_objects(path, &text);
-        report.errors.extend(errors.iter().map(ToString::to_string));
-        for o in &objects {
-            report.add(&policy, &ctx, o);
-        }
-    }
-    match args.output {
-        Output::Text => print!("{}", report.to_text()),
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("encoding the report")?
-        ),
-    }
-    Ok(report.exit_code())
 }

@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
@@ -112,6 +112,7 @@ async fn only_the_leader_writes_and_the_other_takes_over() {
     // The leader dies without releasing the lease; after it expires the follower takes over.
     a.child.kill().expect("kill the leader");
     let _ = a.child.wait();
+    let killed = Instant::now();
     cp.kubectl_ok(&["apply", "-f", "-"], Some(&cluster("four")));
     eventually(
         Duration::from_secs(45),
@@ -119,6 +120,21 @@ async fn only_the_leader_writes_and_the_other_takes_over() {
         || async { (holder(&leases).await.as_deref() == Some("replica-b")).then_some(()) },
     )
     .await;
+    // client-go semantics with the defaults (15 s lease, 2 s retry): a's last renewal was at most
+    // one retry before the kill, and b takes over once it has seen no change for 15 s, looking
+    // again right at expiry. So 13 s <= takeover <= 17 s, plus request and polling latency.
+    let takeover = killed.elapsed();
+    println!("takeover {takeover:?} after the leader was killed");
+    assert!(
+        takeover >= Duration::from_secs(12),
+        "b took over {takeover:?} after the kill: before the lease could expire:\n{}",
+        b.logs()
+    );
+    assert!(
+        takeover <= Duration::from_secs(17 + 5),
+        "b took over only {takeover:?} after the kill:\n{}",
+        b.logs()
+    );
     eventually(
         Duration::from_secs(30),
         "the new leader to reconcile the new cluster",

@@ -1,11 +1,21 @@
 //! Leader election through a `coordination.k8s.io/v1` Lease, so that of several replicas only
 //! one writes status. The webhook keeps serving on every replica.
 //!
-//! The usual client-go recipe: the holder renews every `renew_every`; a candidate takes the lease
-//! once `renewTime + leaseDurationSeconds` has passed. Every write carries the resourceVersion
-//! it read, so two candidates can never both win.
+//! The semantics are client-go's, because replicas' clocks disagree:
+//! - A follower never compares the holder's `renewTime` with its own clock. It remembers when,
+//!   by its own monotonic clock, it last saw the Lease record change, and takes the Lease only
+//!   once `leaseDurationSeconds` have passed since then without a change.
+//! - The leader counts its term from the moment it *sent* its last successful renewal, and stops
+//!   leading `renew_deadline` (shorter than the lease duration) after that unless it renews
+//!   again. A follower saw that renewal no earlier than it was sent, so it cannot take over
+//!   before the leader has stopped.
+//! - Every write carries the resourceVersion it read, so two candidates can never both win.
+//!
+//! Only clock *rates* matter, never offsets. `renewTime` and `acquireTime` are written for
+//! people to read. kube-lease-manager (the kube 5 crate for this) judges expiry from the
+//! holder's `renewTime` against the local wall clock, which is what this module must not do.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -19,201 +29,258 @@ pub struct LeaseConfig {
     pub namespace: String,
     pub name: String,
     pub identity: String,
+    /// How long a follower waits, after it last saw the Lease change, before taking it.
     pub lease_duration: Duration,
-    pub renew_every: Duration,
+    /// How long the leader keeps leading after it last sent a successful renewal. Shorter than
+    /// `lease_duration`: the difference is the margin for stopping work and for clock rates.
+    pub renew_deadline: Duration,
+    /// How often the leader renews and a follower looks.
+    pub retry_period: Duration,
 }
 
-/// What to do with the lease as last read.
+impl LeaseConfig {
+    /// client-go's defaults: 15 s lease, 10 s renew deadline, 2 s retry period.
+    pub fn new(namespace: String, name: String, identity: String) -> Self {
+        LeaseConfig {
+            namespace,
+            name,
+            identity,
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The parts of a Lease whose change proves its holder alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// Nobody holds it, or the holder let it expire: take it.
-    Acquire,
-    /// We hold it: renew.
-    Renew,
-    /// Someone else holds it and renewed recently.
+struct Record {
+    resource_version: Option<String>,
+    holder: Option<String>,
+    renew_time: Option<Timestamp>,
+    transitions: Option<i32>,
+}
+
+impl Record {
+    fn of(lease: &Lease) -> Record {
+        let spec = lease.spec.as_ref();
+        Record {
+            resource_version: lease.metadata.resource_version.clone(),
+            holder: spec.and_then(|s| s.holder_identity.clone()),
+            renew_time: spec.and_then(|s| s.renew_time.as_ref()).map(|t| t.0),
+            transitions: spec.and_then(|s| s.lease_transitions),
+        }
+    }
+}
+
+/// What the elector last saw of the Lease, and when by its own monotonic clock.
+#[derive(Debug)]
+struct Observed {
+    record: Record,
+    at: Instant,
+    duration: Duration,
+}
+
+/// The write to attempt after reading the Lease.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// There is no Lease: create it, held by us.
+    Create(Lease),
+    /// Renew our Lease, or take over one that was released or expired.
+    Replace(Lease),
+    /// Someone else holds it and was seen alive within the lease duration.
     Wait,
 }
 
-pub fn decide(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> Decision {
-    let Some(spec) = spec else {
-        return Decision::Acquire;
+/// The decisions of one replica, free of I/O; the time is passed in so tests can drive it.
+#[derive(Debug)]
+pub struct Elector {
+    cfg: LeaseConfig,
+    observed: Option<Observed>,
+    /// When our last successful write was sent; we lead until `renew_deadline` after it.
+    renewed_at: Option<Instant>,
+}
+
+impl Elector {
+    pub fn new(cfg: LeaseConfig) -> Self {
+        Elector {
+            cfg,
+            observed: None,
+            renewed_at: None,
+        }
+    }
+
+    /// Decides from the Lease as read at `now` (`wall` is only written into it).
+    pub fn plan(&mut self, current: Option<&Lease>, now: Instant, wall: Timestamp) -> Plan {
+        let Some(lease) = current else {
+            return Plan::Create(self.lease_for(None, wall));
+        };
+        self.observe(lease, now);
+        let holder = lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref())
+            .filter(|h| !h.is_empty());
+        match holder {
+            Some(h) if h == self.cfg.identity => Plan::Replace(self.lease_for(Some(lease), wall)),
+            Some(_) if !self.expired(now) => {
+                // Another replica holds it: whatever we believed, we do not lead.
+                self.renewed_at = None;
+                Plan::Wait
+            }
+            _ => Plan::Replace(self.lease_for(Some(lease), wall)),
+        }
+    }
+
+    /// The write planned in the round that began at `started` succeeded and stored `lease`.
+    pub fn won(&mut self, lease: &Lease, started: Instant) {
+        self.renewed_at = Some(started);
+        self.observe(lease, started);
+    }
+
+    pub fn is_leader(&self, now: Instant) -> bool {
+        self.renewed_at
+            .is_some_and(|t| now < t + self.cfg.renew_deadline)
+    }
+
+    /// How long the round beginning at `now` may take: a leader must know whether it renewed
+    /// before its deadline passes.
+    pub fn round_limit(&self, now: Instant) -> Duration {
+        match self.renewed_at {
+            Some(t) if self.is_leader(now) => (t + self.cfg.renew_deadline) - now,
+            _ => self.cfg.renew_deadline,
+        }
+    }
+
+    /// The pause before the next round: the retry period, but a follower looks again right when
+    /// the holder's lease would expire, so that a takeover takes at most the lease duration plus
+    /// one retry period after the holder's last renewal.
+    pub fn pause(&self, now: Instant) -> Duration {
+        let until_expiry = self
+            .observed
+            .as_ref()
+            .map(|o| (o.at + o.duration).saturating_duration_since(now))
+            .unwrap_or_default();
+        if self.is_leader(now) || until_expiry.is_zero() {
+            self.cfg.retry_period
+        } else {
+            self.cfg.retry_period.min(until_expiry)
+        }
+    }
+
+    fn observe(&mut self, lease: &Lease, now: Instant) {
+        let record = Record::of(lease);
+        if self.observed.as_ref().is_some_and(|o| o.record == record) {
+            return;
+        }
+        let seconds = lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.lease_duration_seconds)
+            .and_then(|s| u64::try_from(s).ok())
+            .filter(|s| *s > 0);
+        let duration = seconds.map_or(self.cfg.lease_duration, Duration::from_secs);
+        self.observed = Some(Observed {
+            record,
+            at: now,
+            duration,
+        });
+    }
+
+    fn expired(&self, now: Instant) -> bool {
+        self.observed
+            .as_ref()
+            .is_none_or(|o| now >= o.at + o.duration)
+    }
+
+    /// The Lease to write: `previous` renewed by us, or taken over (a new transition).
+    fn lease_for(&self, previous: Option<&Lease>, wall: Timestamp) -> Lease {
+        let old = previous.and_then(|l| l.spec.as_ref());
+        let ours = old.and_then(|s| s.holder_identity.as_deref()) == Some(&self.cfg.identity);
+        let transitions = old.and_then(|s| s.lease_transitions).unwrap_or(0);
+        let spec = LeaseSpec {
+            holder_identity: Some(self.cfg.identity.clone()),
+            lease_duration_seconds: Some(
+                i32::try_from(self.cfg.lease_duration.as_secs()).unwrap_or(i32::MAX),
+            ),
+            acquire_time: match old {
+                Some(s) if ours => s.acquire_time.clone(),
+                _ => Some(MicroTime(wall)),
+            },
+            renew_time: Some(MicroTime(wall)),
+            lease_transitions: Some(match old {
+                Some(_) if !ours => transitions + 1,
+                _ => transitions,
+            }),
+            ..LeaseSpec::default()
+        };
+        let metadata = match previous {
+            Some(l) => l.metadata.clone(),
+            None => ObjectMeta {
+                name: Some(self.cfg.name.clone()),
+                ..ObjectMeta::default()
+            },
+        };
+        Lease {
+            metadata,
+            spec: Some(spec),
+        }
+    }
+}
+
+/// One round: read, decide, write.
+async fn round(
+    api: &Api<Lease>,
+    elector: &mut Elector,
+    started: Instant,
+) -> Result<(), kube::Error> {
+    let name = elector.cfg.name.clone();
+    let current = api.get_opt(&name).await?;
+    let plan = elector.plan(current.as_ref(), Instant::now(), Timestamp::now());
+    let written = match plan {
+        Plan::Wait => return Ok(()),
+        Plan::Create(lease) => api.create(&PostParams::default(), &lease).await,
+        // replace() sends the resourceVersion we read: a concurrent writer makes this a 409.
+        Plan::Replace(lease) => api.replace(&name, &PostParams::default(), &lease).await,
     };
-    match spec.holder_identity.as_deref() {
-        None | Some("") => Decision::Acquire,
-        Some(h) if h == me => Decision::Renew,
-        Some(_) => {
-            let duration = i64::from(spec.lease_duration_seconds.unwrap_or(15));
-            match &spec.renew_time {
-                Some(MicroTime(renewed)) if renewed.as_second() + duration > now.as_second() => {
-                    Decision::Wait
-                }
-                _ => Decision::Acquire,
-            }
+    match written {
+        Ok(lease) => {
+            elector.won(&lease, started);
+            Ok(())
         }
-    }
-}
-
-fn spec_for(
-    cfg: &LeaseConfig,
-    previous: Option<&LeaseSpec>,
-    now: Timestamp,
-    acquiring: bool,
-) -> LeaseSpec {
-    let transitions = previous.and_then(|p| p.lease_transitions).unwrap_or(0);
-    LeaseSpec {
-        holder_identity: Some(cfg.identity.clone()),
-        lease_duration_seconds: Some(cfg.lease_duration.as_secs() as i32),
-        acquire_time: if acquiring {
-            Some(MicroTime(now))
-        } else {
-            previous.and_then(|p| p.acquire_time.clone())
-        },
-        renew_time: Some(MicroTime(now)),
-        lease_transitions: Some(if acquiring && previous.is_some() {
-            transitions + 1
-        } else {
-            transitions
-        }),
-        ..LeaseSpec::default()
-    }
-}
-
-/// One round: read, decide, write. Returns whether we hold the lease afterwards.
-async fn round(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, kube::Error> {
-    let now = Timestamp::now();
-    let current = api.get_opt(&cfg.name).await?;
-    match current {
-        None => {
-            let lease = Lease {
-                metadata: ObjectMeta {
-                    name: Some(cfg.name.clone()),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(spec_for(cfg, None, now, true)),
-            };
-            match api.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(true),
-                Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
-                Err(e) => Err(e),
-            }
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            tracing::debug!(lease = %name, "another replica wrote the lease first");
+            Ok(())
         }
-        Some(mut lease) => {
-            let decision = decide(lease.spec.as_ref(), &cfg.identity, now);
-            if decision == Decision::Wait {
-                return Ok(false);
-            }
-            let spec = spec_for(cfg, lease.spec.as_ref(), now, decision == Decision::Acquire);
-            lease.spec = Some(spec);
-            // replace() sends the resourceVersion we read: a concurrent writer makes this a 409.
-            match api.replace(&cfg.name, &PostParams::default(), &lease).await {
-                Ok(_) => Ok(true),
-                Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
-                Err(e) => Err(e),
-            }
-        }
+        Err(e) => Err(e),
     }
 }
 
 /// Runs the election forever, publishing whether we lead. Leadership is given up (false) as
-/// soon as a renewal cannot be confirmed before the lease would expire.
+/// soon as a renewal cannot be confirmed before the renew deadline.
 pub async fn run(client: Client, cfg: LeaseConfig, leading: watch::Sender<bool>) {
     let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
-    let mut last_confirmed: Option<std::time::Instant> = None;
+    let (name, identity) = (cfg.name.clone(), cfg.identity.clone());
+    let mut elector = Elector::new(cfg);
     loop {
-        match round(&api, &cfg).await {
-            Ok(true) => {
-                last_confirmed = Some(std::time::Instant::now());
-                if !*leading.borrow() {
-                    tracing::info!(lease = %cfg.name, identity = %cfg.identity, "became the leader");
-                }
-                leading.send_replace(true);
-            }
-            Ok(false) => {
-                if *leading.borrow() {
-                    tracing::warn!(lease = %cfg.name, "lost the lease to another replica");
-                }
-                last_confirmed = None;
-                leading.send_replace(false);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, lease = %cfg.name, "lease round failed");
-                // Stop writing before the lease could have expired and another replica taken it.
-                let safe = cfg.lease_duration.saturating_sub(cfg.renew_every);
-                if last_confirmed.is_none_or(|t| t.elapsed() >= safe) && *leading.borrow() {
-                    tracing::warn!("cannot renew the lease in time; stepping down");
-                    leading.send_replace(false);
-                }
-            }
+        let started = Instant::now();
+        let limit = elector.round_limit(started);
+        match tokio::time::timeout(limit, round(&api, &mut elector, started)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, lease = %name, "lease round failed"),
+            Err(_) => tracing::warn!(lease = %name, timeout = ?limit, "lease round timed out"),
         }
-        let pause = if *leading.borrow() {
-            cfg.renew_every
-        } else {
-            cfg.renew_every.min(Duration::from_secs(2))
-        };
-        tokio::time::sleep(pause).await;
+        let now_leading = elector.is_leader(Instant::now());
+        match (*leading.borrow(), now_leading) {
+            (false, true) => tracing::info!(lease = %name, %identity, "became the leader"),
+            (true, false) => tracing::warn!(lease = %name, %identity, "stopped leading"),
+            _ => {}
+        }
+        leading.send_if_modified(|l| std::mem::replace(l, now_leading) != now_leading);
+        tokio::time::sleep(elector.pause(Instant::now())).await;
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(holder: &str, renewed: &str, secs: i32) -> LeaseSpec {
-        LeaseSpec {
-            holder_identity: Some(holder.into()),
-            renew_time: Some(MicroTime(renewed.parse().unwrap())),
-            lease_duration_seconds: Some(secs),
-            ..LeaseSpec::default()
-        }
-    }
-
-    #[test]
-    fn decisions() {
-        let now: Timestamp = "2026-01-01T00:00:20Z".parse().unwrap();
-        assert_eq!(decide(None, "a", now), Decision::Acquire);
-        assert_eq!(
-            decide(Some(&LeaseSpec::default()), "a", now),
-            Decision::Acquire
-        );
-        assert_eq!(
-            decide(Some(&spec("a", "2026-01-01T00:00:00Z", 15)), "a", now),
-            Decision::Renew
-        );
-        assert_eq!(
-            decide(Some(&spec("b", "2026-01-01T00:00:10Z", 15)), "a", now),
-            Decision::Wait
-        );
-        assert_eq!(
-            decide(Some(&spec("b", "2026-01-01T00:00:05Z", 15)), "a", now),
-            Decision::Acquire,
-            "expired exactly"
-        );
-        assert_eq!(
-            decide(Some(&spec("b", "2026-01-01T00:00:00Z", 15)), "a", now),
-            Decision::Acquire
-        );
-    }
-
-    #[test]
-    fn transitions_count_takeovers_only() {
-        let cfg = LeaseConfig {
-            namespace: "ns".into(),
-            name: "l".into(),
-            identity: "a".into(),
-            lease_duration: Duration::from_secs(15),
-            renew_every: Duration::from_secs(5),
-        };
-        let now: Timestamp = "2026-01-01T00:00:20Z".parse().unwrap();
-        let mut prev = spec("b", "2026-01-01T00:00:00Z", 15);
-        prev.lease_transitions = Some(2);
-        assert_eq!(
-            spec_for(&cfg, Some(&prev), now, true).lease_transitions,
-            Some(3)
-        );
-        assert_eq!(
-            spec_for(&cfg, Some(&prev), now, false).lease_transitions,
-            Some(2)
-        );
-        assert_eq!(spec_for(&cfg, None, now, true).lease_transitions, Some(0));
-    }
-}
+#[path = "leader_tests.rs"]
+mod tests;

@@ -37,10 +37,10 @@ use kube::{Api, Client};
 use thiserror::Error;
 use tokio::sync::{Notify, watch};
 
-use crate::api::SupportPolicy;
 use crate::controller::discovery::{KindKey, Running, reconcile_kinds};
 use crate::controller::status::{Seen, policy_status_loop};
 use crate::runtime::state::Shared;
+use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
@@ -103,11 +103,18 @@ pub async fn run(
             }
         }
         tracing::info!("controller starting (leader)");
-        let session = tokio::spawn(run_session(client.clone(), shared.clone(), cfg.clone()));
+        let mut session = tokio::spawn(run_session(client.clone(), shared.clone(), cfg.clone()));
         while *leading.borrow_and_update() {
-            if leading.changed().await.is_err() {
-                session.abort();
-                return;
+            tokio::select! {
+                // The session never ends by itself: end (or panic) too, so the supervisor sees it.
+                ended = &mut session => match ended {
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    _ => return,
+                },
+                changed = leading.changed() => if changed.is_err() {
+                    session.abort();
+                    return;
+                },
             }
         }
         tracing::info!("controller stopping (no longer the leader)");
@@ -132,29 +139,33 @@ async fn run_session(client: Client, shared: Arc<Shared>, cfg: ControllerConfig)
         dirty: Notify::new(),
     });
 
-    let (sp_reader, sp_writer) = reflector::store::<SupportPolicy>();
-    let sp_stream = reflector::reflector(
-        sp_writer,
-        watcher::watcher(
-            Api::<SupportPolicy>::all(client),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .for_each(|_| {
-        session.dirty.notify_one();
-        futures::future::ready(())
-    });
-    let status_task = tokio::spawn(policy_status_loop(session.clone(), sp_reader));
-    let mut kinds = Running::new();
-    tokio::select! {
-        _ = follow_crds(&session, &mut kinds) => {}
-        _ = sp_stream => {}
+    // The SupportPolicies are watched and compiled once per process (runtime::policies);
+    // policy_changes wakes the status writer through follow_crds.
+    // Aborting the session drops these guards, which abort the tasks it started: a replica that
+    // stops leading must stop writing.
+    let _status_task = AbortOnDrop(tokio::spawn(policy_status_loop(session.clone())));
+    let mut kinds = RunningKinds(Running::new());
+    follow_crds(&session, &mut kinds.0).await;
+}
+
+/// Aborts its task when dropped, including when the owning task is itself aborted.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-    for (_, (_, h)) in kinds {
-        h.abort();
+}
+
+/// The per-kind controllers of a session, aborted with it.
+struct RunningKinds(Running);
+
+impl Drop for RunningKinds {
+    fn drop(&mut self) {
+        for (_, (_, h)) in self.0.drain() {
+            h.abort();
+        }
     }
-    status_task.abort();
 }
 
 /// Keeps one controller per targeted kind running as CRDs and policies come and go.

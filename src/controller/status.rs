@@ -9,7 +9,6 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
-use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::Instrument;
@@ -17,9 +16,9 @@ use tracing::Instrument;
 use crate::api::{ObjectCounts, SupportPolicy, SupportPolicyStatus};
 use crate::controller::Session;
 use crate::engine::Verdict;
-use crate::engine::policy::Policy;
 use crate::runtime::clock::today_utc;
 use crate::runtime::metrics::ObjectLabels;
+use crate::runtime::state::PolicySource;
 
 /// What the status of the policies needs to know about one object.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +51,7 @@ impl Tally {
 }
 
 /// Keeps every SupportPolicy's status (window, counts, denied objects, Ready) current.
-pub(crate) async fn policy_status_loop(session: Arc<Session>, policies: Store<SupportPolicy>) {
+pub(crate) async fn policy_status_loop(session: Arc<Session>) {
     let mut written: HashMap<String, SupportPolicyStatus> = HashMap::new();
     let api: Api<SupportPolicy> = Api::all(session.client.clone());
     loop {
@@ -63,12 +62,12 @@ pub(crate) async fn policy_status_loop(session: Arc<Session>, policies: Store<Su
         let (tallies, merged) = tally(&session);
         publish_counts(&session, &merged);
         let today = today_utc();
-        for sp in policies.state() {
-            let name = sp.name_any();
+        for source in session.shared.policy_sources.load().iter() {
+            let name = source.object.name_any();
             let empty = Tally::default();
             let t = tallies.get(&name).unwrap_or(&empty);
             let max = session.cfg.max_denied_listed;
-            let status = policy_status(&sp, t, today, max, written.get(&name));
+            let status = policy_status(source, t, today, max, written.get(&name));
             if written.get(&name) == Some(&status) {
                 continue;
             }
@@ -153,21 +152,22 @@ fn tally(session: &Session) -> (HashMap<String, Tally>, Tally) {
 
 /// The status of one policy over the objects it targets.
 pub fn policy_status(
-    sp: &SupportPolicy,
+    source: &PolicySource,
     tally: &Tally,
     today: jiff::civil::Date,
     max_denied: usize,
     previous: Option<&SupportPolicyStatus>,
 ) -> SupportPolicyStatus {
+    let sp = &source.object;
     let ready = |ok: bool, reason: &str, message: String| {
         ready_condition(sp, previous, ok, reason, message)
     };
-    let policy = match Policy::compile(sp) {
+    let policy = match &source.compiled {
         Ok(p) => p,
         Err(e) => {
             return SupportPolicyStatus {
                 observed_generation: sp.metadata.generation,
-                conditions: vec![ready(false, "InvalidSpec", e.to_string())],
+                conditions: vec![ready(false, "InvalidSpec", e.clone())],
                 ..SupportPolicyStatus::default()
             };
         }
@@ -235,7 +235,8 @@ mod tests {
         t.add(Verdict::Denied, "ns/d (KonvoyCluster)");
         t.add(Verdict::Denied, "ns/c (KonvoyCluster)");
         let today = date(2026, 11, 24);
-        let st = policy_status(&sp, &t, today, 1, None);
+        let source = PolicySource::compile(Arc::new(sp.clone()));
+        let st = policy_status(&source, &t, today, 1, None);
         assert_eq!(st.latest.as_deref(), Some("1.8"));
         assert_eq!(st.supported.as_deref(), Some("1.8, 1.7, 1.6"));
         assert_eq!(
@@ -252,7 +253,7 @@ mod tests {
             "sorted, capped at max_denied"
         );
         assert_eq!(st.conditions[0].status, "True");
-        let again = policy_status(&sp, &t, today, 1, Some(&st));
+        let again = policy_status(&source, &t, today, 1, Some(&st));
         assert_eq!(
             again.conditions[0].last_transition_time,
             st.conditions[0].last_transition_time
@@ -260,7 +261,7 @@ mod tests {
 
         let mut bad = sp.clone();
         bad.spec.product[0].kubernetes.min = "1.99.x".into();
-        let st = policy_status(&bad, &t, today, 20, None);
+        let st = policy_status(&PolicySource::compile(Arc::new(bad)), &t, today, 20, None);
         assert_eq!(
             (
                 st.conditions[0].status.as_str(),

@@ -20,12 +20,15 @@ async fn health(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         "/readyz" if shared.is_ready() => reply(StatusCode::OK, "text/plain", "ok\n"),
         "/readyz" => {
             let why = match (
+                shared.failed.get(),
                 shared.tls_loaded.load(Ordering::Acquire),
                 shared.policies_synced.load(Ordering::Acquire),
             ) {
-                (false, _) => "serving certificate not loaded\n",
-                (_, false) => "SupportPolicies not synced yet\n",
-                _ => "not ready\n",
+                (Some(failed), _, _) => format!("{failed}\n"),
+                (None, false, _) => "serving certificate not loaded\n".into(),
+                (None, _, false) => "SupportPolicies not synced yet\n".into(),
+                _ if shared.draining.load(Ordering::Acquire) => "shutting down\n".into(),
+                _ => "not ready\n".into(),
             };
             reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", why)
         }

@@ -1,5 +1,7 @@
 //! `supportgate run`: the operator process. It keeps the cluster's SupportPolicies in memory,
-//! serves the admission webhook over TLS, and serves health and metrics on a plain port.
+//! serves the admission webhook over TLS, serves health and metrics on a plain port, and (as
+//! the leader) runs the controller. Every long-lived task is supervised: when one ends, the
+//! process fails readiness and exits non-zero so that Kubernetes restarts it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,23 +10,19 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures::StreamExt;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher::{self, Event};
-use kube::{Api, Client};
+use kube::Client;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::api::SupportPolicy;
 use crate::controller::leader::{self, LeaseConfig};
 use crate::controller::{self, ControllerConfig};
-use crate::engine::policy::Policy;
-use crate::engine::policyset::PolicySet;
 use crate::engine::version::Version;
 use crate::runtime::health::serve_health;
+use crate::runtime::logging::{self, LogFormat};
 use crate::runtime::metrics::Metrics;
+use crate::runtime::policies::watch_policies;
 use crate::runtime::state::Shared;
+use crate::runtime::supervisor::{Supervisor, TaskExit, task};
 use crate::webhook::selfcerts::{self, SelfManagedConfig};
 use crate::webhook::server::{bind, serve_webhook};
 use crate::webhook::tls::{
@@ -52,9 +50,23 @@ pub struct RunConfig {
     pub controller_config: ControllerConfig,
     /// Issue and rotate the serving certificate in a Secret instead of reading files.
     pub self_managed_certs: Option<SelfManagedConfig>,
+    /// Test only: `<task>:<file>` panics the task once the file exists.
+    pub fault_panic: Option<String>,
+}
+
+/// Starts logging and the Tokio runtime, then runs the process until SIGTERM (`Ok`) or until a
+/// supervised task ends (`Err`).
+pub fn run_blocking(cfg: RunConfig, log_format: LogFormat) -> anyhow::Result<()> {
+    logging::init(log_format);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(run(cfg))
 }
 
 pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
+    let mut tasks = Supervisor::with_fault(cfg.fault_panic.as_deref())?;
     let client = Client::try_default()
         .await
         .context("connecting to the Kubernetes API (KUBECONFIG or in-cluster config)")?;
@@ -63,23 +75,42 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         None => hosting_version(&client).await,
     };
     tracing::info!(hosting_kubernetes = ?hosting.as_ref().map(ToString::to_string), "starting supportgate");
+    let shared = Shared::new(hosting, Arc::new(Metrics::new()), cfg.max_body_bytes);
 
-    let metrics = Arc::new(Metrics::new());
-    let shared = Shared::new(hosting, metrics, cfg.max_body_bytes);
+    let acceptor = start_certificates(&client, &cfg, &mut tasks).await?;
+    shared.tls_loaded.store(true, Ordering::Release);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    start_servers(&cfg, acceptor, &shared, stop_rx, &mut tasks).await?;
+    tasks.spawn(
+        task::POLICY_WATCHER,
+        watch_policies(client.clone(), shared.clone()),
+    );
+    if cfg.controller {
+        start_controller(&client, &cfg, &shared, &mut tasks);
+    }
 
-    let mut background = Vec::new();
+    let failure = tokio::select! {
+        () = shutdown_signal() => None,
+        exit = tasks.first_exit() => Some(exit),
+    };
+    stop(&cfg, &shared, tasks, stop_tx, failure).await
+}
+
+/// Loads (or issues) the serving certificate and starts the task that keeps it current.
+async fn start_certificates(
+    client: &Client,
+    cfg: &RunConfig,
+    tasks: &mut Supervisor,
+) -> anyhow::Result<TlsAcceptor> {
     let resolver = match &cfg.self_managed_certs {
         Some(sm) => {
-            let secret = selfcerts::ensure(&client, sm)
+            let secret = selfcerts::ensure(client, sm)
                 .await
                 .context("issuing the self-managed webhook certificate")?;
             let (cert, key) = secret_pair(&secret).context("reading the certificate Secret")?;
             let resolver = ReloadingResolver::new(certified_key(&cert, &key)?);
-            background.push(tokio::spawn(selfcerts::maintain(
-                client.clone(),
-                sm.clone(),
-                resolver.clone(),
-            )));
+            let maintain = selfcerts::maintain(client.clone(), sm.clone(), resolver.clone());
+            tasks.spawn(task::CERTIFICATES, maintain);
             resolver
         }
         None => {
@@ -89,72 +120,107 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
             };
             let (ck, fingerprint) = load_pair(&paths).context("loading the serving certificate")?;
             let resolver = ReloadingResolver::new(ck);
-            background.push(tokio::spawn(watch_certs(
-                paths,
-                resolver.clone(),
-                fingerprint,
-                cfg.cert_reload_interval,
-            )));
+            let every = cfg.cert_reload_interval;
+            let reload = watch_certs(paths, resolver.clone(), fingerprint, every);
+            tasks.spawn(task::CERTIFICATES, reload);
             resolver
         }
     };
-    let acceptor = TlsAcceptor::from(server_config(resolver)?);
-    shared.tls_loaded.store(true, Ordering::Release);
+    Ok(TlsAcceptor::from(server_config(resolver)?))
+}
 
-    let (stop_tx, stop_rx) = watch::channel(false);
+/// Binds both ports (failing the start when either is taken) and serves them.
+async fn start_servers(
+    cfg: &RunConfig,
+    acceptor: TlsAcceptor,
+    shared: &Arc<Shared>,
+    stop: watch::Receiver<bool>,
+    tasks: &mut Supervisor,
+) -> anyhow::Result<()> {
     let webhook_listener = bind(cfg.webhook_addr).await?;
     let health_listener = bind(cfg.health_addr).await?;
     tracing::info!(webhook = %webhook_listener.local_addr()?, health = %health_listener.local_addr()?, "listening");
-
-    let policy_task = tokio::spawn(watch_policies(client.clone(), shared.clone()));
-    let health_task = tokio::spawn(serve_health(
-        health_listener,
-        shared.clone(),
-        stop_rx.clone(),
-    ));
-    let webhook_task = tokio::spawn(serve_webhook(
-        webhook_listener,
-        acceptor,
-        shared.clone(),
-        stop_rx,
-        cfg.shutdown_grace,
-    ));
-
-    background.push(policy_task);
-    background.push(health_task);
-    if cfg.controller {
-        let (lead_tx, lead_rx) = watch::channel(false);
-        match cfg.leader_election.clone() {
-            Some(lease) => {
-                background.push(tokio::spawn(leader::run(client.clone(), lease, lead_tx)))
-            }
-            None => {
-                lead_tx.send_replace(true);
-                // Keep the sender alive: a closed channel would stop the controller.
-                background.push(tokio::spawn(async move {
-                    lead_tx.closed().await;
-                }));
-            }
-        }
-        background.push(tokio::spawn(controller::run(
-            client.clone(),
+    tasks.spawn(
+        task::HEALTH_SERVER,
+        serve_health(health_listener, shared.clone(), stop.clone()),
+    );
+    tasks.spawn(
+        task::WEBHOOK_SERVER,
+        serve_webhook(
+            webhook_listener,
+            acceptor,
             shared.clone(),
-            lead_rx,
-            cfg.controller_config.clone(),
-        )));
-    }
+            stop,
+            cfg.shutdown_grace,
+        ),
+    );
+    Ok(())
+}
 
-    shutdown_signal().await;
-    tracing::info!(drain = ?cfg.shutdown_drain, "shutting down: draining");
+/// Starts the controller, behind leader election unless this is the only replica.
+fn start_controller(
+    client: &Client,
+    cfg: &RunConfig,
+    shared: &Arc<Shared>,
+    tasks: &mut Supervisor,
+) {
+    let (lead_tx, lead_rx) = watch::channel(false);
+    // The controller stops when the sender goes away; without an election it lives in the
+    // controller's own task, so it goes only with it.
+    let keep_leading = match cfg.leader_election.clone() {
+        Some(lease) => {
+            let election = leader::run(client.clone(), lease, lead_tx);
+            tasks.spawn(task::LEADER_ELECTION, election);
+            None
+        }
+        None => {
+            lead_tx.send_replace(true);
+            Some(lead_tx)
+        }
+    };
+    let run = controller::run(
+        client.clone(),
+        shared.clone(),
+        lead_rx,
+        cfg.controller_config.clone(),
+    );
+    tasks.spawn(task::CONTROLLER, async move {
+        let _keep_leading = keep_leading;
+        run.await;
+    });
+}
+
+/// Drains, stops the servers and every task. After a task failure, readiness fails at once and
+/// the failure is returned so that the process exits non-zero.
+async fn stop(
+    cfg: &RunConfig,
+    shared: &Shared,
+    mut tasks: Supervisor,
+    stop_tx: watch::Sender<bool>,
+    failure: Option<TaskExit>,
+) -> anyhow::Result<()> {
+    match &failure {
+        None => tracing::info!(drain = ?cfg.shutdown_drain, "shutting down: draining"),
+        Some(exit) => {
+            shared.fail(exit.to_string());
+            tracing::error!(error = %exit, still_running = ?tasks.running(), drain = ?cfg.shutdown_drain, "a supervised task ended; shutting down so that the process is restarted");
+        }
+    }
     shared.draining.store(true, Ordering::Release);
     tokio::time::sleep(cfg.shutdown_drain).await;
     let _ = stop_tx.send(true);
-    let _ = webhook_task.await;
-    for t in background {
-        t.abort();
+    let limit = cfg.shutdown_grace + Duration::from_secs(1);
+    if !tasks.wait_for(task::WEBHOOK_SERVER, limit).await {
+        tracing::warn!("the webhook server did not stop in time");
     }
-    tracing::info!("stopped");
-    Ok(())
+    tasks.shutdown().await;
+    match failure {
+        None => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Some(exit) => Err(exit.into()),
+    }
 }
 
 fn secret_pair(secret: &k8s_openapi::api::core::v1::Secret) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
@@ -181,51 +247,6 @@ async fn hosting_version(client: &Client) -> Option<Version> {
             None
         }
     }
-}
-
-/// Keeps `shared.policies` equal to the cluster's valid SupportPolicies (or the embedded default
-/// when there are none).
-pub async fn watch_policies(client: Client, shared: Arc<Shared>) {
-    let api: Api<SupportPolicy> = Api::all(client);
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
-        .default_backoff();
-    futures::pin_mut!(stream);
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(Event::InitDone | Event::Apply(_) | Event::Delete(_)) => {
-                shared.set_policies(compile_all(&reader));
-                if !shared.policies_synced.swap(true, Ordering::AcqRel) {
-                    tracing::info!(policies = reader.len(), "SupportPolicies synced");
-                }
-            }
-            Ok(_) => {}
-            Err(watcher::Error::InitialListFailed(kube::Error::Api(s))) if s.code == 404 => {
-                // No SupportPolicy CRD: the embedded default is the policy, and that is known.
-                if !shared.policies_synced.swap(true, Ordering::AcqRel) {
-                    tracing::warn!(
-                        "the SupportPolicy CRD is not installed; enforcing the embedded default policy"
-                    );
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "watching SupportPolicies"),
-        }
-    }
-}
-
-/// Compiles every policy in the store; invalid ones are logged and left out.
-pub fn compile_all(store: &Store<SupportPolicy>) -> PolicySet {
-    let mut valid = Vec::new();
-    for sp in store.state() {
-        match Policy::compile(&sp) {
-            Ok(p) => valid.push(Arc::new(p)),
-            Err(e) => {
-                tracing::warn!(policy = sp.metadata.name.as_deref().unwrap_or(""), error = %e, "ignoring an invalid SupportPolicy")
-            }
-        }
-    }
-    valid.sort_by(|a, b| a.name.cmp(&b.name));
-    PolicySet::from_policies(valid)
 }
 
 async fn shutdown_signal() {

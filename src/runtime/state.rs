@@ -1,20 +1,37 @@
 //! The state the `run` process's tasks share: one snapshot of the policies for the request path
 //! (no API calls there), readiness flags, and the metrics registry.
+//!
+//! The SupportPolicies are watched and compiled once per process (see
+//! [`crate::runtime::policies`]); the webhook and the controller both read the result here.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
+use crate::api::SupportPolicy;
 use crate::engine::Context;
+use crate::engine::policy::Policy;
 use crate::engine::policyset::PolicySet;
 use crate::engine::version::Version;
 use crate::runtime::metrics::Metrics;
 
+/// One SupportPolicy as the cluster holds it, with the outcome of compiling it. The policy
+/// status writer reads these instead of watching and compiling the policies a second time.
+#[derive(Debug, Clone)]
+pub struct PolicySource {
+    pub object: Arc<SupportPolicy>,
+    /// The compiled policy, or why the spec is invalid (shown in its Ready condition).
+    pub compiled: Result<Arc<Policy>, String>,
+}
+
 /// What the request path reads: one snapshot of the policies, no API calls.
 pub struct Shared {
+    /// The valid policies (the embedded default when the cluster has none).
     pub policies: ArcSwap<PolicySet>,
+    /// Every SupportPolicy in the cluster, valid or not, sorted by name.
+    pub policy_sources: ArcSwap<Vec<PolicySource>>,
     pub hosting_kubernetes: Option<Version>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
@@ -24,6 +41,8 @@ pub struct Shared {
     pub policy_changes: watch::Sender<u64>,
     /// Set on SIGTERM: /readyz fails so the endpoint is removed while reviews are still served.
     pub draining: AtomicBool,
+    /// Why the process is going down: a supervised task ended. /readyz fails from then on.
+    pub failed: OnceLock<String>,
 }
 
 impl Shared {
@@ -34,6 +53,7 @@ impl Shared {
     ) -> Arc<Self> {
         Arc::new(Shared {
             policies: ArcSwap::from_pointee(PolicySet::embedded_default()),
+            policy_sources: ArcSwap::from_pointee(Vec::new()),
             hosting_kubernetes,
             metrics,
             max_body_bytes,
@@ -41,6 +61,7 @@ impl Shared {
             tls_loaded: AtomicBool::new(false),
             policy_changes: watch::Sender::new(0),
             draining: AtomicBool::new(false),
+            failed: OnceLock::new(),
         })
     }
 
@@ -49,10 +70,28 @@ impl Shared {
         self.policy_changes.send_modify(|n| *n += 1);
     }
 
+    /// Publishes the compiled SupportPolicies: the valid ones become the evaluated set, and
+    /// all of them (with their errors) stay readable for the status writer.
+    pub fn publish_policies(&self, mut sources: Vec<PolicySource>) {
+        sources.sort_by(|a, b| a.object.metadata.name.cmp(&b.object.metadata.name));
+        let valid = sources
+            .iter()
+            .filter_map(|s| s.compiled.as_ref().ok().cloned())
+            .collect();
+        self.policy_sources.store(Arc::new(sources));
+        self.set_policies(PolicySet::from_policies(valid));
+    }
+
+    /// Records the first fatal failure; readiness fails from now on.
+    pub fn fail(&self, why: String) {
+        let _ = self.failed.set(why);
+    }
+
     pub fn is_ready(&self) -> bool {
         self.policies_synced.load(Ordering::Acquire)
             && self.tls_loaded.load(Ordering::Acquire)
             && !self.draining.load(Ordering::Acquire)
+            && self.failed.get().is_none()
     }
 
     pub fn context(&self) -> Context {

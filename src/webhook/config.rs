@@ -126,6 +126,32 @@ pub fn validating_webhook_configuration<'a>(
     }
 }
 
+/// The configuration as a YAML manifest, for `supportgate webhook-config`. Without a CA bundle
+/// the field is left out rather than empty, so that `--self-managed-certs` can fill it in.
+pub fn render_yaml<'a>(
+    settings: &WebhookSettings,
+    targets: impl IntoIterator<Item = &'a CompiledTarget>,
+) -> Result<String, RenderError> {
+    let mut vwc = validating_webhook_configuration(settings, targets);
+    if settings.ca_bundle_pem.is_empty() {
+        for w in vwc.webhooks.iter_mut().flatten() {
+            w.client_config.ca_bundle = None;
+        }
+    }
+    let mut doc = serde_json::to_value(&vwc)?;
+    doc["apiVersion"] = "admissionregistration.k8s.io/v1".into();
+    doc["kind"] = "ValidatingWebhookConfiguration".into();
+    Ok(serde_norway::to_string(&doc)?)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("encoding the webhook configuration: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("encoding the webhook configuration: {0}")]
+    Yaml(#[from] serde_norway::Error),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +185,27 @@ mod tests {
             rules.iter().all(|r| r.operations.as_deref()
                 == Some(&["CREATE".to_string(), "UPDATE".to_string()][..]))
         );
+    }
+
+    #[test]
+    fn rendered_yaml_names_the_kind_and_omits_an_empty_ca_bundle() {
+        let set = PolicySet::embedded_default();
+        let mut settings = WebhookSettings {
+            name: "sg".into(),
+            endpoint: Endpoint::Url("https://127.0.0.1:8443/validate".into()),
+            ca_bundle_pem: Vec::new(),
+            failure_policy: "Fail".into(),
+            timeout_seconds: 5,
+            excluded_namespaces: vec!["kube-system".into()],
+        };
+        let doc: serde_json::Value =
+            serde_norway::from_str(&render_yaml(&settings, set.targets()).unwrap()).unwrap();
+        assert_eq!(doc["apiVersion"], "admissionregistration.k8s.io/v1");
+        assert_eq!(doc["kind"], "ValidatingWebhookConfiguration");
+        assert!(doc["webhooks"][0]["clientConfig"].get("caBundle").is_none());
+        settings.ca_bundle_pem = b"PEM".to_vec();
+        let doc: serde_json::Value =
+            serde_norway::from_str(&render_yaml(&settings, set.targets()).unwrap()).unwrap();
+        assert_eq!(doc["webhooks"][0]["clientConfig"]["caBundle"], "UEVN");
     }
 }
