@@ -2,6 +2,9 @@
 #
 # Builds are cached outside the work tree so that fresh clones (and CI) reuse them:
 # the Rust target dir and the Go-built control plane live under $(SUPPORTGATE_CACHE).
+# One target dir serves every checkout: dependencies stay warm, and build.rs (keyed by the
+# checkout path that .cargo/config.toml sets) rebuilds only this crate when the checkout changes,
+# so no checkout runs test binaries built from another one's sources (README, "The test control plane").
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c

@@ -5,11 +5,13 @@ use std::process::Command;
 
 #[test]
 fn make_run_shows_admissions_refusals_and_conditions() {
-    let repo = env!("CARGO_MANIFEST_DIR");
+    // At run time (Cargo sets it when it runs the test): a path compiled in would name whichever
+    // checkout built this binary, and the target directory is shared between checkouts.
+    let repo = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo: CARGO_MANIFEST_DIR");
     let cache = std::env::var("SUPPORTGATE_CACHE").unwrap_or_else(|_| format!("{repo}/.cache"));
     let out = Command::new("hack/run-local.sh")
         .arg("--once")
-        .current_dir(repo)
+        .current_dir(&repo)
         .env("SUPPORTGATE_BIN", env!("CARGO_BIN_EXE_supportgate"))
         .env("SUPPORTGATE_CACHE", cache)
         .output()

@@ -2,11 +2,15 @@
 //! `kube::Client` for it, real `kubectl`, and the project's CRDs installed.
 //!
 //! The control plane is started once per test binary and shared; tests isolate themselves with
-//! their own namespaces and object names. A watchdog process stops it when the test binary
-//! exits, however it exits (a panic that aborts, a timeout kill), so nothing is left running.
-//! When the control plane cannot start, tests **fail** with the reason; they never skip.
+//! their own namespaces and object names. A watchdog in a session of its own (`watchdog.rs`)
+//! stops it when the test binary exits, however it exits (a panic that aborts, a SIGKILL of the
+//! whole process group), and removes its directory after a clean run; after a failure or a kill
+//! the directory stays and its path is printed. When the control plane cannot start, tests
+//! **fail** with the reason; they never skip.
 
 #![allow(dead_code)]
+
+pub mod watchdog;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -18,8 +22,52 @@ use std::time::{Duration, Instant};
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+/// The checkout the tests run in, found at run time: Cargo runs test binaries with
+/// `CARGO_MANIFEST_DIR` set and the package root as working directory. A path compiled into the
+/// binary would point at whichever clone built it, and the target directory is shared.
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    static REPO: OnceLock<PathBuf> = OnceLock::new();
+    REPO.get_or_init(find_repo).clone()
+}
+
+fn find_repo() -> PathBuf {
+    let candidates = [
+        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
+        std::env::current_dir().ok(),
+    ];
+    let repo = candidates
+        .into_iter()
+        .flatten()
+        .find(|d| d.join("hack/controlplane/up").is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "cannot find the supportgate checkout: neither $CARGO_MANIFEST_DIR ({:?}) nor the \
+                 working directory ({:?}) holds hack/controlplane/up; run the tests with cargo",
+                std::env::var_os("CARGO_MANIFEST_DIR"),
+                std::env::current_dir().ok()
+            )
+        });
+    assert_built_in(&repo);
+    repo
+}
+
+/// Fails when this binary was built from another checkout's sources (build.rs keys the build by
+/// checkout, so Cargo should have rebuilt it; this catches the day that stops working).
+fn assert_built_in(repo: &Path) {
+    let Some(built) = option_env!("SUPPORTGATE_BUILT_IN").filter(|b| !b.is_empty()) else {
+        return;
+    };
+    let same = match (Path::new(built).canonicalize(), repo.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    assert!(
+        same,
+        "this test binary was built from the checkout {built} but runs in {}; the shared target \
+         directory handed out another checkout's build (see build.rs); run `cargo clean -p \
+         supportgate` and test again",
+        repo.display()
+    );
 }
 
 fn cache_root() -> PathBuf {
@@ -53,6 +101,44 @@ fn run_script(cmd: &mut Command, what: &str) -> Output {
     out
 }
 
+/// Builds the pinned control plane binaries when they are missing (a no-op when they are
+/// cached) and returns their directory.
+fn control_plane_binaries(cp: &Path) -> PathBuf {
+    run_script(
+        Command::new(cp.join("build.sh")).env("SUPPORTGATE_CACHE", cache_root()),
+        "building the control plane (hack/controlplane/build.sh)",
+    );
+    let out = run_script(
+        Command::new(cp.join("build.sh"))
+            .arg("--print")
+            .env("SUPPORTGATE_CACHE", cache_root()),
+        "build.sh --print",
+    );
+    PathBuf::from(String::from_utf8(out.stdout).expect("utf-8 path").trim())
+}
+
+/// The `KEY=value` lines `up` writes to DIR/env.
+fn read_env(path: &Path) -> HashMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.trim_start_matches("export ").to_string(),
+                v.trim_matches('"').to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The last `n` lines of a log file (empty when it is missing).
+fn tail(path: &Path, n: usize) -> String {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 impl ControlPlane {
     /// The control plane of this test binary, started on first use.
     pub fn shared() -> &'static ControlPlane {
@@ -61,27 +147,14 @@ impl ControlPlane {
 
     fn start() -> ControlPlane {
         let cp = repo().join("hack/controlplane");
-        // Builds the pinned binaries when they are missing; a no-op when they are cached.
-        run_script(
-            Command::new(cp.join("build.sh")).env("SUPPORTGATE_CACHE", cache_root()),
-            "building the control plane (hack/controlplane/build.sh)",
-        );
-        let bin = String::from_utf8(
-            run_script(
-                Command::new(cp.join("build.sh"))
-                    .arg("--print")
-                    .env("SUPPORTGATE_CACHE", cache_root()),
-                "build.sh --print",
-            )
-            .stdout,
-        )
-        .expect("utf-8 path");
-        let bin = PathBuf::from(bin.trim());
+        let bin = control_plane_binaries(&cp);
         let dir = tempfile::Builder::new()
             .prefix("supportgate-e2e-")
             .tempdir()
             .expect("temp dir")
             .keep();
+        // Before `up`: a binary killed while `up` runs must not leave what `up` started so far.
+        watchdog::spawn(&cp.join("down"), &dir);
         let out = Command::new(cp.join("up"))
             .arg("--dir")
             .arg(&dir)
@@ -92,34 +165,15 @@ impl ControlPlane {
             .output()
             .expect("run hack/controlplane/up");
         if !out.status.success() {
-            let log = std::fs::read_to_string(dir.join("kube-apiserver.log")).unwrap_or_default();
-            let tail: Vec<&str> = log
-                .lines()
-                .rev()
-                .take(40)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
             panic!(
-                "the test control plane did not start ({}); this end-to-end test needs a real kube-apiserver and fails without one.\n--- up stderr\n{}\n--- kube-apiserver.log (last 40 lines)\n{}",
+                "the test control plane did not start ({}); this end-to-end test needs a real kube-apiserver and fails without one. Its directory is kept: {}\n--- up stderr\n{}\n--- kube-apiserver.log (last 40 lines)\n{}",
                 out.status,
+                dir.display(),
                 String::from_utf8_lossy(&out.stderr),
-                tail.join("\n")
+                tail(&dir.join("kube-apiserver.log"), 40)
             );
         }
-        spawn_watchdog(&cp.join("down"), &dir);
-        let env: HashMap<String, String> = std::fs::read_to_string(dir.join("env"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| {
-                (
-                    k.trim_start_matches("export ").to_string(),
-                    v.trim_matches('"').to_string(),
-                )
-            })
-            .collect();
+        let env = read_env(&dir.join("env"));
         ControlPlane {
             kubeconfig: dir.join("kubeconfig"),
             dir,
@@ -259,26 +313,6 @@ pub async fn client_for(kubeconfig: &Path) -> Client {
         .await
         .expect("kubeconfig to config");
     Client::try_from(config).expect("client")
-}
-
-/// Stops the control plane when this test process exits, however it exits.
-// The watchdog must outlive this process, so it is deliberately never waited for.
-#[allow(clippy::zombie_processes)]
-fn spawn_watchdog(down: &Path, dir: &Path) {
-    let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; exec '{down}' --dir '{dir}' --grace 5",
-        pid = std::process::id(),
-        down = down.display(),
-        dir = dir.display()
-    );
-    Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the control plane watchdog");
 }
 
 /// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
