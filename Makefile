@@ -30,13 +30,17 @@ tools: deps ## build the pinned kube-apiserver, etcd, kubectl and helm from sour
 build: deps ## build the release binary
 	cargo build --release --locked
 
+.PHONY: image
+image: build ## the image the Dockerfile describes, as an OCI archive, with neither Docker nor a registry
+	hack/image.sh --bin $(BIN)
+
 .PHONY: run
 run: build tools ## the whole product locally: control plane, CRDs, default policy, webhook + controller, examples applied; stays up
 	SUPPORTGATE_BIN=$(BIN) hack/run-local.sh
 
 .PHONY: unit
 unit: deps ## unit tests and CLI tests (no control plane)
-	cargo test --locked --lib --bins --test cli --test fuzz_corpus
+	cargo test --locked --lib --bins --test cli --test fuzz_corpus --test image_recipe
 
 .PHONY: e2e
 e2e: tools ## end-to-end tests against a real kube-apiserver + etcd
