@@ -89,7 +89,11 @@ fn build_local_image(dir: &Path) -> Value {
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -98,7 +102,10 @@ fn the_local_recipe_builds_the_dockerfiles_image() {
     let repo = env!("CARGO_MANIFEST_DIR");
     let dockerfile = std::fs::read_to_string(format!("{repo}/Dockerfile")).expect("Dockerfile");
     let want = final_stage(&dockerfile);
-    assert!(!want.user.is_empty() && !want.entrypoint.is_empty(), "{want:?}");
+    assert!(
+        !want.user.is_empty() && !want.entrypoint.is_empty(),
+        "{want:?}"
+    );
 
     let tmp = tempfile::tempdir().expect("temp dir");
     let image = build_local_image(tmp.path());
@@ -106,7 +113,11 @@ fn the_local_recipe_builds_the_dockerfiles_image() {
     let files = &image["files"];
 
     assert_eq!(config["User"].as_str(), Some(want.user.as_str()), "USER");
-    assert_eq!(strings(&config["Entrypoint"]), want.entrypoint, "ENTRYPOINT");
+    assert_eq!(
+        strings(&config["Entrypoint"]),
+        want.entrypoint,
+        "ENTRYPOINT"
+    );
     assert_eq!(strings(&config["Cmd"]), want.cmd, "CMD");
     let ports: BTreeSet<String> = config["ExposedPorts"]
         .as_object()
@@ -116,7 +127,10 @@ fn the_local_recipe_builds_the_dockerfiles_image() {
 
     // The binary is where the Dockerfile copies it, and the entrypoint runs it.
     let binary = want.copied_to.last().expect("a COPY in the final stage");
-    assert_eq!(&want.entrypoint[0], binary, "the entrypoint is the copied binary");
+    assert_eq!(
+        &want.entrypoint[0], binary,
+        "the entrypoint is the copied binary"
+    );
     let entry = &files[binary.as_str()];
     assert_eq!(entry["type"], "file", "{binary} in the image: {entry}");
     assert_eq!(entry["mode"].as_u64(), Some(0o755), "{binary} mode");
@@ -145,9 +159,15 @@ fn the_local_recipe_builds_the_dockerfiles_image() {
         "/etc/passwd",
         "/tmp",
     ] {
-        assert!(files.get(needed).is_some(), "{needed} missing from the image");
+        assert!(
+            files.get(needed).is_some(),
+            "{needed} missing from the image"
+        );
     }
-    assert_eq!(files["/lib64"]["target"], "usr/lib64", "the binary's interpreter path");
+    assert_eq!(
+        files["/lib64"]["target"], "usr/lib64",
+        "the binary's interpreter path"
+    );
 }
 
 #[test]
