@@ -2,9 +2,9 @@
 # Writes the node's configuration files into DIR: containerd (its own root, state and sockets
 # under DIR), the CNI bridge network, the kubelet and kube-proxy configurations, and the
 # command lines of every component (DIR/args/NAME, one argument per line, read by node/init).
-#   configs.sh DIR BIN NODE_NAME NODE_IP POD_CIDR SVC_CIDR CGROUP_ROOT PAUSE_IMAGE
+#   configs.sh DIR BIN NODE_NAME NODE_IP POD_CIDR SVC_CIDR PAUSE_IMAGE
 set -euo pipefail
-dir="$1" bin="$2" node_name="$3" node_ip="$4" pod_cidr="$5" svc_cidr="$6" cgroup_root="$7" pause_image="$8"
+dir="$1" bin="$2" node_name="$3" node_ip="$4" pod_cidr="$5" svc_cidr="$6" pause_image="$7"
 pki="$dir/pki"
 mkdir -p "$dir/args" "$dir/containerd" "$dir/cni/net.d" "$dir/cni/ipam" "$dir/kubelet" "$dir/pod-logs"
 
@@ -71,11 +71,11 @@ cat > "$dir/kubelet/config.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 # The machine is cgroup v1 (hybrid): allowed explicitly, with the cgroupfs driver and no QoS
-# cgroups; every pod cgroup goes under cgroupRoot so that down can remove them all.
+# cgroups. Without QoS cgroups the kubelet gives no cgroup parent, so containerd puts each
+# container in /k8s.io/<container id>; node/cgroups-cleanup.sh removes exactly those.
 failCgroupV1: false
 cgroupDriver: cgroupfs
 cgroupsPerQOS: false
-cgroupRoot: $cgroup_root
 enforceNodeAllocatable: []
 containerRuntimeEndpoint: unix://$dir/containerd/containerd.sock
 address: $node_ip
