@@ -23,7 +23,9 @@ sleeper=""
 cleanup() {
   [[ -n "$sleeper" ]] && kill "$sleeper" 2>/dev/null
   exec 7>&- 2>/dev/null || true
+  # down returns once the node's namespaces (and with them its mounts) are gone.
   hack/controlplane/down --dir "$state/node" --grace 10 >/dev/null 2>&1 || true
+  rm -rf --one-file-system "$state"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
@@ -47,8 +49,9 @@ k wait --for=condition=Established --timeout=60s -f tests/fixtures/crds/ >/dev/n
 k create namespace kommander >/dev/null
 
 log "helm install supportgate charts/supportgate --namespace supportgate --create-namespace"
-HELM_CACHE_HOME="$state/helm" HELM_CONFIG_HOME="$state/helm" HELM_DATA_HOME="$state/helm" \
-  "$bin_dir/helm" install supportgate charts/supportgate --namespace supportgate --create-namespace | head -n 6
+out="$(HELM_CACHE_HOME="$state/helm" HELM_CONFIG_HOME="$state/helm" HELM_DATA_HOME="$state/helm" \
+  "$bin_dir/helm" install supportgate charts/supportgate --namespace supportgate --create-namespace)"
+head -n 6 <<<"$out"
 k -n supportgate rollout status deployment/supportgate --timeout=300s
 probe='{"apiVersion":"kommander.mesosphere.io/v1beta1","kind":"KonvoyCluster","metadata":{"name":"probe","namespace":"kommander"},"spec":{"provisioner":{"provider":"aws","version":"v1.4.0"}}}'
 for _ in $(seq 1 240); do
