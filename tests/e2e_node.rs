@@ -66,15 +66,15 @@ fn build_and_import_image(node: &Node) {
         String::from_utf8_lossy(&out.stderr)
     );
     node.import_image(&archive);
-    let size = std::fs::metadata(&archive).map(|m| m.len() >> 20).unwrap_or(0);
+    let size = std::fs::metadata(&archive)
+        .map(|m| m.len() >> 20)
+        .unwrap_or(0);
     // containerd holds the image now.
     let _ = std::fs::remove_file(&archive);
     println!(
         "image built and imported in {:.1}s ({} MB)",
         started.elapsed().as_secs_f64(),
-        std::fs::metadata(&archive)
-            .map(|m| m.len() >> 20)
-            .unwrap_or(0)
+        size
     );
 }
 
