@@ -33,13 +33,13 @@ trap 'exit 130' INT TERM HUP
 log "starting the node: etcd, kube-apiserver, controllers, containerd, kubelet, kube-proxy (own network namespace)"
 mkfifo "$state/lifeline"
 exec 7<>"$state/lifeline"
-hack/controlplane/up --node --lifeline --dir "$state/node" <"$state/lifeline" >/dev/null
+hack/controlplane/up --node --lifeline --dir "$state/node" <"$state/lifeline" >/dev/null 7>&-
 export KUBECONFIG="$state/node/kubeconfig"
 bin_dir="$(hack/controlplane/build.sh --print)"
 k() { "$bin_dir/kubectl" "$@"; }
 
 log "building the image (hack/image.sh) and importing it into the node's containerd"
-hack/image.sh --bin "$supportgate" --out "$state/supportgate.oci.tar" \
+hack/image.sh --bin "$supportgate" --strip --out "$state/supportgate.oci.tar" \
   --name "docker.io/library/supportgate:$version" >/dev/null
 ctr --address "$state/node/containerd/containerd.sock" -n k8s.io images import "$state/supportgate.oci.tar" >/dev/null
 
@@ -106,6 +106,6 @@ KUBECONFIG=$KUBECONFIG
 
 The node's logs: $state/node/logs/   (Ctrl-C stops everything)
 EOF
-sleep infinity &
+sleep infinity 7>&- &
 sleeper=$!
 wait "$sleeper"
