@@ -12,7 +12,9 @@
 # Usage: hack/image.sh [--bin PATH] [--out FILE] [--name REF] [--strip]
 #   --bin PATH   the binary to pack (default: $CARGO_TARGET_DIR/release/supportgate)
 #   --out FILE   the archive (default: $SUPPORTGATE_CACHE/image/supportgate-<version>.oci.tar)
-#   --name REF   the image name (default: supportgate:<version>, the chart's default image)
+#   --name REF   the image name (default: docker.io/library/supportgate:<version>, the full
+#                name of the chart's default image supportgate:<version>, as containerd and
+#                the kubelet spell it)
 #   --strip      pack a copy without debug information (for test builds)
 # Env: SUPPORTGATE_CACHE (the Debian packages are cached under it), SOURCE_DATE_EPOCH.
 set -euo pipefail
@@ -32,7 +34,7 @@ version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/Cargo.toml" | head -n1)"
 
 bin="${CARGO_TARGET_DIR:-$cache/target}/release/supportgate"
 out="$cache/image/supportgate-$version.oci.tar"
-name="supportgate:$version"
+name="docker.io/library/supportgate:$version"
 strip=0
 while (( $# )); do
   case "$1" in
