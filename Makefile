@@ -33,16 +33,24 @@ tools: deps ## build the pinned kube-apiserver, etcd, kubectl and helm from sour
 build: deps ## build the release binary
 	cargo build --release --locked
 
+.PHONY: image
+image: build ## the image the Dockerfile describes, as an OCI archive, with neither Docker nor a registry
+	hack/image.sh --bin $(BIN)
+
 .PHONY: run
 run: build tools ## the whole product locally: control plane, CRDs, default policy, webhook + controller, examples applied; stays up
 	SUPPORTGATE_BIN=$(BIN) hack/run-local.sh
 
+.PHONY: run-cluster
+run-cluster: build tools ## the product installed by Helm from the locally built image into a local node (kubelet + containerd); stays up
+	SUPPORTGATE_BIN=$(BIN) hack/run-cluster.sh
+
 .PHONY: unit
 unit: deps ## unit tests and CLI tests (no control plane)
-	cargo test --locked --lib --bins --test cli --test fuzz_corpus
+	cargo test --locked --lib --bins --test cli --test fuzz_corpus --test image_recipe
 
 .PHONY: e2e
-e2e: tools ## end-to-end tests against a real kube-apiserver + etcd
+e2e: tools ## end-to-end tests against a real kube-apiserver + etcd, and (e2e_node) a real node
 	cargo test --locked --no-fail-fast --test 'e2e_*' -- --test-threads=$(E2E_THREADS)
 
 .PHONY: test

@@ -9,6 +9,9 @@ command -v make >/dev/null || need+=(make)
 command -v python3 >/dev/null || need+=(python3)
 command -v curl >/dev/null || need+=(curl)
 command -v cc >/dev/null || need+=(gcc)
+# make image (hack/image.sh): Debian packages unpacked with dpkg-deb; objcopy strips test builds.
+command -v dpkg-deb >/dev/null || need+=(dpkg)
+command -v objcopy >/dev/null || need+=(binutils)
 if ((${#need[@]})); then
   echo "[deps] installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -30,3 +33,6 @@ if command -v rustup >/dev/null; then
     rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c" >/dev/null 2>&1 || true
   done
 fi
+
+# The test node (hack/controlplane/up --node): containerd, runc, CNI plugins, iptables.
+"$(dirname "${BASH_SOURCE[0]}")/controlplane/node/deps.sh"

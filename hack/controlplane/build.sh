@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Build the pinned test control-plane binaries from source via the Go module
-# proxy: kube-apiserver, kubectl, etcd (module ./) and helm (module ./helm).
+# proxy: kube-apiserver, kubectl, etcd, and the node's kube-controller-manager,
+# kube-scheduler, kubelet, kube-proxy (module ./), and helm (module ./helm).
 #
 # Output: ${SUPPORTGATE_CACHE:-<repo>/.cache}/controlplane/bin/
 #   kube-apiserver  kubectl  etcd  helm  VERSIONS (the stamp)
+#   kube-controller-manager  kube-scheduler  kubelet  kube-proxy   (used by `up --node`)
 #
 # Idempotent: when VERSIONS matches the versions pinned in go.mod/go.sum and all
 # binaries exist, it does nothing. Versions come only from the committed
@@ -66,7 +68,7 @@ etcd=$etcd_version
 helm=$helm_version
 inputs=$inputs_sum"
 
-binaries=(kube-apiserver kubectl etcd helm)
+binaries=(kube-apiserver kubectl etcd helm kube-controller-manager kube-scheduler kubelet kube-proxy)
 up_to_date() {
   local b
   for b in "${binaries[@]}"; do [[ -x "$bin/$b" ]] || return 1; done
@@ -118,6 +120,13 @@ t="$(now)"
 (cd "$here" && "${gobuild[@]}" -ldflags "$k8s_ldflags" -o "$staging/" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl)
 log "kube-apiserver + kubectl: $(elapsed "$t")"
+
+# The node (`up --node`): same module, same version stamp.
+t="$(now)"
+(cd "$here" && "${gobuild[@]}" -ldflags "$k8s_ldflags" -o "$staging/" \
+  k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
+  k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
+log "kube-controller-manager + kube-scheduler + kubelet + kube-proxy: $(elapsed "$t")"
 
 t="$(now)"
 (cd "$here" && "${gobuild[@]}" -ldflags "-s -w" -o "$staging/etcd" go.etcd.io/etcd/server/v3)
