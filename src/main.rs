@@ -126,6 +126,13 @@ struct RunArgs {
     /// How often the self-managed certificate is checked for rotation, in seconds.
     #[arg(long, default_value_t = 3600)]
     cert_check_seconds: u64,
+    /// Lifetime of a self-managed serving certificate, in days.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(i64).range(1..=3650))]
+    cert_validity_days: i64,
+    /// Rotate a self-managed certificate this many days before it expires (less than its
+    /// lifetime, or every check would rotate it again).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(0..=3650))]
+    cert_rotate_before_days: i64,
     /// Test only: `<task>:<file>` makes that supervised task panic once the file exists.
     #[arg(long, hide = true, value_name = "TASK:FILE")]
     fault_panic: Option<String>,
@@ -140,6 +147,14 @@ impl RunArgs {
             ),
             None => None,
         };
+        if self.self_managed_certs && self.cert_rotate_before_days >= self.cert_validity_days {
+            anyhow::bail!(
+                "--cert-rotate-before-days ({}) must be less than --cert-validity-days ({}): \
+                 a certificate would be rotated again on every check",
+                self.cert_rotate_before_days,
+                self.cert_validity_days
+            );
+        }
         let identity = self.identity.clone().unwrap_or_else(default_identity);
         Ok(RunConfig {
             webhook_addr: self.webhook_addr,
@@ -165,8 +180,8 @@ impl RunArgs {
                 webhook_config_name: self.webhook_config_name.clone(),
                 service_name: self.service_name.clone(),
                 extra_names: self.cert_extra_names.clone(),
-                validity_days: 365,
-                rotate_before_days: 30,
+                validity_days: self.cert_validity_days,
+                rotate_before_days: self.cert_rotate_before_days,
                 check_every: Duration::from_secs(self.cert_check_seconds.max(1)),
             }),
             fault_panic: self.fault_panic.clone(),

@@ -580,7 +580,9 @@ async fn leader_failover(node: &'static Node, client: &Client) {
 }
 
 async fn rolling_upgrade(node: &'static Node, client: &Client) {
-    step("helm upgrade with a changed value (--cert-check-seconds=3) during a bounded apply loop");
+    step(
+        "helm upgrade with a changed value (selfManagedCerts.checkSeconds=3) during a bounded apply loop",
+    );
     let before = pod_names(node);
     let t = under_load(client, "upgrade", 300, move || {
         node.helm_ok(&[
@@ -591,7 +593,7 @@ async fn rolling_upgrade(node: &'static Node, client: &Client) {
             NS,
             "--reuse-values",
             "--set",
-            "extraArgs={--cert-check-seconds=3}",
+            "selfManagedCerts.checkSeconds=3",
         ]);
         rollout(node, "supportgate");
     })
@@ -619,7 +621,7 @@ async fn rolling_upgrade(node: &'static Node, client: &Client) {
         ],
         None,
     );
-    assert!(args.contains("--cert-check-seconds=3"), "{args}");
+    assert!(args.contains("\"--cert-check-seconds=3\""), "{args}");
 }
 
 fn secret_field(node: &Node, path: &str) -> String {
