@@ -144,6 +144,8 @@ struct RunArgs {
     /// How often the self-managed certificate is checked for rotation, in seconds.
     #[arg(long, default_value_t = 3600)]
     cert_check_seconds: u64,
+    #[command(flatten)]
+    limits: supportgate::webhook::limits::LimitArgs,
 }
 
 #[derive(Parser)]
@@ -259,6 +261,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 tls_key: args.tls_key_file,
                 cert_reload_interval: Duration::from_secs(args.cert_reload_seconds.max(1)),
                 max_body_bytes: args.max_body_bytes,
+                webhook_limits: args.limits.limits(),
                 shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
                 shutdown_drain: Duration::from_secs(args.shutdown_drain_seconds),
                 hosting_kubernetes: hosting,

@@ -26,7 +26,8 @@ use crate::runtime::health::serve_health;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::state::Shared;
 use crate::webhook::selfcerts::{self, SelfManagedConfig};
-use crate::webhook::server::{bind, serve_webhook};
+use crate::webhook::limits::ServerLimits;
+use crate::webhook::server::{bind, serve_webhook_with};
 use crate::webhook::tls::{
     CertPaths, ReloadingResolver, certified_key, load_pair, server_config, watch as watch_certs,
 };
@@ -52,6 +53,8 @@ pub struct RunConfig {
     pub controller_config: ControllerConfig,
     /// Issue and rotate the serving certificate in a Secret instead of reading files.
     pub self_managed_certs: Option<SelfManagedConfig>,
+    /// Timeouts, HTTP/2 caps and the connection cap of the webhook server.
+    pub webhook_limits: ServerLimits,
 }
 
 pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
@@ -112,12 +115,13 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         shared.clone(),
         stop_rx.clone(),
     ));
-    let webhook_task = tokio::spawn(serve_webhook(
+    let webhook_task = tokio::spawn(serve_webhook_with(
         webhook_listener,
         acceptor,
         shared.clone(),
         stop_rx,
         cfg.shutdown_grace,
+        cfg.webhook_limits.clone(),
     ));
 
     background.push(policy_task);
