@@ -79,9 +79,8 @@ const PHASE_H2: u8 = 2;
 const ABANDON_WINDOW_MS: u64 = 10_000;
 /// A graceful close that has not ended the connection after this becomes a hard one.
 const GRACEFUL_LIMIT_MS: u64 = 2_000;
-/// Unfinished connections younger than this are never evicted: a flood of new connections must
-/// not churn out requests that have only just begun.
-const MIN_SLOW_AGE_MS: u64 = 500;
+/// The shortest age a read rate is computed over.
+const MIN_AGE_MS: u64 = 1_000;
 
 /// One connection's state. Times are milliseconds since the registry's epoch; 0 means unset
 /// (the epoch is taken one millisecond before the first connection can exist).
@@ -210,7 +209,7 @@ impl Conn {
             }
         } else {
             State::Unfinished {
-                since: busy_since.max(self.opened),
+                since: busy_since,
                 head: active == 0,
             }
         };
@@ -249,7 +248,7 @@ struct View {
 }
 
 impl View {
-    /// Eviction order, lowest first; `None` for a connection that must not be evicted.
+    /// Eviction order, lowest first; `None` for a connection already being closed at once.
     fn eviction_rank(&self) -> Option<(u8, u64, u64)> {
         if self.close_kind == CloseKind::Hard as u8 {
             return None;
@@ -257,12 +256,12 @@ impl View {
         match self.state {
             State::Idle { since } => Some((u8::from(self.served > 0), since, 0)),
             State::Unfinished { since, .. } => {
-                let age = self.now.saturating_sub(since);
-                if age < MIN_SLOW_AGE_MS {
-                    return None;
-                }
-                // Bytes per second since the work began; older first among equals.
-                let rate = self.progress.saturating_mul(1000) / age.max(1);
+                // Bytes delivered per second of the slot held, older first among equals. A real
+                // client sends its handshake or request at once; an attacker must keep sending
+                // to keep up. Ages under a second count as one, so that a connection that has
+                // just begun is judged by what it sent, not by a near-zero age.
+                let age = self.now.saturating_sub(since).max(MIN_AGE_MS);
+                let rate = self.progress.saturating_mul(1000) / age;
                 Some((2, rate, since))
             }
         }
@@ -552,3 +551,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     }
 }
 
+
+#[cfg(test)]
+#[path = "conns_tests.rs"]
+mod tests;
