@@ -25,8 +25,8 @@ use crate::engine::version::Version;
 use crate::runtime::health::serve_health;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::state::Shared;
-use crate::webhook::selfcerts::{self, SelfManagedConfig};
 use crate::webhook::limits::ServerLimits;
+use crate::webhook::selfcerts::{self, SelfManagedConfig};
 use crate::webhook::server::{bind, serve_webhook_with};
 use crate::webhook::tls::{
     CertPaths, ReloadingResolver, certified_key, load_pair, server_config, watch as watch_certs,

@@ -3,8 +3,12 @@
 //! past a timeout and, at the connection cap, pick whom to close to make room.
 //!
 //! Order at the cap: idle connections that never completed a request (oldest first), then idle
-//! ones that did (longest idle first), then unfinished ones by their read rate (slowest first).
-//! A keep-alive connection that answers requests is thus the last an attacker can push out.
+//! ones that did (longest idle first), then unfinished ones, the one stuck longest in its current
+//! phase (handshake, request head, request) first. A real client gets through each phase in
+//! milliseconds and a busy HTTP/2 connection marks progress with every answered stream, while
+//! a slow attacker sits in one phase until a timeout: so neither a keep-alive connection that
+//! answers requests nor a fresh connection that has only just begun is what an attacker's
+//! slow connections push out.
 
 use std::collections::HashMap;
 use std::io;
@@ -75,18 +79,17 @@ const PHASE_HANDSHAKE: u8 = 0;
 const PHASE_H1: u8 = 1;
 const PHASE_H2: u8 = 2;
 
+/// Closes in progress that may hold descriptors beyond the cap (plus 1/8 of the cap).
+const PENDING_CLOSES: usize = 32;
 /// Abandoned streams are counted in windows of this length.
 const ABANDON_WINDOW_MS: u64 = 10_000;
 /// A graceful close that has not ended the connection after this becomes a hard one.
 const GRACEFUL_LIMIT_MS: u64 = 2_000;
-/// The shortest age a read rate is computed over.
-const MIN_AGE_MS: u64 = 1_000;
 
 /// One connection's state. Times are milliseconds since the registry's epoch; 0 means unset
 /// (the epoch is taken one millisecond before the first connection can exist).
 pub struct Conn {
     pub id: u64,
-    opened: u64,
     phase: AtomicU8,
     /// Requests (HTTP/1.1) or streams (HTTP/2) in flight.
     active: AtomicU32,
@@ -112,9 +115,17 @@ impl Conn {
     }
 
     /// The TLS handshake is done; `h2` when ALPN chose HTTP/2.
+    ///
+    /// An HTTP/1.1 client connects to send a request, so from here its first request head is
+    /// awaited under the header-read timeout (its first bytes may already sit in the TLS
+    /// buffer). An HTTP/2 connection is idle until its first stream.
     pub fn handshake_done(&self, h2: bool) {
-        self.idle_since.store(self.now(), Ordering::Release);
-        self.busy_since.store(0, Ordering::Release);
+        let now = self.now();
+        self.idle_since.store(now, Ordering::Release);
+        self.bytes_at_busy
+            .store(self.bytes.load(Ordering::Acquire), Ordering::Release);
+        self.busy_since
+            .store(if h2 { 0 } else { now }, Ordering::Release);
         let phase = if h2 { PHASE_H2 } else { PHASE_H1 };
         self.phase.store(phase, Ordering::Release);
     }
@@ -199,8 +210,9 @@ impl Conn {
         let busy_since = self.busy_since.load(Ordering::Acquire);
         let active = self.active.load(Ordering::Acquire);
         let state = if phase == PHASE_HANDSHAKE {
+            // Set at accept.
             State::Unfinished {
-                since: self.opened,
+                since: busy_since,
                 head: false,
             }
         } else if active == 0 && busy_since == 0 {
@@ -231,9 +243,14 @@ impl Conn {
 
 #[derive(Debug, Clone, Copy)]
 enum State {
-    Idle { since: u64 },
+    Idle {
+        since: u64,
+    },
     /// `head`: an HTTP/1.1 request head is being read (no request handed to the service yet).
-    Unfinished { since: u64, head: bool },
+    Unfinished {
+        since: u64,
+        head: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -255,15 +272,8 @@ impl View {
         }
         match self.state {
             State::Idle { since } => Some((u8::from(self.served > 0), since, 0)),
-            State::Unfinished { since, .. } => {
-                // Bytes delivered per second of the slot held, older first among equals. A real
-                // client sends its handshake or request at once; an attacker must keep sending
-                // to keep up. Ages under a second count as one, so that a connection that has
-                // just begun is judged by what it sent, not by a near-zero age.
-                let age = self.now.saturating_sub(since).max(MIN_AGE_MS);
-                let rate = self.progress.saturating_mul(1000) / age;
-                Some((2, rate, since))
-            }
+            // Stuck longest first; among equals, the one that read least.
+            State::Unfinished { since, .. } => Some((2, since, self.progress)),
         }
     }
 
@@ -316,6 +326,12 @@ impl Drop for RequestGuard {
         let c = &self.conn;
         if self.completed {
             c.served.fetch_add(1, Ordering::AcqRel);
+            // A busy HTTP/2 connection progresses with every answer, though never idle.
+            if c.active.load(Ordering::Acquire) > 1 {
+                c.bytes_at_busy
+                    .store(c.bytes.load(Ordering::Acquire), Ordering::Release);
+                c.busy_since.store(c.now(), Ordering::Release);
+            }
         } else if c.abandon() {
             c.close(CloseKind::Hard, Reason::AbandonedStreams);
         }
@@ -371,9 +387,9 @@ impl Registry {
     pub fn admit(self: &Arc<Self>) -> Admission {
         let mut conns = self.lock();
         let max = self.limits.max_connections;
-        // Connections being closed at once still hold descriptors until their task ends; they
-        // do not count against the cap, but never go more than 1/8 over it.
-        let hard_ceiling = max + max / 8 + 1;
+        // Connections being closed at once still hold descriptors until their task ends (a few
+        // scheduler turns); they do not count against the cap, within a bound.
+        let hard_ceiling = max + max / 8 + PENDING_CLOSES;
         if conns.len() >= max && live(&conns) >= max {
             let victim = (conns.len() < hard_ceiling)
                 .then(|| self.pick_victim(&conns))
@@ -390,7 +406,6 @@ impl Registry {
         let now = self.now();
         let conn = Arc::new(Conn {
             id,
-            opened: now,
             phase: AtomicU8::new(PHASE_HANDSHAKE),
             active: AtomicU32::new(0),
             served: AtomicU64::new(0),
@@ -407,7 +422,9 @@ impl Registry {
             registry: self.clone(),
         });
         conns.insert(id, conn.clone());
-        self.metrics.webhook_connections_open.set(conns.len() as i64);
+        self.metrics
+            .webhook_connections_open
+            .set(conns.len() as i64);
         self.metrics.webhook_connections_accepted.inc();
         Admission::Admitted(conn)
     }
@@ -430,7 +447,9 @@ impl Registry {
     pub fn remove(&self, conn: &Conn) {
         let mut conns = self.lock();
         conns.remove(&conn.id);
-        self.metrics.webhook_connections_open.set(conns.len() as i64);
+        self.metrics
+            .webhook_connections_open
+            .set(conns.len() as i64);
         if let Some(reason) = conn.close_reason() {
             self.metrics
                 .webhook_connections_closed
@@ -457,7 +476,13 @@ impl Registry {
                 .filter_map(|c| c.view(now).overdue(&self.limits).map(|o| (c.clone(), o)))
                 .collect();
             for (conn, (kind, reason)) in overdue {
-                tracing::debug!(conn = conn.id, reason = reason.label(), "closing a connection");
+                let read = conn.bytes.load(Ordering::Acquire);
+                tracing::debug!(
+                    conn = conn.id,
+                    reason = reason.label(),
+                    read,
+                    "closing a connection"
+                );
                 conn.close(kind, reason);
             }
         }
@@ -550,7 +575,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
         self.inner.is_write_vectored()
     }
 }
-
 
 #[cfg(test)]
 #[path = "conns_tests.rs"]

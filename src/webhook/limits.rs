@@ -238,12 +238,20 @@ mod tests {
                     Max processes             63429                63429                processes \n\
                     Max open files            1024                 524288               files     \n";
         assert_eq!(parse_fd_limit(text), Some(1024));
-        assert_eq!(parse_fd_limit("Max open files unlimited unlimited files"), None);
+        assert_eq!(
+            parse_fd_limit("Max open files unlimited unlimited files"),
+            None
+        );
         let l = ServerLimits::default().fit_to_fd_limit(Some(1024));
         assert_eq!(l.max_connections, 768);
         let l = ServerLimits::default().fit_to_fd_limit(Some(1 << 20));
         assert_eq!(l.max_connections, ServerLimits::default().max_connections);
-        assert_eq!(ServerLimits::default().fit_to_fd_limit(None).max_connections, 2048);
+        assert_eq!(
+            ServerLimits::default()
+                .fit_to_fd_limit(None)
+                .max_connections,
+            2048
+        );
     }
 
     #[test]

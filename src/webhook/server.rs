@@ -285,8 +285,10 @@ async fn answer(
     }
     // While draining, clients reconnect (to another replica) after this answer.
     if shared.draining.load(Ordering::Acquire) {
-        resp.headers_mut()
-            .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
     }
     Ok(resp)
 }
