@@ -380,11 +380,8 @@ async fn an_idle_flood_does_not_push_out_a_working_keep_alive_connection() {
     let mut server = start(&[]).await;
     let port = server.port();
     // A keep-alive client answering requests all along, as kube-apiserver's connection would.
-    let worker = tokio::spawn(keep_alive_client(
-        port,
-        server.ca.clone(),
-        Duration::from_secs(6),
-    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = tokio::spawn(keep_alive_client(port, server.ca.clone(), stop.clone()));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let reviews = Reviews::start(port, server.ca.clone());
     let n = flood_size();
@@ -394,6 +391,7 @@ async fn an_idle_flood_does_not_push_out_a_working_keep_alive_connection() {
     println!("  idle flood: {n} connections at {rate:.0} conn/s");
     let _ = reviews.finish("idle flood").await;
     assert_all_closed("idle flood", &held, IDLE_TIMEOUT + SLACK);
+    stop.store(true, Ordering::Release);
     let answered_on_one = worker.await.expect("worker");
     println!("  idle flood: the keep-alive client got {answered_on_one} answers on one connection");
     assert!(
@@ -414,9 +412,9 @@ async fn an_idle_flood_does_not_push_out_a_working_keep_alive_connection() {
 /// The HTTP/2 preface and an empty SETTINGS frame.
 const H2_HELLO: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
 
-/// Sends a review every 100 ms on one HTTP/1.1 connection for `run`; panics if the connection
-/// is lost. Returns the answers received.
-async fn keep_alive_client(port: u16, ca: String, run: Duration) -> usize {
+/// Sends a review every 100 ms on one HTTP/1.1 connection until `stop` (at most 2 minutes);
+/// panics if the connection is lost. Returns the answers received.
+async fn keep_alive_client(port: u16, ca: String, stop: Arc<AtomicBool>) -> usize {
     let tls = tls_connect(port, &tls_client(&ca, &[b"http/1.1"]))
         .await
         .expect("connect");
@@ -426,7 +424,7 @@ async fn keep_alive_client(port: u16, ca: String, run: Duration) -> usize {
     let conn = tokio::spawn(conn);
     let start = Instant::now();
     let mut n = 0;
-    while start.elapsed() < run {
+    while !stop.load(Ordering::Acquire) && start.elapsed() < Duration::from_secs(120) {
         let uid = format!("keepalive-{n}");
         let req = http::Request::post("/validate")
             .header("host", "127.0.0.1")

@@ -138,7 +138,8 @@ impl LimitArgs {
 /// A positive number of seconds, fractions allowed (tests use short timeouts).
 fn seconds(s: &str) -> Result<Duration, String> {
     let v: f64 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
-    if !(v > 0.0) {
+    // NaN fails this too.
+    if v.is_nan() || v <= 0.0 {
         return Err(format!("{s:?}: must be more than 0"));
     }
     Duration::try_from_secs_f64(v).map_err(|e| format!("{s:?}: {e}"))
