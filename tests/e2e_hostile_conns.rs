@@ -259,6 +259,35 @@ impl Reviews {
     }
 }
 
+/// Polls the open-connections gauge every 100 ms while an attack runs; returns the highest.
+fn sample_open(health_port: u16, stop: Arc<AtomicBool>) -> JoinHandle<f64> {
+    tokio::spawn(async move {
+        let mut max = 0f64;
+        while !stop.load(Ordering::Acquire) {
+            if let Ok((200, text)) = http_get(health_port, "/metrics").await {
+                let open = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("supportgate_webhook_connections_open "))
+                    .and_then(|v| v.trim().parse().ok());
+                max = max.max(open.unwrap_or(0.0));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        max
+    })
+}
+
+/// The most descriptors connections may hold: the cap, plus closes in progress.
+fn assert_under_cap(attack: &str, max_open: f64) {
+    let ceiling = (CAP + CAP / 8 + 32) as f64;
+    println!("  {attack}: at most {max_open} connections open at once (cap {CAP})");
+    assert!(
+        max_open <= ceiling,
+        "{attack}: {max_open} connections open, over {ceiling}"
+    );
+    assert!(max_open >= 1.0, "{attack}: the sampler saw no connection");
+}
+
 // ------------------------------------------------------------------------------ the attackers
 
 /// An attacker connection: how long after its last byte the server closed it.
@@ -355,12 +384,16 @@ fn assert_all_closed(attack: &str, held: &[Held], limit: Duration) {
 async fn a_slow_header_flood_is_cut_off_and_reviews_keep_flowing() {
     let mut server = start(&[]).await;
     let reviews = Reviews::start(server.port(), server.ca.clone());
+    let sampling = Arc::new(AtomicBool::new(false));
+    let sampler = sample_open(server.op.health_port, sampling.clone());
     let n = flood_size();
     let head = b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n";
     let tls = tls_client(&server.ca, &[b"http/1.1"]);
     let (held, rate) = flood(server.port(), tls, n, head, HEADER_TIMEOUT + SLACK * 2).await;
     println!("  slow-header flood: {n} connections at {rate:.0} conn/s");
     let _ = reviews.finish("slow-header flood").await;
+    sampling.store(true, Ordering::Release);
+    assert_under_cap("slow-header flood", sampler.await.expect("sampler"));
     assert_all_closed("slow-header flood", &held, HEADER_TIMEOUT + SLACK);
     server.assert_alive("slow-header flood").await;
     let by_timeout = server.closed_for("header_timeout").await;
@@ -384,12 +417,16 @@ async fn an_idle_flood_does_not_push_out_a_working_keep_alive_connection() {
     let worker = tokio::spawn(keep_alive_client(port, server.ca.clone(), stop.clone()));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let reviews = Reviews::start(port, server.ca.clone());
+    let sampling = Arc::new(AtomicBool::new(false));
+    let sampler = sample_open(server.op.health_port, sampling.clone());
     let n = flood_size();
     // HTTP/2 clients that say hello and go silent: idle, no stream ever opened.
     let tls = tls_client(&server.ca, &[b"h2"]);
     let (held, rate) = flood(port, tls, n, H2_HELLO, IDLE_TIMEOUT + SLACK * 2).await;
     println!("  idle flood: {n} connections at {rate:.0} conn/s");
     let _ = reviews.finish("idle flood").await;
+    sampling.store(true, Ordering::Release);
+    assert_under_cap("idle flood", sampler.await.expect("sampler"));
     assert_all_closed("idle flood", &held, IDLE_TIMEOUT + SLACK);
     stop.store(true, Ordering::Release);
     let answered_on_one = worker.await.expect("worker");

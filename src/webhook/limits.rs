@@ -47,7 +47,10 @@ impl Default for ServerLimits {
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(5),
             body_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(30),
+            // Longer than Go's 90 s idle-connection timeout (kube-apiserver's webhook client), so
+            // that the client, not the server, closes an idle keep-alive connection: a server
+            // close can race a POST the client is writing, which Go does not retry.
+            idle_timeout: Duration::from_secs(120),
             h2_max_concurrent_streams: 100,
             h2_max_pending_accept_reset_streams: 20,
             h2_max_local_error_reset_streams: 64,
@@ -79,8 +82,9 @@ pub struct LimitArgs {
     /// Seconds from the end of a request head to the end of its body (answered with 408).
     #[arg(long, default_value = "10", value_parser = seconds)]
     pub body_read_timeout_seconds: Duration,
-    /// Seconds a connection with no request in flight is kept open.
-    #[arg(long, default_value = "30", value_parser = seconds)]
+    /// Seconds a connection with no request in flight is kept open (above kube-apiserver's own
+    /// 90 s, so that the client closes idle connections first).
+    #[arg(long, default_value = "120", value_parser = seconds)]
     pub idle_timeout_seconds: Duration,
     /// Concurrent HTTP/2 streams per connection; more are refused.
     #[arg(long, default_value_t = ServerLimits::default().h2_max_concurrent_streams)]
