@@ -283,8 +283,9 @@ async fn answer(
         }
         _ => guard.complete(),
     }
-    // While draining, clients reconnect (to another replica) after this answer.
-    if shared.draining.load(Ordering::Acquire) {
+    // While draining, clients reconnect (to another replica) after this answer; after a body
+    // timeout the connection is closed anyway (HTTP/2 drops the header and sends GOAWAY).
+    if shared.draining.load(Ordering::Acquire) || resp.status() == StatusCode::REQUEST_TIMEOUT {
         resp.headers_mut().insert(
             header::CONNECTION,
             header::HeaderValue::from_static("close"),
