@@ -136,6 +136,8 @@ struct RunArgs {
     /// Test only: `<task>:<file>` makes that supervised task panic once the file exists.
     #[arg(long, hide = true, value_name = "TASK:FILE")]
     fault_panic: Option<String>,
+    #[command(flatten)]
+    limits: supportgate::webhook::limits::LimitArgs,
 }
 
 impl RunArgs {
@@ -185,6 +187,7 @@ impl RunArgs {
                 check_every: Duration::from_secs(self.cert_check_seconds.max(1)),
             }),
             fault_panic: self.fault_panic.clone(),
+            webhook_limits: self.limits.limits(),
             controller_config: ControllerConfig {
                 field_manager: self.field_manager.clone(),
                 concurrency: self.reconcile_concurrency.max(1),

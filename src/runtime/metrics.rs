@@ -29,6 +29,11 @@ pub struct ErrorLabels {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CloseLabels {
+    pub reason: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub admission_requests: Family<VerdictLabels, Counter>,
@@ -39,6 +44,10 @@ pub struct Metrics {
     pub reconcile_duration: Histogram,
     pub reconcile_errors: Counter,
     pub status_writes: Counter,
+    pub webhook_connections_open: Gauge,
+    pub webhook_connections_accepted: Counter,
+    pub webhook_connections_closed: Family<CloseLabels, Counter>,
+    pub webhook_connections_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -99,6 +108,7 @@ impl Metrics {
             "Status patches written by the controller",
             status_writes.clone(),
         );
+        let (open, accepted, closed, refused) = register_connections(&mut registry);
         Metrics {
             registry,
             admission_requests,
@@ -109,6 +119,10 @@ impl Metrics {
             reconcile_duration,
             reconcile_errors,
             status_writes,
+            webhook_connections_open: open,
+            webhook_connections_accepted: accepted,
+            webhook_connections_closed: closed,
+            webhook_connections_refused: refused,
         }
     }
 
@@ -118,4 +132,39 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+}
+
+/// The webhook's connection metrics: open, accepted, closed by the server (by reason) and
+/// refused at the cap.
+fn register_connections(
+    registry: &mut Registry,
+) -> (Gauge, Counter, Family<CloseLabels, Counter>, Counter) {
+    let open = Gauge::default();
+    registry.register(
+        "webhook_connections_open",
+        "Webhook connections open now (TLS handshakes included)",
+        open.clone(),
+    );
+    let accepted = Counter::default();
+    registry.register(
+        "webhook_connections_accepted",
+        "Webhook connections accepted",
+        accepted.clone(),
+    );
+    let closed = Family::<CloseLabels, Counter>::default();
+    registry.register(
+        "webhook_connections_closed",
+        "Webhook connections the server closed, by reason: a timeout (handshake, header, body, \
+         idle), abandoned HTTP/2 streams, eviction at the connection cap (evicted_idle, \
+         evicted_slow) or shutdown",
+        closed.clone(),
+    );
+    let refused = Counter::default();
+    registry.register(
+        "webhook_connections_refused",
+        "New webhook connections closed at once: the cap was reached and no open connection \
+         could be evicted",
+        refused.clone(),
+    );
+    (open, accepted, closed, refused)
 }

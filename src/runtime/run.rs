@@ -23,8 +23,9 @@ use crate::runtime::metrics::Metrics;
 use crate::runtime::policies::watch_policies;
 use crate::runtime::state::Shared;
 use crate::runtime::supervisor::{Supervisor, TaskExit, task};
+use crate::webhook::limits::ServerLimits;
 use crate::webhook::selfcerts::{self, SelfManagedConfig};
-use crate::webhook::server::{bind, serve_webhook};
+use crate::webhook::server::{bind, serve_webhook_with};
 use crate::webhook::tls::{
     CertPaths, ReloadingResolver, certified_key, load_pair, server_config, watch as watch_certs,
 };
@@ -52,6 +53,8 @@ pub struct RunConfig {
     pub self_managed_certs: Option<SelfManagedConfig>,
     /// Test only: `<task>:<file>` panics the task once the file exists.
     pub fault_panic: Option<String>,
+    /// Timeouts, HTTP/2 caps and the connection cap of the webhook server.
+    pub webhook_limits: ServerLimits,
 }
 
 /// Starts logging and the Tokio runtime, then runs the process until SIGTERM (`Ok`) or until a
@@ -146,12 +149,13 @@ async fn start_servers(
     );
     tasks.spawn(
         task::WEBHOOK_SERVER,
-        serve_webhook(
+        serve_webhook_with(
             webhook_listener,
             acceptor,
             shared.clone(),
             stop,
             cfg.shutdown_grace,
+            cfg.webhook_limits.clone(),
         ),
     );
     Ok(())

@@ -3,6 +3,8 @@
 
 pub mod admission;
 pub mod config;
+pub mod conns;
+pub mod limits;
 pub mod selfcerts;
 pub mod server;
 pub mod tls;

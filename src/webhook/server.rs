@@ -11,16 +11,17 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+use tracing::Instrument as _;
 
 use crate::runtime::metrics::ErrorLabels;
 use crate::runtime::state::Shared;
 use crate::webhook::admission::{ReviewError, review};
+use crate::webhook::conns::{Admission, CloseKind, Conn, Reason, Registry, Tracked};
+use crate::webhook::limits::{Builders, ServerLimits, fd_limit};
 
 pub(crate) type Body = Full<Bytes>;
 
@@ -38,7 +39,11 @@ pub(crate) fn reply(
     r
 }
 
-async fn admission(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
+async fn admission(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    body_timeout: Duration,
+) -> Response<Body> {
     if req.uri().path() != "/validate" {
         return reply(
             StatusCode::NOT_FOUND,
@@ -77,21 +82,29 @@ async fn admission(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body
         return too_large();
     }
     // The limit is enforced while reading, whatever Content-Length claimed.
-    let body = match Limited::new(req.into_body(), shared.max_body_bytes)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+    let read = Limited::new(req.into_body(), shared.max_body_bytes).collect();
+    let body = match tokio::time::timeout(body_timeout, read).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
             error("too_large");
             return too_large();
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             error("read");
-            return reply(
+            let mut r = reply(
                 StatusCode::BAD_REQUEST,
                 "text/plain",
                 format!("reading the request body: {e}\n"),
+            );
+            r.extensions_mut().insert(BodyCutOff);
+            return r;
+        }
+        Err(_) => {
+            error("body_timeout");
+            return reply(
+                StatusCode::REQUEST_TIMEOUT,
+                "text/plain",
+                format!("the request body did not arrive within {body_timeout:?}\n"),
             );
         }
     };
@@ -110,77 +123,180 @@ async fn admission(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body
     }
 }
 
-/// How long a client may take to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Serves AdmissionReviews over TLS until `shutdown` flips, then lets in-flight requests finish
-/// (up to `grace`).
+/// (up to `grace`), with the default [`ServerLimits`].
 pub async fn serve_webhook(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let limits = ServerLimits::default();
+    serve_webhook_with(listener, acceptor, shared, shutdown, grace, limits).await
+}
+
+/// What every connection task of one server shares.
+struct Server {
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    registry: Arc<Registry>,
+    builders: Builders,
+}
+
+/// Like [`serve_webhook`], with `limits` on connections (see [`crate::webhook::limits`]).
+pub async fn serve_webhook_with(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
+    limits: ServerLimits,
 ) {
-    let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let limits = limits.fit_to_fd_limit(fd_limit());
+    tracing::info!(max_connections = limits.max_connections, header_read_timeout = ?limits.header_read_timeout,
+        body_read_timeout = ?limits.body_read_timeout, idle_timeout = ?limits.idle_timeout, "webhook connection limits");
+    let server = Arc::new(Server {
+        acceptor,
+        registry: Registry::new(limits.clone(), shared.metrics.clone()),
+        shared,
+        builders: limits.builders(),
+    });
+    let reaper = tokio::spawn(server.registry.clone().reap());
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let (tcp, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
+                        // Out of descriptors, most likely: back off rather than spin.
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 };
-                let _ = tcp.set_nodelay(true);
-                let acceptor = acceptor.clone();
-                let shared = shared.clone();
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let svc = service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move {
-                            let mut resp = admission(req, shared.clone()).await;
-                            // While draining, clients reconnect (to another replica) after this answer.
-                            if shared.draining.load(Ordering::Acquire) {
-                                resp.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
-                            }
-                            Ok::<_, Infallible>(resp)
-                        }
-                    });
-                    let conn = builder.serve_connection(TokioIo::new(tls), svc).into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                match server.registry.admit() {
+                    Admission::Admitted(conn) => {
+                        let span = tracing::debug_span!("conn", id = conn.id, %peer);
+                        tokio::spawn(serve_conn(server.clone(), tcp, conn).instrument(span));
                     }
-                });
+                    Admission::Refused => {
+                        tracing::debug!(%peer, "connection cap reached; refused a connection");
+                        drop(tcp);
+                    }
+                }
             }
             _ = shutdown.changed() => break,
         }
     }
     drop(listener);
     tracing::info!("webhook: no longer accepting; finishing in-flight reviews");
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if !server.registry.shutdown(grace).await {
         tracing::warn!("webhook: in-flight reviews did not finish within {grace:?}");
     }
+    reaper.abort();
 }
+
+/// One connection, from TLS handshake to close; removed from the registry however it ends.
+async fn serve_conn(server: Arc<Server>, tcp: TcpStream, conn: Arc<Conn>) {
+    struct Unregister<'a>(&'a Registry, &'a Conn);
+    impl Drop for Unregister<'_> {
+        fn drop(&mut self) {
+            self.0.remove(self.1);
+        }
+    }
+    let _unregister = Unregister(&server.registry, &conn);
+    let _ = tcp.set_nodelay(true);
+    let handshake = tokio::time::timeout(
+        server.registry.limits.handshake_timeout,
+        server.acceptor.accept(Tracked::new(tcp, conn.clone())),
+    );
+    let tls = tokio::select! {
+        r = handshake => match r {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                conn.close(CloseKind::Hard, Reason::HandshakeTimeout);
+                tracing::debug!("TLS handshake timed out");
+                return;
+            }
+        },
+        _ = conn.closed() => return,
+    };
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    conn.handshake_done(h2);
+    let builder = match tls.get_ref().1.alpn_protocol() {
+        Some(b"h2") => &server.builders.h2,
+        Some(b"http/1.1") => &server.builders.h1,
+        _ => &server.builders.auto,
+    };
+    let svc = {
+        let (shared, conn) = (server.shared.clone(), conn.clone());
+        let body_timeout = server.registry.limits.body_read_timeout;
+        service_fn(move |req| answer(req, shared.clone(), conn.clone(), body_timeout))
+    };
+    let http = builder.serve_connection(TokioIo::new(tls), svc);
+    tokio::pin!(http);
+    let mut graceful = false;
+    loop {
+        tokio::select! {
+            r = http.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            kind = conn.closed(), if !graceful => match kind {
+                CloseKind::Hard => return,
+                CloseKind::Graceful => {
+                    graceful = true;
+                    http.as_mut().graceful_shutdown();
+                }
+            },
+            // After a graceful close, a hard one may still follow (the reaper escalates).
+            _ = conn.closed_hard(), if graceful => return,
+        }
+    }
+}
+
+/// One request on a connection: the review, and the connection's bookkeeping around it.
+async fn answer(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    body_timeout: Duration,
+) -> Result<Response<Body>, Infallible> {
+    let guard = conn.begin_request();
+    let mut resp = admission(req, shared.clone(), body_timeout).await;
+    match resp.status() {
+        StatusCode::REQUEST_TIMEOUT => {
+            // A body that stalls is an attack or a broken client: no more requests from it.
+            conn.close(CloseKind::Graceful, Reason::BodyTimeout);
+            guard.complete();
+        }
+        StatusCode::BAD_REQUEST if resp.extensions().get::<BodyCutOff>().is_some() => {
+            // The client reset the stream or cut the body off: dropping the guard counts it.
+            drop(guard);
+        }
+        _ => guard.complete(),
+    }
+    // While draining, clients reconnect (to another replica) after this answer; after a body
+    // timeout the connection is closed anyway (HTTP/2 drops the header and sends GOAWAY).
+    if shared.draining.load(Ordering::Acquire) || resp.status() == StatusCode::REQUEST_TIMEOUT {
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    Ok(resp)
+}
+
+/// Marks an answer to a request whose body the client did not finish sending.
+#[derive(Clone, Copy)]
+struct BodyCutOff;
 
 /// Binds a listener, with the address in the error.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
