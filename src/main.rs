@@ -11,7 +11,7 @@ use supportgate::cli::check::{Report, parse_objects, read_input};
 use supportgate::controller::ControllerConfig;
 use supportgate::controller::leader::LeaseConfig;
 use supportgate::engine::Context;
-use supportgate::engine::policy::{DEFAULT_POLICY_YAML, Policy};
+use supportgate::engine::policy::Policy;
 use supportgate::engine::version::Version;
 use supportgate::runtime::run::RunConfig;
 use supportgate::webhook::config::{Endpoint, WebhookSettings, validating_webhook_configuration};
@@ -34,8 +34,8 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print the SupportPolicy CustomResourceDefinition.
     Crd,
-    /// Print the embedded default SupportPolicy.
-    DefaultPolicy,
+    /// Print the embedded default SupportPolicy, or (--diff) what taking it would change.
+    DefaultPolicy(supportgate::cli::default_policy::DefaultPolicyArgs),
     /// Print a ValidatingWebhookConfiguration for a webhook reached at a URL (outside the
     /// cluster), with rules for the kinds the given or the embedded policy targets.
     WebhookConfig(WebhookConfigArgs),
@@ -207,10 +207,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
-        Command::DefaultPolicy => {
-            print!("{DEFAULT_POLICY_YAML}");
-            Ok(0)
-        }
+        Command::DefaultPolicy(args) => Ok(supportgate::cli::default_policy::run(
+            &args,
+            &mut std::io::stdout().lock(),
+        )?),
         Command::Check(args) => check(args),
         Command::WebhookConfig(args) => {
             let policy = match &args.policy {

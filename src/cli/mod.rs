@@ -1,3 +1,5 @@
-//! The offline commands: `supportgate check` and `supportgate webhook-config`.
+//! The commands besides `run`: `supportgate check`, `supportgate default-policy` and
+//! `supportgate webhook-config`.
 
 pub mod check;
+pub mod default_policy;

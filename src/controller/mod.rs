@@ -38,6 +38,7 @@ use crate::controller::condition::{
 };
 use crate::engine::policy::Policy;
 use crate::engine::rules::Severity;
+use crate::engine::vendor;
 use crate::engine::{Context, Evaluation, Verdict, evaluate_target};
 use crate::runtime::metrics::ObjectLabels;
 use crate::runtime::state::Shared;
@@ -764,6 +765,7 @@ async fn policy_status_loop(session: Arc<Session>, policies: Store<SupportPolicy
                 .await
             {
                 Ok(_) => {
+                    vendor_event(&session, &sp, &status).await;
                     written.insert(name, status);
                 }
                 Err(e) => {
@@ -773,6 +775,32 @@ async fn policy_status_loop(session: Arc<Session>, policies: Store<SupportPolicy
                 }
             }
         }
+    }
+}
+
+/// The event a newly raised `NewerVendorPolicy` deserves (once per message: the stored
+/// condition already saying the same means it was sent).
+async fn vendor_event(session: &Session, sp: &SupportPolicy, status: &SupportPolicyStatus) {
+    let find = |s: &SupportPolicyStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == vendor::CONDITION_TYPE)
+            .cloned()
+    };
+    let Some(new) = find(status) else { return };
+    let Some(note) = vendor::newer_vendor_event(sp.status.as_ref().and_then(find).as_ref(), &new)
+    else {
+        return;
+    };
+    let ev = KubeEvent {
+        type_: EventType::Normal,
+        reason: vendor::REASON_NEWER.into(),
+        note: Some(note),
+        action: "CompareWithEmbeddedDefault".into(),
+        secondary: None,
+    };
+    if let Err(e) = session.recorder.publish(&ev, &sp.object_ref(&())).await {
+        tracing::warn!(error = %e, "publishing the NewerVendorPolicy event failed");
     }
 }
 
@@ -860,8 +888,25 @@ pub fn policy_status(
             true,
             "Valid",
             format!("{} ({})", policy.window_text(today), policy.product_name),
-        )],
+        )]
+        .into_iter()
+        .chain(vendor_condition(sp, previous, now.clone()))
+        .collect(),
     }
+}
+
+/// `NewerVendorPolicy` on the `default` policy (engine::vendor); the spec is never written.
+fn vendor_condition(
+    sp: &SupportPolicy,
+    previous: Option<&SupportPolicyStatus>,
+    now: Time,
+) -> Option<Condition> {
+    let stored = previous.or(sp.status.as_ref()).and_then(|s| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == vendor::CONDITION_TYPE)
+    });
+    vendor::newer_vendor_condition(sp, vendor::embedded_spec(), stored, now)
 }
 
 #[cfg(test)]
