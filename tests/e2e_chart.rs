@@ -2069,7 +2069,9 @@ async fn vendor_update_is_reported_not_applied(
         "{text}"
     );
     assert!(
-        text.contains("+ product 1.8: only in the vendor's policy\n+   experimentalAddons:"),
+        text.contains(
+            "+ product 1.8: only in the vendor's policy; the entry to add:\n+   - version: '1.8'\n"
+        ),
         "{text}"
     );
     assert!(

@@ -162,10 +162,10 @@ mod tests {
         assert_eq!(code, 1, "{text}");
         assert!(text.starts_with(&format!("--- {}\n+++ the embedded default", old.display())));
         assert!(
-            text.contains("+ product 1.8: only in the vendor's policy\n"),
+            text.contains("+ product 1.8: only in the vendor's policy; the entry to add:\n"),
             "{text}"
         );
-        assert!(text.contains("+   kubernetes.max: 1.20.x\n"), "{text}");
+        assert!(text.contains("+       max: 1.20.x\n"), "{text}");
         assert!(text.contains("The embedded default knows 1.8, which this policy lacks."));
     }
 

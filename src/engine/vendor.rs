@@ -84,13 +84,10 @@ pub fn diff(local: &SupportPolicySpec, vendor: &SupportPolicySpec) -> VendorDiff
         let name = k.1.clone();
         match (mine.get(&k), theirs.get(&k)) {
             (None, Some(v)) => {
-                d.lines
-                    .push(format!("+ product {name}: only in the vendor's policy"));
-                d.lines.extend(
-                    flatten(&to_value(*v))
-                        .into_iter()
-                        .map(|(p, val)| format!("+   {p}: {val}")),
-                );
+                d.lines.push(format!(
+                    "+ product {name}: only in the vendor's policy; the entry to add:"
+                ));
+                d.lines.extend(yaml_entry(v).map(|l| format!("+   {l}")));
                 d.missing.push(name);
             }
             (Some(_), None) => {
@@ -118,6 +115,16 @@ pub fn diff(local: &SupportPolicySpec, vendor: &SupportPolicySpec) -> VendorDiff
     d.settings = changed_paths(&l, &v);
     d.lines.extend(settings);
     d
+}
+
+/// A release as the YAML list item to paste under `spec.product` (`kubectl edit`).
+fn yaml_entry(r: &ProductRelease) -> impl Iterator<Item = String> {
+    // Serializing this plain struct cannot fail; an empty entry keeps the diff total regardless.
+    let text = serde_norway::to_string(&[r]).unwrap_or_default();
+    text.lines()
+        .map(str::to_string)
+        .collect::<Vec<_>>()
+        .into_iter()
 }
 
 fn to_value<T: serde::Serialize>(t: &T) -> Value {
@@ -232,10 +239,11 @@ fn newer_message(d: &VendorDiff, product: &str) -> String {
     if !d.changed.is_empty() {
         m.push_str(&format!("; it also differs on {}", d.changed.join(", ")));
     }
-    m.push_str(
+    let them = if d.missing.len() == 1 { "it" } else { "them" };
+    m.push_str(&format!(
         ". Nothing was changed: `supportgate default-policy --diff` shows the difference, and \
-         adding them (`kubectl edit supportpolicy default`) is your decision.",
-    );
+         adding {them} (`kubectl edit supportpolicy default`) is your decision."
+    ));
     m
 }
 
@@ -292,17 +300,18 @@ mod tests {
         assert!(d.changed.is_empty() && d.local_only.is_empty() && d.settings.is_empty());
         let text = d.text();
         assert!(
-            text.starts_with("+ product 1.9: only in the vendor's policy\n"),
+            text.starts_with("+ product 1.9: only in the vendor's policy; the entry to add:\n"),
             "{text}"
         );
-        for line in [
-            "+   version: 1.9",
-            "+   releaseDate: 2021-09-01",
-            "+   kubernetes.max: 1.21.x",
-            "+   kommander: 1.5",
-        ] {
-            assert!(text.contains(line), "{line:?} missing in:\n{text}");
-        }
+        // The entry is YAML to paste under spec.product, and it reads back as the release.
+        let entry: String = text
+            .lines()
+            .skip(1)
+            .map(|l| format!("{}\n", l.strip_prefix("+   ").unwrap()))
+            .collect();
+        let parsed: Vec<ProductRelease> = serde_norway::from_str(&entry).unwrap();
+        assert_eq!(parsed, [with_1_9().spec.product[0].clone()]);
+        assert!(entry.starts_with("- version: '1.9'\n"), "{entry}");
     }
 
     #[test]
