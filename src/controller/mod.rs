@@ -765,7 +765,9 @@ async fn policy_status_loop(session: Arc<Session>, policies: Store<SupportPolicy
                 .await
             {
                 Ok(_) => {
-                    vendor_event(&session, &sp, &status).await;
+                    if let Some(note) = vendor::event_note(sp.status.as_ref(), &status) {
+                        policy_event(&session, &sp, vendor::REASON_NEWER, note).await;
+                    }
                     written.insert(name, status);
                 }
                 Err(e) => {
@@ -778,29 +780,17 @@ async fn policy_status_loop(session: Arc<Session>, policies: Store<SupportPolicy
     }
 }
 
-/// The event a newly raised `NewerVendorPolicy` deserves (once per message: the stored
-/// condition already saying the same means it was sent).
-async fn vendor_event(session: &Session, sp: &SupportPolicy, status: &SupportPolicyStatus) {
-    let find = |s: &SupportPolicyStatus| {
-        s.conditions
-            .iter()
-            .find(|c| c.type_ == vendor::CONDITION_TYPE)
-            .cloned()
-    };
-    let Some(new) = find(status) else { return };
-    let Some(note) = vendor::newer_vendor_event(sp.status.as_ref().and_then(find).as_ref(), &new)
-    else {
-        return;
-    };
+/// An event on a SupportPolicy (cluster-scoped: recorded in the `default` namespace).
+async fn policy_event(session: &Session, sp: &SupportPolicy, reason: &str, note: String) {
     let ev = KubeEvent {
         type_: EventType::Normal,
-        reason: vendor::REASON_NEWER.into(),
+        reason: reason.into(),
         note: Some(note),
         action: "CompareWithEmbeddedDefault".into(),
         secondary: None,
     };
     if let Err(e) = session.recorder.publish(&ev, &sp.object_ref(&())).await {
-        tracing::warn!(error = %e, "publishing the NewerVendorPolicy event failed");
+        tracing::warn!(error = %e, reason, "publishing an event on a SupportPolicy failed");
     }
 }
 
@@ -890,23 +880,9 @@ pub fn policy_status(
             format!("{} ({})", policy.window_text(today), policy.product_name),
         )]
         .into_iter()
-        .chain(vendor_condition(sp, previous, now.clone()))
+        .chain(vendor::condition_for(sp, previous, now.clone()))
         .collect(),
     }
-}
-
-/// `NewerVendorPolicy` on the `default` policy (engine::vendor); the spec is never written.
-fn vendor_condition(
-    sp: &SupportPolicy,
-    previous: Option<&SupportPolicyStatus>,
-    now: Time,
-) -> Option<Condition> {
-    let stored = previous.or(sp.status.as_ref()).and_then(|s| {
-        s.conditions
-            .iter()
-            .find(|c| c.type_ == vendor::CONDITION_TYPE)
-    });
-    vendor::newer_vendor_condition(sp, vendor::embedded_spec(), stored, now)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde_json::Value;
 
-use crate::api::{ProductRelease, SupportPolicy, SupportPolicySpec};
+use crate::api::{ProductRelease, SupportPolicy, SupportPolicySpec, SupportPolicyStatus};
 use crate::engine::version::Minor;
 
 /// The condition a SupportPolicy named [`VENDOR_POLICY_NAME`] carries.
@@ -260,6 +260,34 @@ pub fn newer_vendor_event(stored: Option<&Condition>, new: &Condition) -> Option
     }
 }
 
+/// The `NewerVendorPolicy` condition in a status, if it has one.
+pub fn condition_in(status: Option<&SupportPolicyStatus>) -> Option<&Condition> {
+    status?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == CONDITION_TYPE)
+}
+
+/// The controller's hook into a SupportPolicy's status: the condition of `sp` against this
+/// build's embedded default, `previous` being the status written last (else the stored one).
+pub fn condition_for(
+    sp: &SupportPolicy,
+    previous: Option<&SupportPolicyStatus>,
+    now: Time,
+) -> Option<Condition> {
+    let stored = condition_in(previous.or(sp.status.as_ref()));
+    newer_vendor_condition(sp, embedded_spec(), stored, now)
+}
+
+/// The controller's hook after writing `new` over the `stored` status: the note of the
+/// `NewerVendorPolicy` event to publish on the policy, if any.
+pub fn event_note(
+    stored: Option<&SupportPolicyStatus>,
+    new: &SupportPolicyStatus,
+) -> Option<String> {
+    newer_vendor_event(condition_in(stored), condition_in(Some(new))?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,5 +430,39 @@ mod tests {
         assert!(newer_vendor_event(Some(&older), &c).is_some());
         let up = newer_vendor_condition(&with_1_9(), &vendor, None, at(1)).unwrap();
         assert_eq!(newer_vendor_event(None, &up), None);
+    }
+
+    #[test]
+    fn the_hooks_find_the_condition_among_others() {
+        let ready = Condition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            reason: "Valid".into(),
+            message: String::new(),
+            last_transition_time: at(1),
+            observed_generation: None,
+        };
+        // The embedded default itself, as `default`: nothing missing.
+        let c = condition_for(&embedded(), None, at(1)).unwrap();
+        assert_eq!(c.status, "False");
+        // One that lacks 1.8: True, and an event once.
+        let mut older = embedded();
+        older.spec.product.retain(|r| r.version != "1.8");
+        let c = condition_for(&older, None, at(5)).unwrap();
+        assert_eq!(c.status, "True");
+        let stored = SupportPolicyStatus {
+            conditions: vec![ready.clone()],
+            ..Default::default()
+        };
+        let new = SupportPolicyStatus {
+            conditions: vec![ready, c.clone()],
+            ..Default::default()
+        };
+        assert_eq!(condition_in(Some(&new)), Some(&c));
+        assert_eq!(event_note(Some(&stored), &new), Some(c.message.clone()));
+        assert_eq!(event_note(Some(&new), &new), None);
+        // The written status wins over the stored one for the transition time.
+        let again = condition_for(&older, Some(&new), at(9)).unwrap();
+        assert_eq!(again.last_transition_time, at(5));
     }
 }
