@@ -35,8 +35,8 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print the SupportPolicy CustomResourceDefinition.
     Crd,
-    /// Print the embedded default SupportPolicy.
-    DefaultPolicy,
+    /// Print the embedded default SupportPolicy, or (--diff) what taking it would change.
+    DefaultPolicy(supportgate::cli::default_policy::DefaultPolicyArgs),
     /// Print a ValidatingWebhookConfiguration for a webhook reached at a URL (outside the
     /// cluster), with rules for the kinds the given or the embedded policy targets.
     WebhookConfig(WebhookConfigArgs),
@@ -221,7 +221,10 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Crd => supportgate::cli::print_crd(),
-        Command::DefaultPolicy => supportgate::cli::print_default_policy(),
+        Command::DefaultPolicy(args) => {
+            supportgate::cli::default_policy::run(&args, &mut std::io::stdout().lock())
+                .map_err(Into::into)
+        }
         Command::Check(args) => check_command::run(&args),
         Command::WebhookConfig(args) => webhook_config::run(args),
         Command::Run(args) => {

@@ -302,3 +302,58 @@ fn default_policy_is_the_embedded_one() {
         include_str!("../examples/policies/default.yaml")
     );
 }
+
+/// `default-policy --diff -`: a policy on stdin compared with the embedded one; exit 1 and the
+/// entry to add for a release it lacks, exit 0 for the embedded one itself, 2 for a non-policy.
+#[test]
+fn default_policy_diff_compares_stdin_with_the_embedded_one() {
+    let embedded = include_str!("../examples/policies/default.yaml");
+    let diff = |input: &str| {
+        let mut child = bin()
+            .args(["default-policy", "--diff", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let o = diff(embedded);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!(
+            "- is the embedded default of supportgate {}: nothing to take.\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+
+    let without_1_6 = embedded.replacen("- version: \"1.6\"", "- version: \"1.66\"", 1);
+    let o = diff(&without_1_6);
+    assert_eq!(code(&o), 1);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("- product 1.66: only in this policy (a local addition)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "+ product 1.6: only in the vendor's policy; the entry to add:\n+   - version: '1.6'\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("The embedded default knows 1.6, which this policy lacks."),
+        "{out}"
+    );
+
+    let o = diff("kind: ConfigMap\n");
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("-: not a SupportPolicy"));
+}

@@ -1802,3 +1802,517 @@ mod toml_lite {
         }
     }
 }
+
+// ------------------------------------------------------------ upgrades keep what users own
+
+/// A KonvoyCluster on a Konvoy release the test chooses, paired with its Kommander.
+fn konvoy_cluster_paired(name: &str, konvoy: &str, k8s: &str, kommander: &str) -> String {
+    let minor = k8s.rsplit_once('.').map(|(m, _)| m).unwrap_or(k8s);
+    format!(
+        "apiVersion: kommander.mesosphere.io/v1beta1\nkind: KonvoyCluster\nmetadata: {{name: {name}}}\nspec:\n  provisioner: {{provider: aws, version: {konvoy}}}\n  cluster:\n    kubernetes: {{version: {k8s}}}\n    addons:\n    - configRepository: https://github.com/mesosphere/kubernetes-base-addons\n      configVersion: stable-{minor}-4.4.0\n      addonsList: [{{name: prometheus, enabled: true}}]\n    - configRepository: https://github.com/mesosphere/kubeaddons-kommander\n      configVersion: stable-{minor}-{kommander}\n      addonsList: [{{name: kommander, enabled: true}}]\n"
+    )
+}
+
+/// Konvoy 1.9 as a platform team adds it to `default` before supportgate knows it.
+const KONVOY_1_9: &str = r#"{"version": "1.9", "releaseDate": "2021-09-01", "kubernetes": {"min": "1.19.x", "max": "1.21.x", "default": "1.21.4"}, "kommander": "1.5"}"#;
+
+/// Deletes a cluster-scoped object when dropped (a webhook configuration pointing at a process
+/// that is gone, with failurePolicy Fail, would block the other tests).
+struct Deleted<'a> {
+    cp: &'a ControlPlane,
+    what: Vec<String>,
+}
+
+impl Drop for Deleted<'_> {
+    fn drop(&mut self) {
+        let mut args = vec!["delete", "--ignore-not-found", "--wait=false"];
+        args.extend(self.what.iter().map(String::as_str));
+        let _ = self.cp.kubectl(&args);
+    }
+}
+
+/// `kubectl replace` of the `default` SupportPolicy with its product list changed by `edit`
+/// (as a platform team does it); returns the new spec.
+fn replace_default(cp: &ControlPlane, edit: impl FnOnce(&mut Vec<Value>)) -> Value {
+    let mut sp = get_json(cp, &["supportpolicy", "default"]);
+    let obj = sp.as_object_mut().unwrap();
+    obj.remove("status");
+    let product = obj["spec"]["product"].as_array_mut().unwrap();
+    edit(product);
+    let out = cp.kubectl_ok(&["replace", "-f", "-", "-o", "json"], Some(&sp.to_string()));
+    serde_json::from_str::<Value>(&out).unwrap()["spec"].clone()
+}
+
+/// What must hold after every helm operation: `default` is the very object the user edited
+/// (same uid, generation and spec), 1.9 clusters are admitted and a 1.5 one still refused (so
+/// the webhook is in the path), and the 1.9 cluster stays Supported.
+fn assert_users_policy_holds(cp: &ControlPlane, step: &str, want: &Value, clusters: &str) {
+    let sp = get_json(cp, &["supportpolicy", "default"]);
+    assert_eq!(
+        sp["metadata"]["uid"], want["uid"],
+        "{step}: default was re-created"
+    );
+    assert_eq!(
+        sp["metadata"]["generation"], want["generation"],
+        "{step}: default's spec was written"
+    );
+    assert_eq!(sp["spec"], want["spec"], "{step}: the user's edit is gone");
+    let dry = |doc: &str| {
+        cp.kubectl_in(
+            &["-n", clusters, "apply", "--dry-run=server", "-f", "-"],
+            Some(doc),
+        )
+    };
+    let o = dry(&konvoy_cluster_paired(
+        "new-19", "v1.9.1", "1.21.4", "1.5.0",
+    ));
+    assert!(
+        o.status.success(),
+        "{step}: a 1.9 cluster refused: {}",
+        stderr(&o)
+    );
+    let o = dry(&konvoy_cluster("old-15", "v1.5.6", "1.17.17"));
+    assert!(
+        stderr(&o).contains("[konvoy-unsupported]"),
+        "{step}: a 1.5 cluster was not refused: {}",
+        stderr(&o)
+    );
+    let supported = cp.kubectl_ok(
+        &[
+            "-n",
+            clusters,
+            "get",
+            "konvoycluster",
+            "edge-19",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Supported\")].status}",
+        ],
+        None,
+    );
+    assert_eq!(supported, "True", "{step}: edge-19 lost its support");
+}
+
+/// The `NewerVendorPolicy` condition of `default`: (status, message).
+fn vendor_condition(cp: &ControlPlane) -> (String, String) {
+    let sp = get_json(cp, &["supportpolicy", "default"]);
+    let c = sp["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "NewerVendorPolicy");
+    c.map(|c| {
+        (
+            c["status"].as_str().unwrap_or("").to_string(),
+            c["message"].as_str().unwrap_or("").to_string(),
+        )
+    })
+    .unwrap_or_default()
+}
+
+async fn wait_vendor_condition(cp: &ControlPlane, status: &str, op: &support::operator::Operator) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while vendor_condition(cp).0 != status {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "NewerVendorPolicy never became {status}: {:?}\n{}",
+            vendor_condition(cp),
+            op.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Issue 17: install, edit `default` (add Konvoy 1.9), `helm upgrade` with a changed value,
+/// `helm rollback`, `helm upgrade` again, uninstall and install again: the edit survives each
+/// time and a 1.9 cluster stays admitted, with `supportgate run` (as the chart's
+/// ServiceAccount) answering admission behind a webhook configuration of the chart's rules
+/// (`supportgate webhook-config`) on loopback. Before that, a `default` that an older
+/// supportgate seeded (no Konvoy 1.8) raises NewerVendorPolicy plus an event, and nothing
+/// changes it. Last, a chart whose CRD gained a field upgrades the CRD and no object loses one.
+#[test]
+fn upgrades_rollbacks_and_reinstalls_keep_the_users_default_policy() {
+    let cp = ControlPlane::shared();
+    let _g = exclusive();
+    runtime().block_on(users_policy_proof(cp));
+}
+
+async fn users_policy_proof(cp: &ControlPlane) {
+    use support::operator::{CertFiles, Operator, wait_webhook_effective};
+
+    // A fresh cluster: the chart installs the CRD and creates `default`.
+    delete_project_crd(cp);
+    cp.install_crd_files("tests/fixtures/crds/");
+    let (release, ns, fullname) = ("sgup", "sgup-e2e", "sgup-supportgate");
+    cp.create_namespace(ns);
+    // The chart's own webhook configuration points at a Service with no pods here: Ignore, so
+    // that the test's configuration (below) alone decides.
+    let out = helm_ok(
+        cp,
+        &[
+            "install",
+            release,
+            CHART,
+            "-n",
+            ns,
+            "--set",
+            "webhook.failurePolicy=Ignore",
+        ],
+    );
+    assert!(out.contains("STATUS: deployed"), "{out}");
+    let _release = Release {
+        cp,
+        name: release.into(),
+        namespace: ns.into(),
+    };
+    let stored: SupportPolicy =
+        serde_json::from_value(get_json(cp, &["supportpolicy", "default"])).unwrap();
+    let embedded: SupportPolicy = serde_norway::from_str(DEFAULT_POLICY_YAML).unwrap();
+    assert_eq!(
+        stored.spec, embedded.spec,
+        "helm install creates the embedded default"
+    );
+
+    // supportgate run as the chart's ServiceAccount, behind a webhook configuration of its own.
+    let token = cp.kubectl_ok(
+        &["-n", ns, "create", "token", fullname, "--duration=1h"],
+        None,
+    );
+    let certs = CertFiles::new();
+    let kubeconfig = certs.dir.path().join("sa-kubeconfig");
+    cp.token_kubeconfig(token.trim(), &kubeconfig);
+    let lease = [
+        format!("--leader-election-namespace={ns}"),
+        format!("--leader-election-lease={fullname}"),
+    ];
+    let lease: Vec<&str> = lease.iter().map(String::as_str).collect();
+    let mut op = Operator::start_with_kubeconfig(cp, &kubeconfig, &certs, &lease);
+    op.wait_ready().await;
+    let ca = certs.dir.path().join("ca.crt");
+    std::fs::write(&ca, &certs.generated.ca_pem).unwrap();
+    let vwc = stdout(
+        &Command::new(env!("CARGO_BIN_EXE_supportgate"))
+            .args(["webhook-config", "--name=sgup-direct", "--url", &op.url()])
+            .arg("--ca-file")
+            .arg(&ca)
+            .output()
+            .unwrap(),
+    );
+    let _vwc = Deleted {
+        cp,
+        what: vec!["validatingwebhookconfiguration/sgup-direct".into()],
+    };
+    cp.kubectl_ok(&["create", "-f", "-"], Some(&vwc));
+    let clusters = "sgup-clusters";
+    cp.create_namespace(clusters);
+    wait_webhook_effective(cp, clusters, &konvoy_cluster("old-15", "v1.5.6", "1.17.17")).await;
+
+    vendor_update_is_reported_not_applied(cp, &op).await;
+    let want = add_konvoy_1_9(cp, clusters, &op).await;
+    helm_history_keeps_the_edit(cp, release, ns, fullname, clusters, &want);
+    drop(_vwc);
+    drop(op);
+    crd_upgrade_keeps_every_field(cp, release, ns, &want);
+    drop(_release);
+    delete_project_crd(cp);
+}
+
+/// `supportgate default-policy --diff` against the test cluster: (exit code, stdout).
+fn diff_with_cluster(cp: &ControlPlane) -> (i32, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_supportgate"))
+        .args(["default-policy", "--diff"])
+        .env("KUBECONFIG", &cp.kubeconfig)
+        .output()
+        .unwrap();
+    (o.status.code().unwrap_or(-1), stdout(&o) + &stderr(&o))
+}
+
+/// A `default` an older supportgate seeded (it did not know Konvoy 1.8 yet): the running one
+/// says so in a condition and an event, `--diff` shows the entry, and nobody writes the spec.
+async fn vendor_update_is_reported_not_applied(
+    cp: &ControlPlane,
+    op: &support::operator::Operator,
+) {
+    wait_vendor_condition(cp, "False", op).await;
+    let older = replace_default(cp, |p| p.retain(|r| r["version"] != "1.8"));
+    let generation = get_json(cp, &["supportpolicy", "default"])["metadata"]["generation"].clone();
+    wait_vendor_condition(cp, "True", op).await;
+    let (_, message) = vendor_condition(cp);
+    assert!(
+        message.contains("knows Konvoy 1.8, which this policy lacks"),
+        "{message}"
+    );
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let events = get_json(cp, &["-n", "default", "events"]);
+        let raised = events["items"].as_array().into_iter().flatten().any(|e| {
+            e["reason"] == "NewerVendorPolicy"
+                && e["involvedObject"]["kind"] == "SupportPolicy"
+                && e["involvedObject"]["name"] == "default"
+                && e["message"].as_str().unwrap_or("").contains("Konvoy 1.8")
+        });
+        if raised {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no NewerVendorPolicy event: {events}\n{}",
+            op.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    let (code, text) = diff_with_cluster(cp);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.starts_with("--- supportpolicy/default (cluster)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "+ product 1.8: only in the vendor's policy; the entry to add:\n+   - version: '1.8'\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("The embedded default knows 1.8, which this policy lacks."),
+        "{text}"
+    );
+
+    // Changes nothing: the spec and its generation are the user's.
+    let now = get_json(cp, &["supportpolicy", "default"]);
+    assert_eq!(now["spec"], older, "supportgate wrote the policy's spec");
+    assert_eq!(now["metadata"]["generation"], generation);
+}
+
+/// The team takes 1.8 from the vendor and adds Konvoy 1.9 themselves; a 1.9 cluster is then
+/// admitted and Supported. Returns what must survive: uid, generation and spec.
+async fn add_konvoy_1_9(
+    cp: &ControlPlane,
+    clusters: &str,
+    op: &support::operator::Operator,
+) -> Value {
+    let embedded: Value = serde_norway::from_str(DEFAULT_POLICY_YAML).unwrap();
+    replace_default(cp, |p| {
+        *p = embedded["spec"]["product"].as_array().unwrap().clone();
+        p.insert(0, serde_json::from_str(KONVOY_1_9).unwrap());
+    });
+    wait_vendor_condition(cp, "False", op).await;
+    let (code, text) = diff_with_cluster(cp);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("- product 1.9: only in this policy (a local addition)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("knows no release this policy lacks"),
+        "{text}"
+    );
+
+    let edge = konvoy_cluster_paired("edge-19", "v1.9.0", "1.21.4", "1.5.0");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let o = cp.kubectl_in(&["-n", clusters, "apply", "-f", "-"], Some(&edge));
+        if o.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "1.9 never admitted: {}\n{}",
+            stderr(&o),
+            op.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let supported = || {
+        cp.kubectl_ok(
+            &[
+                "-n",
+                clusters,
+                "get",
+                "konvoycluster",
+                "edge-19",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Supported\")].status}",
+            ],
+            None,
+        )
+    };
+    while supported() != "True" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "edge-19 never Supported:\n{}",
+            op.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let sp = get_json(cp, &["supportpolicy", "default"]);
+    json!({"uid": sp["metadata"]["uid"], "generation": sp["metadata"]["generation"], "spec": sp["spec"]})
+}
+
+/// The env value of RUST_LOG and the replicas of the chart's Deployment.
+fn deployment_settings(cp: &ControlPlane, ns: &str, fullname: &str) -> (String, i64) {
+    let d = get_json(cp, &["-n", ns, "deployment", fullname]);
+    let env = d["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"] == "RUST_LOG")
+        .and_then(|e| e["value"].as_str())
+        .unwrap_or("")
+        .to_string();
+    (env, d["spec"]["replicas"].as_i64().unwrap_or(-1))
+}
+
+/// upgrade (a changed value), rollback, upgrade again: each takes effect, the edit stays.
+fn helm_history_keeps_the_edit(
+    cp: &ControlPlane,
+    release: &str,
+    ns: &str,
+    fullname: &str,
+    clusters: &str,
+    want: &Value,
+) {
+    assert_users_policy_holds(cp, "after the edit", want, clusters);
+
+    let out = helm_ok(
+        cp,
+        &[
+            "upgrade",
+            release,
+            CHART,
+            "-n",
+            ns,
+            "--reuse-values",
+            "--set",
+            "logLevel=debug",
+        ],
+    );
+    assert!(out.contains("REVISION: 2"), "{out}");
+    assert_eq!(deployment_settings(cp, ns, fullname).0, "debug");
+    assert_users_policy_holds(cp, "helm upgrade --set logLevel=debug", want, clusters);
+
+    let out = helm_ok(cp, &["rollback", release, "1", "-n", ns]);
+    assert!(out.contains("Rollback was a success"), "{out}");
+    assert_eq!(deployment_settings(cp, ns, fullname).0, "info");
+    assert_users_policy_holds(cp, "helm rollback 1", want, clusters);
+
+    let out = helm_ok(
+        cp,
+        &[
+            "upgrade",
+            release,
+            CHART,
+            "-n",
+            ns,
+            "--reuse-values",
+            "--set",
+            "replicaCount=3",
+        ],
+    );
+    assert!(out.contains("REVISION: 4"), "{out}");
+    assert_eq!(
+        deployment_settings(cp, ns, fullname),
+        ("info".to_string(), 3)
+    );
+    assert_users_policy_holds(cp, "helm upgrade --set replicaCount=3", want, clusters);
+}
+
+/// Every SupportPolicy's spec by name.
+fn policy_specs(cp: &ControlPlane) -> std::collections::BTreeMap<String, Value> {
+    get_json(cp, &["supportpolicies"])["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            (
+                p["metadata"]["name"].as_str().unwrap().to_string(),
+                p["spec"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// A chart whose CRD gained an optional field (`spec.contact`): `helm upgrade` applies it, no
+/// object loses a field, and the new field is stored. Then uninstall and install again: the
+/// kept `default` is not re-created.
+fn crd_upgrade_keeps_every_field(cp: &ControlPlane, release: &str, ns: &str, want: &Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new("cp")
+        .args(["-R", CHART])
+        .arg(dir.path())
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let chart = dir.path().join("supportgate");
+    let crd = chart.join("templates/crds/supportgate.dev_supportpolicies.yaml");
+    let text = std::fs::read_to_string(&crd).unwrap();
+    let field = "              contact:\n                description: Who answers for this policy.\n                type: string\n";
+    let changed = text.replacen(
+        "              alwaysWritePolicyReports:\n",
+        &format!("{field}              alwaysWritePolicyReports:\n"),
+        1,
+    );
+    assert_ne!(text, changed);
+    std::fs::write(&crd, changed).unwrap();
+
+    let probe = DEFAULT_POLICY_YAML
+        .replace("name: default", "name: sgup-crd-probe")
+        .replace(
+            "  productName: Konvoy\n",
+            "  productName: Konvoy\n  contact: platform-team\n",
+        );
+    let o = cp.kubectl_in(&["create", "-f", "-"], Some(&probe));
+    assert!(
+        stderr(&o).contains("unknown field \"spec.contact\""),
+        "before the upgrade: {}",
+        stderr(&o)
+    );
+
+    let before = policy_specs(cp);
+    let out = helm_ok(
+        cp,
+        &[
+            "upgrade",
+            release,
+            chart.to_str().unwrap(),
+            "-n",
+            ns,
+            "--reuse-values",
+        ],
+    );
+    assert!(out.contains("REVISION: 5"), "{out}");
+    let schema = get_json(cp, &[CRD_NAME]);
+    assert_eq!(
+        schema["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["contact"]["type"],
+        "string",
+        "the CRD was not upgraded"
+    );
+    assert_eq!(
+        policy_specs(cp),
+        before,
+        "a policy lost a field in the CRD upgrade"
+    );
+    let sp = get_json(cp, &["supportpolicy", "default"]);
+    assert_eq!(
+        (&sp["metadata"]["uid"], &sp["spec"]),
+        (&want["uid"], &want["spec"])
+    );
+    cp.kubectl_ok(&["create", "-f", "-"], Some(&probe));
+    let stored = get_json(cp, &["supportpolicy", "sgup-crd-probe"]);
+    assert_eq!(stored["spec"]["contact"], "platform-team");
+    cp.kubectl_ok(&["delete", "supportpolicy", "sgup-crd-probe"], None);
+
+    // Uninstall keeps `default`; a new install finds it and leaves it alone.
+    helm_ok(cp, &["uninstall", release, "-n", ns, "--wait"]);
+    helm_ok(cp, &["install", release, CHART, "-n", ns]);
+    let sp = get_json(cp, &["supportpolicy", "default"]);
+    assert_eq!(
+        sp["metadata"]["uid"], want["uid"],
+        "helm install re-created default"
+    );
+    assert_eq!(sp["spec"], want["spec"], "helm install overwrote default");
+}

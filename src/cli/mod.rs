@@ -1,8 +1,9 @@
 //! The offline commands: `supportgate check`, `supportgate webhook-config`, and the printing
-//! ones (`crd`, `default-policy`).
+//! ones (`crd`, `default-policy`, `default-policy --diff`).
 
 pub mod check;
 pub mod check_command;
+pub mod default_policy;
 pub mod webhook_config;
 
 use anyhow::Context as _;
@@ -11,11 +12,5 @@ use anyhow::Context as _;
 pub fn print_crd() -> anyhow::Result<u8> {
     let yaml = crate::api::crd::support_policy_crd_yaml().context("rendering the CRD")?;
     print!("{yaml}");
-    Ok(0)
-}
-
-/// `supportgate default-policy`: prints the embedded default SupportPolicy.
-pub fn print_default_policy() -> anyhow::Result<u8> {
-    print!("{}", crate::engine::policy::DEFAULT_POLICY_YAML);
     Ok(0)
 }

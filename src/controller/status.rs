@@ -9,13 +9,15 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
-use kube::{Api, ResourceExt};
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tracing::Instrument;
 
 use crate::api::{ObjectCounts, SupportPolicy, SupportPolicyStatus};
 use crate::controller::Session;
 use crate::engine::Verdict;
+use crate::engine::vendor;
 use crate::runtime::clock::today_utc;
 use crate::runtime::metrics::ObjectLabels;
 use crate::runtime::state::PolicySource;
@@ -77,6 +79,10 @@ pub(crate) async fn policy_status_loop(session: Arc<Session>) {
                 .await
             {
                 Ok(()) => {
+                    let stored = source.object.status.as_ref();
+                    if let Some(note) = vendor::event_note(stored, &status) {
+                        policy_event(&session, &source.object, vendor::REASON_NEWER, note).await;
+                    }
                     written.insert(name, status);
                 }
                 Err(e) => {
@@ -86,6 +92,20 @@ pub(crate) async fn policy_status_loop(session: Arc<Session>) {
                 }
             }
         }
+    }
+}
+
+/// An event on a SupportPolicy (cluster-scoped: recorded in the `default` namespace).
+async fn policy_event(session: &Session, sp: &SupportPolicy, reason: &str, note: String) {
+    let ev = KubeEvent {
+        type_: EventType::Normal,
+        reason: reason.into(),
+        note: Some(note),
+        action: "CompareWithEmbeddedDefault".into(),
+        secondary: None,
+    };
+    if let Err(e) = session.recorder.publish(&ev, &sp.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "publishing an event on a SupportPolicy failed");
     }
 }
 
@@ -192,7 +212,10 @@ pub fn policy_status(
             true,
             "Valid",
             format!("{} ({})", policy.window_text(today), policy.product_name),
-        )],
+        )]
+        .into_iter()
+        .chain(vendor::condition_for(sp, previous, Time(Timestamp::now())))
+        .collect(),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod policyset;
 pub mod rules;
 pub mod tag;
 pub mod targets;
+pub mod vendor;
 pub mod version;
 
 pub use evaluate::*;
