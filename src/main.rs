@@ -326,49 +326,15 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<u8> {
-    let policy = match &args.policy {
-        None => Policy::embedded_default(),
-        Some(path) => {
-            let text = read_input(path)?;
-            Policy::from_yaml(&text).with_context(|| format!("loading the policy from {path}"))?
-        }
+    let opts = supportgate::cli::check::CheckOptions {
+        policy: args.policy,
+        kubernetes_version: args.kubernetes_version,
+        today: args.today,
+        json: matches!(args.output, Output::Json),
+        paths: args.paths,
     };
-    let today = match &args.today {
-        Some(d) => d
-            .parse::<Date>()
-            .with_context(|| format!("--today {d}: expected YYYY-MM-DD"))?,
-        None => supportgate::runtime::clock::today_utc(),
-    };
-    let hosting = match &args.kubernetes_version {
-        Some(v) => Some(
-            v.parse::<Version>()
-                .with_context(|| format!("--kubernetes-version {v}"))?,
-        ),
-        None => None,
-    };
-    let ctx = Context::new(today).with_hosting_kubernetes(hosting);
-
-    let mut report = Report::default();
-    for path in &args.paths {
-        let text = match read_input(path) {
-            Ok(t) => t,
-            Err(e) => {
-                report.errors.push(e.to_string());
-                continue;
-            }
-        };
-        let (objects, errors) = parse_objects(path, &text);
-        report.errors.extend(errors.iter().map(ToString::to_string));
-        for o in &objects {
-            report.add(&policy, &ctx, o);
-        }
-    }
-    match args.output {
-        Output::Text => print!("{}", report.to_text()),
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("encoding the report")?
-        ),
-    }
-    Ok(report.exit_code())
+    let (text, code) =
+        supportgate::cli::check::run(&opts, supportgate::runtime::clock::today_utc())?;
+    print!("{text}");
+    Ok(code)
 }

@@ -302,3 +302,157 @@ fn default_policy_is_the_embedded_one() {
         include_str!("../examples/policies/default.yaml")
     );
 }
+
+/// Every YAML file under a directory, recursively, sorted.
+fn yaml_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            yaml_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            out.push(p);
+        }
+    }
+}
+
+/// The rule ids a condition message names (`[konvoy-unsupported] ...; [prerelease] ...`).
+fn rules_in_condition(message: &str) -> std::collections::BTreeSet<String> {
+    message
+        .split('[')
+        .skip(1)
+        .filter_map(|s| s.split_once(']').map(|(id, _)| id))
+        .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The webhook's answer, the controller's condition and `check --output json` name the same
+/// rules for every example and fixture object.
+#[test]
+fn webhook_controller_and_check_agree_on_every_example_and_fixture() {
+    use std::collections::BTreeSet;
+    use supportgate::api::object::engine_value;
+    use supportgate::controller::condition::supported_condition;
+    use supportgate::engine::Context;
+    use supportgate::engine::policyset::PolicySet;
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    yaml_files(&root.join("examples"), &mut files);
+    yaml_files(&root.join("tests/fixtures"), &mut files);
+    let today: jiff::civil::Date = "2026-11-24".parse().unwrap();
+    let ctx = Context::new(today).with_hosting_kubernetes(Some("1.20.13".parse().unwrap()));
+    let policies = PolicySet::embedded_default();
+    let mut targeted = 0;
+    for file in &files {
+        let path = file.to_str().unwrap();
+        let o = run(&[
+            "check",
+            TODAY,
+            "--kubernetes-version=1.20.13",
+            "--output=json",
+            path,
+        ]);
+        assert!(
+            code(&o) < 2,
+            "{path}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let report = json_of(&o);
+        let text = std::fs::read_to_string(file).unwrap();
+        let (objects, errors) = supportgate::cli::check::parse_objects(path, &text);
+        assert!(errors.is_empty(), "{path}: {errors:?}");
+        let results = report["results"].as_array().unwrap();
+        assert_eq!(
+            results.len() + report["skipped"].as_array().unwrap().len(),
+            objects.len(),
+            "{path}"
+        );
+        let mut next_result = results.iter();
+        for so in &objects {
+            let obj = &so.object;
+            let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+            // The webhook: an AdmissionReview CREATE of the object.
+            let (group, version) = match obj["apiVersion"].as_str().unwrap().rsplit_once('/') {
+                Some((g, v)) => (g.to_string(), v.to_string()),
+                None => (
+                    String::new(),
+                    obj["apiVersion"].as_str().unwrap().to_string(),
+                ),
+            };
+            let kind = obj["kind"].as_str().unwrap();
+            let body = serde_json::to_vec(&serde_json::json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "request": {
+                    "uid": "u1",
+                    "kind": {"group": group, "version": version, "kind": kind},
+                    "resource": {"group": group, "version": version, "resource": "things"},
+                    "name": name, "namespace": obj["metadata"]["namespace"],
+                    "operation": "CREATE", "userInfo": {"username": "ci"},
+                    "object": obj, "dryRun": false
+                }
+            }))
+            .unwrap();
+            let (answer, _) =
+                supportgate::webhook::admission::review(&body, &policies, &ctx, None).unwrap();
+            let answer: Value = serde_json::from_slice(&answer).unwrap();
+            let webhook: BTreeSet<String> = answer["response"]["auditAnnotations"]["rules"]
+                .as_str()
+                .map(|r| r.split(',').map(str::to_string).collect())
+                .unwrap_or_default();
+
+            // The controller: the watched object's engine view, the same assessment, the
+            // condition it writes.
+            let dynamic: kube::api::DynamicObject = serde_json::from_value(obj.clone()).unwrap();
+            let ar = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+                &group, &version, kind,
+            ));
+            let value = engine_value(dynamic, Some(&ar));
+            let Some(assessment) = policies.assess(&value, None, &ctx) else {
+                assert!(
+                    webhook.is_empty(),
+                    "{path} {name}: untargeted, yet {webhook:?}"
+                );
+                continue;
+            };
+            targeted += 1;
+            let condition = supported_condition(
+                &assessment.evaluation,
+                None,
+                None,
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+            );
+            let controller = rules_in_condition(&condition.message);
+
+            // `check --output json`, in document order.
+            let r = next_result
+                .next()
+                .unwrap_or_else(|| panic!("{path}: no result for {name}"));
+            assert_eq!(r["name"], name, "{path}");
+            let check: BTreeSet<String> = r["violations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["rule"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(webhook, check, "{path} {name}: webhook vs check");
+            assert_eq!(controller, check, "{path} {name}: controller vs check");
+            assert_eq!(
+                answer["response"]["auditAnnotations"]["verdict"], r["verdict"],
+                "{path} {name}"
+            );
+        }
+        assert!(
+            next_result.next().is_none(),
+            "{path}: more results than targeted objects"
+        );
+    }
+    assert!(
+        targeted >= 8,
+        "the examples hold targeted objects: {targeted}"
+    );
+}

@@ -11,8 +11,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::engine::policy::Policy;
-use crate::engine::{Context, Evaluation, Verdict, Violation, evaluate_target};
+use std::sync::Arc;
+
+use jiff::civil::Date;
+
+use crate::engine::policy::{Policy, PolicyError};
+use crate::engine::policyset::PolicySet;
+use crate::engine::version::{Version, VersionError};
+use crate::engine::{Context, Evaluation, Verdict, Violation};
 
 /// Refuse inputs larger than this: a manifest set is kilobytes; anything far bigger is a mistake
 /// (a binary, a log) and would otherwise be read whole into memory.
@@ -208,14 +214,15 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn add(&mut self, policy: &Policy, ctx: &Context, o: &SourcedObject) {
+    /// Evaluates one object through the same path as the webhook and the controller.
+    pub fn add(&mut self, policies: &PolicySet, ctx: &Context, o: &SourcedObject) {
         let r = ObjectRef::of(o);
-        match policy.target_for(&r.api_version, &r.kind) {
-            Some(t) => {
+        match policies.assess(&o.object, None, ctx) {
+            Some(a) => {
                 let Evaluation {
                     verdict,
                     violations,
-                } = evaluate_target(policy, t, &o.object, ctx);
+                } = a.evaluation;
                 self.results.push(CheckResult {
                     object: r,
                     verdict,
@@ -298,6 +305,87 @@ impl Report {
         );
         out
     }
+}
+
+/// What `supportgate check` was asked to do, as parsed from its arguments.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// A SupportPolicy manifest; the embedded default when absent.
+    pub policy: Option<String>,
+    pub kubernetes_version: Option<String>,
+    /// `YYYY-MM-DD`; today (UTC) when absent.
+    pub today: Option<String>,
+    pub json: bool,
+    pub paths: Vec<String>,
+}
+
+/// Why `check` could not judge anything at all (exit 2); problems with single inputs are part of
+/// the report instead.
+#[derive(Debug, Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("loading the policy from {path}: {source}")]
+    Policy { path: String, source: PolicyError },
+    #[error("--today {0}: expected YYYY-MM-DD")]
+    Today(String),
+    #[error("--kubernetes-version {given}: {source}")]
+    KubernetesVersion { given: String, source: VersionError },
+    #[error("encoding the report: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Runs `check`: the report as text or JSON, and the exit code.
+pub fn run(opts: &CheckOptions, today_utc: Date) -> Result<(String, u8), CheckError> {
+    let policy = match &opts.policy {
+        None => Policy::embedded_default(),
+        Some(path) => {
+            let text = read_input(path)?;
+            Policy::from_yaml(&text).map_err(|source| CheckError::Policy {
+                path: path.clone(),
+                source,
+            })?
+        }
+    };
+    let policies = PolicySet::from_policies(vec![Arc::new(policy)]);
+    let today = match &opts.today {
+        Some(d) => d
+            .parse::<Date>()
+            .map_err(|_| CheckError::Today(d.clone()))?,
+        None => today_utc,
+    };
+    let hosting = match &opts.kubernetes_version {
+        Some(v) => Some(
+            v.parse::<Version>()
+                .map_err(|source| CheckError::KubernetesVersion {
+                    given: v.clone(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let ctx = Context::new(today).with_hosting_kubernetes(hosting);
+    let mut report = Report::default();
+    for path in &opts.paths {
+        let text = match read_input(path) {
+            Ok(t) => t,
+            Err(e) => {
+                report.errors.push(e.to_string());
+                continue;
+            }
+        };
+        let (objects, errors) = parse_objects(path, &text);
+        report.errors.extend(errors.iter().map(ToString::to_string));
+        for o in &objects {
+            report.add(&policies, &ctx, o);
+        }
+    }
+    let text = if opts.json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        report.to_text()
+    };
+    Ok((text, report.exit_code()))
 }
 
 #[cfg(test)]
