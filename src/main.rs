@@ -5,12 +5,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use jiff::civil::Date;
 
-use supportgate::cli::check::{Report, parse_objects, read_input};
+use supportgate::cli::check::read_input;
 use supportgate::controller::ControllerConfig;
 use supportgate::controller::leader::LeaseConfig;
-use supportgate::engine::Context;
 use supportgate::engine::policy::{DEFAULT_POLICY_YAML, Policy};
 use supportgate::engine::version::Version;
 use supportgate::runtime::run::RunConfig;

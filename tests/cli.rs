@@ -456,3 +456,137 @@ fn webhook_controller_and_check_agree_on_every_example_and_fixture() {
         "the examples hold targeted objects: {targeted}"
     );
 }
+
+fn policy_file(dir: &tempfile::TempDir, extra: &str) -> String {
+    let p = dir.path().join("policy.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "{}{extra}",
+            include_str!("../examples/policies/default.yaml")
+        ),
+    )
+    .unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+const KONVOYCLUSTER_TARGET: &str = "  targets:\n  - apiGroup: kommander.mesosphere.io\n    kind: KonvoyCluster\n    resource: konvoyclusters\n    fields:\n";
+
+/// Issue #18, reproduction 1: a target left with `fields: {}` (what the API server makes of a
+/// misspelled key) checks nothing; `check` refuses the policy instead of allowing everything.
+#[test]
+fn a_policy_whose_target_checks_nothing_exits_2_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    for fields in [
+        "      {}\n",
+        "      productVersoin: $.spec.provisioner.version\n",
+    ] {
+        let policy = policy_file(&dir, &format!("{KONVOYCLUSTER_TARGET}{fields}"));
+        let o = run(&[
+            "check",
+            TODAY,
+            "--policy",
+            &policy,
+            "examples/clusters/konvoyclusters.yaml",
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), 2, "{fields}: {err}");
+        assert!(
+            err.contains("a target must name productVersion")
+                || err.contains("unknown field `productVersoin`"),
+            "{fields}: {err}"
+        );
+        assert!(o.stdout.is_empty(), "no verdicts from an invalid policy");
+    }
+}
+
+/// Issue #18, reproduction 2: a valid JSONPath with a typo matches nothing. The objects are not
+/// silently allowed (`version-missing`), and the policy warning names the field.
+#[test]
+fn a_path_that_matches_nothing_is_a_policy_warning_and_version_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fields = "      productVersion: $.spec.provisioner.verison\n      kubernetesVersion: $.spec.cluster.kubernetes.version\n";
+    let policy = policy_file(&dir, &format!("{KONVOYCLUSTER_TARGET}{fields}"));
+    let o = run(&[
+        "check",
+        TODAY,
+        "--output=json",
+        "--policy",
+        &policy,
+        "examples/clusters/konvoyclusters.yaml",
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let j = json_of(&o);
+    for r in j["results"].as_array().unwrap() {
+        assert_eq!(r["verdict"], "warned", "{r}");
+        let missing: Vec<&Value> = r["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["rule"] == "version-missing")
+            .collect();
+        assert_eq!(missing.len(), 1, "{r}");
+        assert_eq!(missing[0]["severity"], "warn");
+        assert_eq!(missing[0]["field"], "$.spec.provisioner.verison");
+    }
+    let warnings = j["policyWarnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    let w = &warnings[0];
+    assert_eq!(w["policy"], "default");
+    assert_eq!(w["target"], "KonvoyCluster.kommander.mesosphere.io");
+    assert_eq!(w["field"], "productVersion");
+    assert!(
+        w["message"].as_str().unwrap().contains(
+            "`$.spec.provisioner.verison` selects nothing in any of the 4 KonvoyCluster objects"
+        ),
+        "{w}"
+    );
+
+    // Text output prints it too.
+    let o = run(&[
+        "check",
+        TODAY,
+        "--policy",
+        &policy,
+        "examples/clusters/konvoyclusters.yaml",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(
+            "POLICY   default target KonvoyCluster.kommander.mesosphere.io: productVersion"
+        ),
+        "{text}"
+    );
+
+    // Fail-closed installs deny what cannot be checked.
+    let policy = policy_file(
+        &dir,
+        &format!("  missingVersion: Deny\n{KONVOYCLUSTER_TARGET}{fields}"),
+    );
+    let o = run(&[
+        "check",
+        TODAY,
+        "--output=json",
+        "--policy",
+        &policy,
+        "examples/clusters/konvoyclusters.yaml",
+    ]);
+    assert_eq!(code(&o), 1);
+    let j = json_of(&o);
+    assert!(
+        j["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["verdict"] == "denied")
+    );
+
+    // The presets resolve everywhere in the examples: no warnings.
+    let o = run(&[
+        "check",
+        TODAY,
+        "--output=json",
+        "examples/clusters/konvoyclusters.yaml",
+    ]);
+    assert_eq!(json_of(&o)["policyWarnings"], serde_json::json!([]));
+}

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use jiff::civil::Date;
 
+use crate::engine::coverage::{Coverage, unresolved_fields};
 use crate::engine::policy::{Policy, PolicyError};
 use crate::engine::policyset::PolicySet;
 use crate::engine::version::{Version, VersionError};
@@ -206,11 +207,27 @@ pub struct Skipped {
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
 pub struct Report {
     pub results: Vec<CheckResult>,
     pub skipped: Vec<Skipped>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// Target fields that resolved in none of the checked objects of their kind: a policy
+    /// authoring mistake (a typo in a path) that would otherwise switch rules off unseen.
+    pub policy_warnings: Vec<PolicyWarning>,
+    #[serde(skip)]
+    coverage: Coverage,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyWarning {
+    pub policy: String,
+    /// `KonvoyCluster.kommander.mesosphere.io`.
+    pub target: String,
+    /// The field's name in the policy spec (`productVersion`).
+    pub field: String,
+    pub message: String,
 }
 
 impl Report {
@@ -219,6 +236,7 @@ impl Report {
         let r = ObjectRef::of(o);
         match policies.assess(&o.object, None, ctx) {
             Some(a) => {
+                self.coverage.record(&a);
                 let Evaluation {
                     verdict,
                     violations,
@@ -234,6 +252,21 @@ impl Report {
                 reason: "no target of the policy matches this kind",
             }),
         }
+    }
+
+    /// Fills in the policy warnings from what the checked objects resolved.
+    pub fn finish(&mut self, policies: &PolicySet) {
+        self.policy_warnings = policies
+            .policies()
+            .iter()
+            .flat_map(|p| unresolved_fields(p, &self.coverage.of_policy(&p.name)))
+            .map(|u| PolicyWarning {
+                policy: u.policy,
+                target: u.target,
+                field: u.field.to_string(),
+                message: u.message,
+            })
+            .collect();
     }
 
     /// 2 on any input error, else 1 when anything is denied, else 0.
@@ -287,6 +320,13 @@ impl Report {
         }
         for e in &self.errors {
             let _ = writeln!(out, "ERROR    {e}");
+        }
+        for w in &self.policy_warnings {
+            let _ = writeln!(
+                out,
+                "POLICY   {} target {}: {}",
+                w.policy, w.target, w.message
+            );
         }
         let count = |v: Verdict| self.results.iter().filter(|r| r.verdict == v).count();
         let _ = writeln!(
@@ -380,6 +420,7 @@ pub fn run(opts: &CheckOptions, today_utc: Date) -> Result<(String, u8), CheckEr
             report.add(&policies, &ctx, o);
         }
     }
+    report.finish(&policies);
     let text = if opts.json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {

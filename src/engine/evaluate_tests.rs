@@ -340,10 +340,21 @@ fn the_table() {
             vec![(VersionInvalid, Deny)],
         ),
         (
-            "unset fields are not violations",
+            "unset refs are not violations; unset versions are version-missing",
             kc(Value::Null, Value::Null, Value::Null, Value::Null),
-            Verdict::Allowed,
-            vec![],
+            Verdict::Warned,
+            vec![(VersionMissing, Warn)],
+        ),
+        (
+            "an unset Kubernetes version alone is version-missing",
+            kc(
+                json!("v1.8.5"),
+                Value::Null,
+                json!("stable-1.20-4.4.0"),
+                json!("stable-1.20-1.4.4"),
+            ),
+            Verdict::Warned,
+            vec![(VersionMissing, Warn)],
         ),
         (
             "unicode digits are not digits",

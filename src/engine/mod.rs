@@ -11,6 +11,7 @@
 
 mod checks;
 mod collect;
+pub mod coverage;
 pub mod evaluate;
 mod jsonpath_functions;
 pub mod messages;

@@ -13,7 +13,8 @@ use jiff::civil::Date;
 use kube::core::{Selector, SelectorExt};
 use thiserror::Error;
 
-use crate::api::{SupportPolicy, SupportPolicySpec};
+use crate::api::{MissingVersion, SupportPolicy, SupportPolicySpec, TARGET_FIELDS_MESSAGE};
+use crate::engine::rules::Severity;
 use crate::engine::targets::{CompiledTarget, presets};
 use crate::engine::version::{Bound, Minor, Version};
 
@@ -93,6 +94,8 @@ pub struct Policy {
     pub secondary_kudo_operators: BTreeSet<String>,
     targets: Vec<CompiledTarget>,
     pub always_write_policy_reports: bool,
+    /// The severity of `version-missing`.
+    pub missing_version: Severity,
 }
 
 impl Policy {
@@ -157,6 +160,10 @@ impl Policy {
                 .collect(),
             targets,
             always_write_policy_reports: spec.always_write_policy_reports,
+            missing_version: match spec.missing_version {
+                MissingVersion::Warn => Severity::Warn,
+                MissingVersion::Deny => Severity::Deny,
+            },
         })
     }
 
@@ -316,13 +323,19 @@ impl Policy {
             spec.targets.clone()
         };
         let mut targets = Vec::with_capacity(target_specs.len());
-        for t in &target_specs {
+        for (i, t) in target_specs.iter().enumerate() {
+            // The schema refuses such a target too; a policy read from a file never met it.
+            if !t.fields.checks_something() {
+                problems.push(format!(
+                    "spec.targets[{i}] ({}).fields: {TARGET_FIELDS_MESSAGE}",
+                    t.kind
+                ));
+            }
             match CompiledTarget::compile(t) {
                 Ok(c) => targets.push(c),
                 Err(e) => problems.push(e.to_string()),
             }
         }
-
         targets
     }
 
@@ -655,6 +668,54 @@ mod tests {
         );
         assert_eq!(p.supported(today()), vec![Minor::new(1, 8)]);
         assert_eq!(p.window_text(today()), "N of latest 1.8");
+    }
+
+    fn with_target_fields(fields: &str) -> Result<Policy, PolicyError> {
+        Policy::from_yaml(&format!(
+            "{DEFAULT_POLICY_YAML}  targets:\n  - apiGroup: kommander.mesosphere.io\n    kind: KonvoyCluster\n    resource: konvoyclusters\n    fields: {fields}\n"
+        ))
+    }
+
+    #[test]
+    fn a_target_that_checks_nothing_is_refused() {
+        for fields in [
+            "{}",
+            "{kubernetesVersion: $.spec.k8s}",
+            "{kommanderRef: $.spec.k}",
+        ] {
+            let Err(PolicyError::Invalid(p)) = with_target_fields(fields) else {
+                panic!("{fields}: accepted")
+            };
+            assert!(
+                p.iter().any(|m| m.starts_with(
+                    "spec.targets[0] (KonvoyCluster).fields: a target must name productVersion"
+                )),
+                "{fields}: {p:?}"
+            );
+        }
+        for fields in [
+            "{productVersion: $.spec.v}",
+            "{kudoOperator: $.metadata.name}",
+            "{kbaRef: $.spec.kba}",
+        ] {
+            with_target_fields(fields).unwrap_or_else(|e| panic!("{fields}: {e}"));
+        }
+        let Err(PolicyError::Decode(e)) = with_target_fields("{productVersoin: $.spec.v}") else {
+            panic!("a misspelled key is accepted")
+        };
+        assert!(e.contains("unknown field `productVersoin`"), "{e}");
+    }
+
+    #[test]
+    fn missing_version_is_warn_unless_the_policy_says_deny() {
+        assert_eq!(Policy::embedded_default().missing_version, Severity::Warn);
+        let deny =
+            Policy::from_yaml(&format!("{DEFAULT_POLICY_YAML}  missingVersion: Deny\n")).unwrap();
+        assert_eq!(deny.missing_version, Severity::Deny);
+        assert!(matches!(
+            Policy::from_yaml(&format!("{DEFAULT_POLICY_YAML}  missingVersion: Maybe\n")),
+            Err(PolicyError::Decode(_))
+        ));
     }
 
     #[test]

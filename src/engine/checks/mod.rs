@@ -4,6 +4,7 @@
 mod addons;
 mod kubernetes;
 mod kudo;
+mod missing;
 mod product;
 mod refs;
 
@@ -75,5 +76,6 @@ pub(crate) fn run(
     addons::check_enabled(&mut s, &mut out, release);
     addons::check_range(&mut s, &mut out, k8s.as_ref());
     kudo::check(&mut s, &mut out);
+    missing::check(&s, &mut out);
     (out, s.resolved)
 }
