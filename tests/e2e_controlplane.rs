@@ -273,17 +273,13 @@ async fn the_schema_refuses_a_target_that_checks_nothing() {
         ),
     ];
     for (patch, want) in patches {
-        let o = cp.kubectl(&[
-            "patch",
-            "supportpolicy",
-            name,
-            "--type=json",
-            "-p",
-            patch,
-        ]);
+        let o = cp.kubectl(&["patch", "supportpolicy", name, "--type=json", "-p", patch]);
         let err = stderr(&o);
         assert!(!o.status.success(), "accepted {patch}: {}", stdout(&o));
-        assert!(err.contains(want), "expected {want:?} for {patch} in:\n{err}");
+        assert!(
+            err.contains(want),
+            "expected {want:?} for {patch} in:\n{err}"
+        );
     }
     let stored = cp.kubectl_ok(
         &[
