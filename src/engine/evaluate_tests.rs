@@ -1041,3 +1041,23 @@ impl TapVersion for Value {
         self
     }
 }
+
+#[test]
+fn a_missing_version_is_never_ratcheted() {
+    // Fail closed: with `missingVersion: Deny`, an object that names no version stays denied on
+    // UPDATE (there is no value to compare); the way out is to set the version.
+    let p = Policy::from_yaml(&format!("{DEFAULT_POLICY_YAML}  missingVersion: Deny\n")).unwrap();
+    let old = kc(
+        Value::Null,
+        json!("1.20.13"),
+        json!("stable-1.20-4.4.0"),
+        json!("stable-1.20-1.4.4"),
+    );
+    let mut relabelled = old.clone();
+    relabelled["metadata"]["labels"]["team"] = json!("payments");
+    let e = update_with(&p, &old, &relabelled);
+    assert_eq!(e.denied_rules(), BTreeSet::from([VersionMissing]));
+    let mut fixed = old.clone();
+    fixed["spec"]["provisioner"]["version"] = json!("v1.8.5");
+    assert_eq!(update_with(&p, &old, &fixed).verdict, Verdict::Allowed);
+}

@@ -34,6 +34,20 @@ pub fn upgrade_hint(upgrade_to: Option<Minor>, oldest_supported: Option<Minor>) 
     }
 }
 
+/// `Konvoy version`: what a product version field holds.
+pub fn product_version(product: &str) -> String {
+    format!("{product} version")
+}
+
+pub const KUBERNETES_VERSION: &str = "Kubernetes version";
+
+/// ` in Konvoy 1.8`, or nothing without a release.
+pub fn in_release(product: &str, minor: Option<Minor>) -> String {
+    minor
+        .map(|m| format!(" in {product} {m}"))
+        .unwrap_or_default()
+}
+
 // ---- product window -------------------------------------------------------------------------
 
 pub fn unknown_release(

@@ -177,8 +177,14 @@ fn respond(
     if !warnings.is_empty() {
         response.warnings = Some(warnings);
     }
-    let mut rules: Vec<&str> = e.violations.iter().map(|v| v.rule.id()).collect();
-    rules.dedup();
+    // Each rule once, in the order found: a HashSet, since equal rules need not be adjacent.
+    let mut seen = std::collections::HashSet::new();
+    let rules: Vec<&str> = e
+        .violations
+        .iter()
+        .map(|v| v.rule.id())
+        .filter(|id| seen.insert(*id))
+        .collect();
     let mut annotations = HashMap::new();
     annotations.insert("verdict".to_string(), e.verdict.as_str().to_string());
     if !rules.is_empty() {

@@ -63,9 +63,7 @@ fn check_experimental(
         }
         let in_production =
             *production.get_or_insert_with(|| policy.is_production(&object_labels(s.object)));
-        let in_release = release
-            .map(|r| format!(" in {} {}", policy.product_name, r.minor))
-            .unwrap_or_default();
+        let in_release = messages::in_release(&policy.product_name, release.map(|r| r.minor));
         if in_production {
             let msg =
                 messages::experimental_in_production(name, &in_release, policy.production_text());

@@ -15,7 +15,8 @@ pub(crate) fn check(s: &mut Scope, out: &mut Out, release: Option<&Release>) -> 
         return s.ctx.hosting_kubernetes.clone();
     }
     let at = s.first(FieldKind::KubernetesVersion)?;
-    let k = out.version(&at, "the Kubernetes version", "1.20.13")?;
+    let what = format!("the {}", messages::KUBERNETES_VERSION);
+    let k = out.version(&at, &what, "1.20.13")?;
     if let Some(r) = release
         && !(r.kubernetes_min.admits_as_min(&k) && r.kubernetes_max.admits_as_max(&k))
     {

@@ -14,11 +14,11 @@ pub(crate) fn check(s: &Scope, out: &mut Out) {
     for (kind, what) in [
         (
             FieldKind::ProductVersion,
-            format!("{} version", s.policy.product_name),
+            messages::product_version(&s.policy.product_name),
         ),
         (
             FieldKind::KubernetesVersion,
-            "Kubernetes version".to_string(),
+            messages::KUBERNETES_VERSION.to_string(),
         ),
     ] {
         let Some(query) = s.target.query(kind) else {

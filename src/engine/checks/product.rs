@@ -13,7 +13,8 @@ use crate::engine::version::Version;
 pub(crate) fn check<'a>(s: &mut Scope<'a>, out: &mut Out) -> Option<&'a Release> {
     let at = s.first(FieldKind::ProductVersion)?;
     let product = &s.policy.product_name;
-    let v = out.version(&at, &format!("the {product} version"), "v1.8.5")?;
+    let what = format!("the {}", messages::product_version(product));
+    let v = out.version(&at, &what, "v1.8.5")?;
     let release = window(s.policy, s.ctx, out, &at, &v);
     if v.is_prerelease() {
         let msg = messages::prerelease_product(product, &v);
