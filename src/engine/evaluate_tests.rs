@@ -1061,3 +1061,26 @@ fn a_missing_version_is_never_ratcheted() {
     fixed["spec"]["provisioner"]["version"] = json!("v1.8.5");
     assert_eq!(update_with(&p, &old, &fixed).verdict, Verdict::Allowed);
 }
+
+#[test]
+fn version_invalid_messages_do_not_repeat_the_field() {
+    // Every surface prints `field: message`; the message must not start with the field again.
+    for (raw, starts) in [
+        (json!("1.8"), "`1.8` is not a version"),
+        (json!(""), "empty; set the Konvoy version"),
+        (json!(1.8), "the number 1.8, not a version string"),
+    ] {
+        let mut obj = consistent("v1.8.5", "1.20.13");
+        obj["spec"]["provisioner"]["version"] = raw;
+        let e = eval_with(&policy(), &obj, &ctx());
+        let v = e.first_denial().expect("denied");
+        assert_eq!(v.rule, VersionInvalid);
+        assert_eq!(v.field.as_deref(), Some("spec.provisioner.version"));
+        assert!(v.message.starts_with(starts), "{}", v.message);
+        assert!(
+            !v.message.contains("spec.provisioner.version"),
+            "{}",
+            v.message
+        );
+    }
+}
