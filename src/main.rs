@@ -41,9 +41,10 @@ enum Command {
 
 #[derive(Parser)]
 struct CheckArgs {
-    /// A SupportPolicy manifest; the embedded default when absent.
+    /// A SupportPolicy manifest; repeat for several (any deny wins); the embedded default when
+    /// absent.
     #[arg(long, value_name = "FILE")]
-    policy: Option<String>,
+    policy: Vec<String>,
     /// The hosting cluster's Kubernetes version, for Addon objects (e.g. 1.20.13).
     #[arg(long, value_name = "V")]
     kubernetes_version: Option<String>,
@@ -325,7 +326,7 @@ fn init_tracing(format: LogFormat) {
 
 fn check(args: CheckArgs) -> anyhow::Result<u8> {
     let opts = supportgate::cli::check::CheckOptions {
-        policy: args.policy,
+        policies: args.policy,
         kubernetes_version: args.kubernetes_version,
         today: args.today,
         json: matches!(args.output, Output::Json),

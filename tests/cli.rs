@@ -590,3 +590,73 @@ fn a_path_that_matches_nothing_is_a_policy_warning_and_version_missing() {
     ]);
     assert_eq!(json_of(&o)["policyWarnings"], serde_json::json!([]));
 }
+
+/// Several policies: each evaluates the objects it targets and any deny wins; an invalid one is
+/// an error offline (exit 2), where a cluster would ignore it and keep the others.
+#[test]
+fn a_second_policy_can_only_make_verdicts_stricter() {
+    let dir = tempfile::tempdir().unwrap();
+    let strict = dir.path().join("strict.yaml");
+    std::fs::write(
+        &strict,
+        include_str!("../examples/policies/default.yaml")
+            .replace("name: default", "name: strict")
+            .replace("supportWindow: 3", "supportWindow: 2"),
+    )
+    .unwrap();
+    let verdicts = |policies: &[&str]| {
+        let mut args = vec!["check", TODAY, "--output=json"];
+        for p in policies {
+            args.extend(["--policy", p]);
+        }
+        args.push("examples/clusters/konvoyclusters.yaml");
+        let o = run(&args);
+        let j = json_of(&o);
+        j["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["name"].as_str().unwrap().to_string(),
+                    r["verdict"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let default = "examples/policies/default.yaml";
+    let alone = verdicts(&[default]);
+    assert_eq!(alone[1], ("staging-legacy".into(), "warned".into()));
+    let both = verdicts(&[default, strict.to_str().unwrap()]);
+    assert_eq!(
+        both[1],
+        ("staging-legacy".into(), "denied".into()),
+        "1.6 is outside the second policy's N-1 window"
+    );
+    for (a, b) in alone.iter().zip(&both) {
+        let rank = |v: &str| ["allowed", "warned", "denied"].iter().position(|x| *x == v);
+        assert!(rank(&b.1) >= rank(&a.1), "{a:?} -> {b:?}");
+    }
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        include_str!("../examples/policies/default.yaml")
+            .replace("supportWindow: 3", "supportWindow: 0"),
+    )
+    .unwrap();
+    let o = run(&[
+        "check",
+        TODAY,
+        "--policy",
+        default,
+        "--policy",
+        broken.to_str().unwrap(),
+        "examples/clusters/konvoyclusters.yaml",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("spec.supportWindow: must be at least 1"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

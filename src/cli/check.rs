@@ -350,8 +350,9 @@ impl Report {
 /// What `supportgate check` was asked to do, as parsed from its arguments.
 #[derive(Debug, Clone, Default)]
 pub struct CheckOptions {
-    /// A SupportPolicy manifest; the embedded default when absent.
-    pub policy: Option<String>,
+    /// SupportPolicy manifests, evaluated together (any deny wins); the embedded default when
+    /// none is given. Each must be valid: offline, an invalid policy is an error, not skipped.
+    pub policies: Vec<String>,
     pub kubernetes_version: Option<String>,
     /// `YYYY-MM-DD`; today (UTC) when absent.
     pub today: Option<String>,
@@ -377,17 +378,17 @@ pub enum CheckError {
 
 /// Runs `check`: the report as text or JSON, and the exit code.
 pub fn run(opts: &CheckOptions, today_utc: Date) -> Result<(String, u8), CheckError> {
-    let policy = match &opts.policy {
-        None => Policy::embedded_default(),
-        Some(path) => {
-            let text = read_input(path)?;
-            Policy::from_yaml(&text).map_err(|source| CheckError::Policy {
-                path: path.clone(),
-                source,
-            })?
-        }
-    };
-    let policies = PolicySet::from_policies(vec![Arc::new(policy)]);
+    let mut loaded = Vec::with_capacity(opts.policies.len());
+    for path in &opts.policies {
+        let text = read_input(path)?;
+        let policy = Policy::from_yaml(&text).map_err(|source| CheckError::Policy {
+            path: path.clone(),
+            source,
+        })?;
+        loaded.push(Arc::new(policy));
+    }
+    // None given: the embedded default, as in a cluster without SupportPolicies.
+    let policies = PolicySet::from_policies(loaded);
     let today = match &opts.today {
         Some(d) => d
             .parse::<Date>()
