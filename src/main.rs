@@ -225,7 +225,7 @@ fn main() -> ExitCode {
             supportgate::cli::default_policy::run(&args, &mut std::io::stdout().lock())
                 .map_err(Into::into)
         }
-        Command::Check(args) => check_command::run(&args),
+        Command::Check(args) => check_command::run(args),
         Command::WebhookConfig(args) => webhook_config::run(args),
         Command::Run(args) => {
             let log_format = args.log_format;

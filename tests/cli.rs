@@ -357,3 +357,361 @@ fn default_policy_diff_compares_stdin_with_the_embedded_one() {
     assert_eq!(code(&o), 2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("-: not a SupportPolicy"));
 }
+
+/// Every YAML file under a directory, recursively, sorted.
+fn yaml_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            yaml_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            out.push(p);
+        }
+    }
+}
+
+/// The rule ids a condition message names (`[konvoy-unsupported] ...; [prerelease] ...`).
+fn rules_in_condition(message: &str) -> std::collections::BTreeSet<String> {
+    message
+        .split('[')
+        .skip(1)
+        .filter_map(|s| s.split_once(']').map(|(id, _)| id))
+        .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The webhook's answer, the controller's condition and `check --output json` name the same
+/// rules for every example and fixture object.
+#[test]
+fn webhook_controller_and_check_agree_on_every_example_and_fixture() {
+    use std::collections::BTreeSet;
+    use supportgate::api::object::engine_value;
+    use supportgate::controller::condition::supported_condition;
+    use supportgate::engine::Context;
+    use supportgate::engine::policyset::PolicySet;
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    yaml_files(&root.join("examples"), &mut files);
+    yaml_files(&root.join("tests/fixtures"), &mut files);
+    let today: jiff::civil::Date = "2026-11-24".parse().unwrap();
+    let ctx = Context::new(today).with_hosting_kubernetes(Some("1.20.13".parse().unwrap()));
+    let policies = PolicySet::embedded_default();
+    let mut targeted = 0;
+    for file in &files {
+        let path = file.to_str().unwrap();
+        let o = run(&[
+            "check",
+            TODAY,
+            "--kubernetes-version=1.20.13",
+            "--output=json",
+            path,
+        ]);
+        assert!(
+            code(&o) < 2,
+            "{path}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let report = json_of(&o);
+        let text = std::fs::read_to_string(file).unwrap();
+        let (objects, errors) = supportgate::cli::check::parse_objects(path, &text);
+        assert!(errors.is_empty(), "{path}: {errors:?}");
+        let results = report["results"].as_array().unwrap();
+        assert_eq!(
+            results.len() + report["skipped"].as_array().unwrap().len(),
+            objects.len(),
+            "{path}"
+        );
+        let mut next_result = results.iter();
+        for so in &objects {
+            let obj = &so.object;
+            let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+            // The webhook: an AdmissionReview CREATE of the object.
+            let (group, version) = match obj["apiVersion"].as_str().unwrap().rsplit_once('/') {
+                Some((g, v)) => (g.to_string(), v.to_string()),
+                None => (
+                    String::new(),
+                    obj["apiVersion"].as_str().unwrap().to_string(),
+                ),
+            };
+            let kind = obj["kind"].as_str().unwrap();
+            let body = serde_json::to_vec(&serde_json::json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "request": {
+                    "uid": "u1",
+                    "kind": {"group": group, "version": version, "kind": kind},
+                    "resource": {"group": group, "version": version, "resource": "things"},
+                    "name": name, "namespace": obj["metadata"]["namespace"],
+                    "operation": "CREATE", "userInfo": {"username": "ci"},
+                    "object": obj, "dryRun": false
+                }
+            }))
+            .unwrap();
+            let (answer, _) =
+                supportgate::webhook::admission::review(&body, &policies, &ctx, None).unwrap();
+            let answer: Value = serde_json::from_slice(&answer).unwrap();
+            let webhook: BTreeSet<String> = answer["response"]["auditAnnotations"]["rules"]
+                .as_str()
+                .map(|r| r.split(',').map(str::to_string).collect())
+                .unwrap_or_default();
+
+            // The controller: the watched object's engine view, the same assessment, the
+            // condition it writes.
+            let dynamic: kube::api::DynamicObject = serde_json::from_value(obj.clone()).unwrap();
+            let ar = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+                &group, &version, kind,
+            ));
+            let value = engine_value(dynamic, Some(&ar));
+            let Some(assessment) = policies.assess(&value, None, &ctx) else {
+                assert!(
+                    webhook.is_empty(),
+                    "{path} {name}: untargeted, yet {webhook:?}"
+                );
+                continue;
+            };
+            targeted += 1;
+            let condition = supported_condition(
+                &assessment.evaluation,
+                None,
+                None,
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+            );
+            let controller = rules_in_condition(&condition.message);
+
+            // `check --output json`, in document order.
+            let r = next_result
+                .next()
+                .unwrap_or_else(|| panic!("{path}: no result for {name}"));
+            assert_eq!(r["name"], name, "{path}");
+            let check: BTreeSet<String> = r["violations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["rule"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(webhook, check, "{path} {name}: webhook vs check");
+            assert_eq!(controller, check, "{path} {name}: controller vs check");
+            assert_eq!(
+                answer["response"]["auditAnnotations"]["verdict"], r["verdict"],
+                "{path} {name}"
+            );
+        }
+        assert!(
+            next_result.next().is_none(),
+            "{path}: more results than targeted objects"
+        );
+    }
+    assert!(
+        targeted >= 8,
+        "the examples hold targeted objects: {targeted}"
+    );
+}
+
+fn policy_file(dir: &tempfile::TempDir, extra: &str) -> String {
+    let p = dir.path().join("policy.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "{}{extra}",
+            include_str!("../examples/policies/default.yaml")
+        ),
+    )
+    .unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+const KONVOYCLUSTER_TARGET: &str = "  targets:\n  - apiGroup: kommander.mesosphere.io\n    kind: KonvoyCluster\n    resource: konvoyclusters\n    fields:\n";
+
+/// Issue #18, reproduction 1: a target left with `fields: {}` (what the API server makes of a
+/// misspelled key) checks nothing; `check` refuses the policy instead of allowing everything.
+#[test]
+fn a_policy_whose_target_checks_nothing_exits_2_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    for fields in [
+        "      {}\n",
+        "      productVersoin: $.spec.provisioner.version\n",
+    ] {
+        let policy = policy_file(&dir, &format!("{KONVOYCLUSTER_TARGET}{fields}"));
+        let o = run(&[
+            "check",
+            TODAY,
+            "--policy",
+            &policy,
+            "examples/clusters/konvoyclusters.yaml",
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), 2, "{fields}: {err}");
+        assert!(
+            err.contains("a target must name productVersion")
+                || err.contains("unknown field `productVersoin`"),
+            "{fields}: {err}"
+        );
+        assert!(o.stdout.is_empty(), "no verdicts from an invalid policy");
+    }
+}
+
+/// Issue #18, reproduction 2: a valid JSONPath with a typo matches nothing. The objects are not
+/// silently allowed (`version-missing`), and the policy warning names the field.
+#[test]
+fn a_path_that_matches_nothing_is_a_policy_warning_and_version_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fields = "      productVersion: $.spec.provisioner.verison\n      kubernetesVersion: $.spec.cluster.kubernetes.version\n";
+    let policy = policy_file(&dir, &format!("{KONVOYCLUSTER_TARGET}{fields}"));
+    let o = run(&[
+        "check",
+        TODAY,
+        "--output=json",
+        "--policy",
+        &policy,
+        "examples/clusters/konvoyclusters.yaml",
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let j = json_of(&o);
+    for r in j["results"].as_array().unwrap() {
+        assert_eq!(r["verdict"], "warned", "{r}");
+        let missing: Vec<&Value> = r["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["rule"] == "version-missing")
+            .collect();
+        assert_eq!(missing.len(), 1, "{r}");
+        assert_eq!(missing[0]["severity"], "warn");
+        assert_eq!(missing[0]["field"], "$.spec.provisioner.verison");
+    }
+    let warnings = j["policyWarnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    let w = &warnings[0];
+    assert_eq!(w["policy"], "default");
+    assert_eq!(w["target"], "KonvoyCluster.kommander.mesosphere.io");
+    assert_eq!(w["field"], "productVersion");
+    assert!(
+        w["message"].as_str().unwrap().contains(
+            "`$.spec.provisioner.verison` selects nothing in any of the 4 KonvoyCluster objects"
+        ),
+        "{w}"
+    );
+
+    // Text output prints it too.
+    let o = run(&[
+        "check",
+        TODAY,
+        "--policy",
+        &policy,
+        "examples/clusters/konvoyclusters.yaml",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(
+            "POLICY   default target KonvoyCluster.kommander.mesosphere.io: productVersion"
+        ),
+        "{text}"
+    );
+
+    // Fail-closed installs deny what cannot be checked.
+    let policy = policy_file(
+        &dir,
+        &format!("  missingVersion: Deny\n{KONVOYCLUSTER_TARGET}{fields}"),
+    );
+    let o = run(&[
+        "check",
+        TODAY,
+        "--output=json",
+        "--policy",
+        &policy,
+        "examples/clusters/konvoyclusters.yaml",
+    ]);
+    assert_eq!(code(&o), 1);
+    let j = json_of(&o);
+    assert!(
+        j["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["verdict"] == "denied")
+    );
+
+    // The presets resolve everywhere in the examples: no warnings.
+    let o = run(&[
+        "check",
+        TODAY,
+        "--output=json",
+        "examples/clusters/konvoyclusters.yaml",
+    ]);
+    assert_eq!(json_of(&o)["policyWarnings"], serde_json::json!([]));
+}
+
+/// Several policies: each evaluates the objects it targets and any deny wins; an invalid one is
+/// an error offline (exit 2), where a cluster would ignore it and keep the others.
+#[test]
+fn a_second_policy_can_only_make_verdicts_stricter() {
+    let dir = tempfile::tempdir().unwrap();
+    let strict = dir.path().join("strict.yaml");
+    std::fs::write(
+        &strict,
+        include_str!("../examples/policies/default.yaml")
+            .replace("name: default", "name: strict")
+            .replace("supportWindow: 3", "supportWindow: 2"),
+    )
+    .unwrap();
+    let verdicts = |policies: &[&str]| {
+        let mut args = vec!["check", TODAY, "--output=json"];
+        for p in policies {
+            args.extend(["--policy", p]);
+        }
+        args.push("examples/clusters/konvoyclusters.yaml");
+        let o = run(&args);
+        let j = json_of(&o);
+        j["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["name"].as_str().unwrap().to_string(),
+                    r["verdict"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let default = "examples/policies/default.yaml";
+    let alone = verdicts(&[default]);
+    assert_eq!(alone[1], ("staging-legacy".into(), "warned".into()));
+    let both = verdicts(&[default, strict.to_str().unwrap()]);
+    assert_eq!(
+        both[1],
+        ("staging-legacy".into(), "denied".into()),
+        "1.6 is outside the second policy's N-1 window"
+    );
+    for (a, b) in alone.iter().zip(&both) {
+        let rank = |v: &str| ["allowed", "warned", "denied"].iter().position(|x| *x == v);
+        assert!(rank(&b.1) >= rank(&a.1), "{a:?} -> {b:?}");
+    }
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        include_str!("../examples/policies/default.yaml")
+            .replace("supportWindow: 3", "supportWindow: 0"),
+    )
+    .unwrap();
+    let o = run(&[
+        "check",
+        TODAY,
+        "--policy",
+        default,
+        "--policy",
+        broken.to_str().unwrap(),
+        "examples/clusters/konvoyclusters.yaml",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("spec.supportWindow: must be at least 1"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -240,3 +240,57 @@ async fn rbac_is_on_a_service_account_without_rules_is_refused() {
     )
     .await;
 }
+
+/// Issue #18, reproduction 1 against the real API server: a target whose `fields` end up empty
+/// (what pruning makes of a misspelled key) or name nothing a rule reads on its own is refused,
+/// so the policy can never silently stop checking.
+#[tokio::test]
+async fn the_schema_refuses_a_target_that_checks_nothing() {
+    let cp = ControlPlane::shared();
+    cp.install_crds();
+    let name = "targets-typo";
+    let doc = format!(
+        "{}  targets:\n  - apiGroup: kommander.mesosphere.io\n    kind: KonvoyCluster\n    resource: konvoyclusters\n    fields:\n      productVersion: $.spec.provisioner.version\n",
+        DEFAULT_POLICY_YAML.replace("name: default", &format!("name: {name}"))
+    );
+    cp.kubectl_ok(&["apply", "-f", "-"], Some(&doc));
+    let patches = [
+        (
+            r#"[{"op":"replace","path":"/spec/targets/0/fields","value":{}}]"#,
+            "should have at least 1 properties",
+        ),
+        (
+            r#"[{"op":"replace","path":"/spec/targets/0/fields","value":{"productVersoin":"$.spec.provisioner.version"}}]"#,
+            "",
+        ),
+        (
+            r#"[{"op":"replace","path":"/spec/targets/0/fields","value":{"kubernetesVersion":"$.spec.cluster.kubernetes.version"}}]"#,
+            "a target must name productVersion",
+        ),
+        (
+            r#"[{"op":"replace","path":"/spec/targets/0/fields/productVersion","value":""}]"#,
+            "should be at least 1 chars long",
+        ),
+    ];
+    for (patch, want) in patches {
+        let o = cp.kubectl(&["patch", "supportpolicy", name, "--type=json", "-p", patch]);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "accepted {patch}: {}", stdout(&o));
+        assert!(
+            err.contains(want),
+            "expected {want:?} for {patch} in:\n{err}"
+        );
+    }
+    let stored = cp.kubectl_ok(
+        &[
+            "get",
+            "supportpolicy",
+            name,
+            "-o",
+            "jsonpath={.spec.targets[0].fields.productVersion}",
+        ],
+        None,
+    );
+    assert_eq!(stored.trim(), "$.spec.provisioner.version", "unchanged");
+    cp.kubectl_ok(&["delete", "supportpolicy", name, "--wait=true"], None);
+}

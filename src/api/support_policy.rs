@@ -75,6 +75,28 @@ pub struct SupportPolicySpec {
     /// status condition.
     #[serde(default)]
     pub always_write_policy_reports: bool,
+
+    /// What a targeted object that names no product version (or no Kubernetes version where its
+    /// target says one lives) gets: the `version-missing` rule at this severity. `Warn` (the
+    /// default) lets it in with a warning; fail-closed installs set `Deny`.
+    #[serde(default, skip_serializing_if = "MissingVersion::is_default")]
+    pub missing_version: MissingVersion,
+}
+
+/// The severity of `version-missing`.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
+pub enum MissingVersion {
+    #[default]
+    Warn,
+    Deny,
+}
+
+impl MissingVersion {
+    fn is_default(&self) -> bool {
+        *self == MissingVersion::Warn
+    }
 }
 
 fn default_product_name() -> String {
@@ -206,35 +228,65 @@ pub struct Target {
 }
 
 /// RFC 9535 JSONPath per field (e.g. `$.spec.provisioner.version`). A query that selects nothing
-/// means the object does not set that field; the rules that need it are then not applied.
+/// means the object does not set that field; the rules that need it are then not applied (and a
+/// missing product or Kubernetes version draws `version-missing`). A target must name its
+/// `productVersion`, or, for kinds that carry none (kubeaddons Addon, KUDO Instance), a field
+/// its rules read on their own: a target that names nothing would check nothing.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("minProperties" = 1))]
+#[x_kube(validation = kube::core::Rule::new(TARGET_FIELDS_RULE).message(TARGET_FIELDS_MESSAGE))]
 pub struct TargetFields {
     /// The product (Konvoy) version, e.g. `v1.8.5`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
     pub product_version: Option<String>,
     /// The cluster's Kubernetes version, e.g. `1.20.13`. Absent: the hosting cluster's version
     /// (for in-cluster objects such as Addons).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
     pub kubernetes_version: Option<String>,
     /// The Kubernetes Base Addons release tag, e.g. `stable-1.20-4.4.0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
     pub kba_ref: Option<String>,
     /// The Kommander release tag, e.g. `stable-1.20-1.4.4`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
     pub kommander_ref: Option<String>,
     /// Names of the addons that are enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
     pub enabled_addons: Option<String>,
     /// An addon's lowest supported Kubernetes version, checked against the hosting cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
     pub addon_min_kubernetes: Option<String>,
     /// An addon's highest supported Kubernetes version, checked against the hosting cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
     pub addon_max_kubernetes: Option<String>,
     /// A KUDO operator name, e.g. `kafka`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
     pub kudo_operator: Option<String>,
+}
+
+/// The CEL rule behind "a target must check something"; the engine applies the same rule
+/// ([`TargetFields::checks_something`]) to policies that never pass through an API server.
+pub const TARGET_FIELDS_RULE: &str = "has(self.productVersion) || has(self.kbaRef) || has(self.enabledAddons) || has(self.addonMinKubernetes) || has(self.addonMaxKubernetes) || has(self.kudoOperator)";
+pub const TARGET_FIELDS_MESSAGE: &str = "a target must name productVersion or, for kinds that carry none (kubeaddons Addon, KUDO Instance), a field its rules read on their own (kbaRef, enabledAddons, addonMinKubernetes, addonMaxKubernetes or kudoOperator); with none of them it checks nothing";
+
+impl TargetFields {
+    /// The engine's copy of [`TARGET_FIELDS_RULE`].
+    pub fn checks_something(&self) -> bool {
+        self.product_version.is_some()
+            || self.kba_ref.is_some()
+            || self.enabled_addons.is_some()
+            || self.addon_min_kubernetes.is_some()
+            || self.addon_max_kubernetes.is_some()
+            || self.kudo_operator.is_some()
+    }
 }
 
 /// What the controller last observed.

@@ -11,8 +11,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::engine::policy::Policy;
-use crate::engine::{Context, Evaluation, Verdict, Violation, evaluate_target};
+use std::sync::Arc;
+
+use jiff::civil::Date;
+
+use crate::engine::coverage::{Coverage, unresolved_fields};
+use crate::engine::policy::{Policy, PolicyError};
+use crate::engine::policyset::PolicySet;
+use crate::engine::version::{Version, VersionError};
+use crate::engine::{Context, Evaluation, Verdict, Violation};
 
 /// Refuse inputs larger than this: a manifest set is kilobytes; anything far bigger is a mistake
 /// (a binary, a log) and would otherwise be read whole into memory.
@@ -200,22 +207,40 @@ pub struct Skipped {
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
 pub struct Report {
     pub results: Vec<CheckResult>,
     pub skipped: Vec<Skipped>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// Target fields that resolved in none of the checked objects of their kind: a policy
+    /// authoring mistake (a typo in a path) that would otherwise switch rules off unseen.
+    pub policy_warnings: Vec<PolicyWarning>,
+    #[serde(skip)]
+    coverage: Coverage,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyWarning {
+    pub policy: String,
+    /// `KonvoyCluster.kommander.mesosphere.io`.
+    pub target: String,
+    /// The field's name in the policy spec (`productVersion`).
+    pub field: String,
+    pub message: String,
 }
 
 impl Report {
-    pub fn add(&mut self, policy: &Policy, ctx: &Context, o: &SourcedObject) {
+    /// Evaluates one object through the same path as the webhook and the controller.
+    pub fn add(&mut self, policies: &PolicySet, ctx: &Context, o: &SourcedObject) {
         let r = ObjectRef::of(o);
-        match policy.target_for(&r.api_version, &r.kind) {
-            Some(t) => {
+        match policies.assess(&o.object, None, ctx) {
+            Some(a) => {
+                self.coverage.record(&a);
                 let Evaluation {
                     verdict,
                     violations,
-                } = evaluate_target(policy, t, &o.object, ctx);
+                } = a.evaluation;
                 self.results.push(CheckResult {
                     object: r,
                     verdict,
@@ -227,6 +252,21 @@ impl Report {
                 reason: "no target of the policy matches this kind",
             }),
         }
+    }
+
+    /// Fills in the policy warnings from what the checked objects resolved.
+    pub fn finish(&mut self, policies: &PolicySet) {
+        self.policy_warnings = policies
+            .policies()
+            .iter()
+            .flat_map(|p| unresolved_fields(p, &self.coverage.of_policy(&p.name)))
+            .map(|u| PolicyWarning {
+                policy: u.policy,
+                target: u.target,
+                field: u.field.to_string(),
+                message: u.message,
+            })
+            .collect();
     }
 
     /// 2 on any input error, else 1 when anything is denied, else 0.
@@ -281,6 +321,13 @@ impl Report {
         for e in &self.errors {
             let _ = writeln!(out, "ERROR    {e}");
         }
+        for w in &self.policy_warnings {
+            let _ = writeln!(
+                out,
+                "POLICY   {} target {}: {}",
+                w.policy, w.target, w.message
+            );
+        }
         let count = |v: Verdict| self.results.iter().filter(|r| r.verdict == v).count();
         let _ = writeln!(
             out,
@@ -298,6 +345,89 @@ impl Report {
         );
         out
     }
+}
+
+/// What `supportgate check` was asked to do, as parsed from its arguments.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// SupportPolicy manifests, evaluated together (any deny wins); the embedded default when
+    /// none is given. Each must be valid: offline, an invalid policy is an error, not skipped.
+    pub policies: Vec<String>,
+    pub kubernetes_version: Option<String>,
+    /// `YYYY-MM-DD`; today (UTC) when absent.
+    pub today: Option<String>,
+    pub json: bool,
+    pub paths: Vec<String>,
+}
+
+/// Why `check` could not judge anything at all (exit 2); problems with single inputs are part of
+/// the report instead.
+#[derive(Debug, Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("loading the policy from {path}: {source}")]
+    Policy { path: String, source: PolicyError },
+    #[error("--today {0}: expected YYYY-MM-DD")]
+    Today(String),
+    #[error("--kubernetes-version {given}: {source}")]
+    KubernetesVersion { given: String, source: VersionError },
+    #[error("encoding the report: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Runs `check`: the report as text or JSON, and the exit code.
+pub fn run(opts: &CheckOptions, today_utc: Date) -> Result<(String, u8), CheckError> {
+    let mut loaded = Vec::with_capacity(opts.policies.len());
+    for path in &opts.policies {
+        let text = read_input(path)?;
+        let policy = Policy::from_yaml(&text).map_err(|source| CheckError::Policy {
+            path: path.clone(),
+            source,
+        })?;
+        loaded.push(Arc::new(policy));
+    }
+    // None given: the embedded default, as in a cluster without SupportPolicies.
+    let policies = PolicySet::from_policies(loaded);
+    let today = match &opts.today {
+        Some(d) => d
+            .parse::<Date>()
+            .map_err(|_| CheckError::Today(d.clone()))?,
+        None => today_utc,
+    };
+    let hosting = match &opts.kubernetes_version {
+        Some(v) => Some(
+            v.parse::<Version>()
+                .map_err(|source| CheckError::KubernetesVersion {
+                    given: v.clone(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let ctx = Context::new(today).with_hosting_kubernetes(hosting);
+    let mut report = Report::default();
+    for path in &opts.paths {
+        let text = match read_input(path) {
+            Ok(t) => t,
+            Err(e) => {
+                report.errors.push(e.to_string());
+                continue;
+            }
+        };
+        let (objects, errors) = parse_objects(path, &text);
+        report.errors.extend(errors.iter().map(ToString::to_string));
+        for o in &objects {
+            report.add(&policies, &ctx, o);
+        }
+    }
+    report.finish(&policies);
+    let text = if opts.json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        report.to_text()
+    };
+    Ok((text, report.exit_code()))
 }
 
 #[cfg(test)]

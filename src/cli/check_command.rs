@@ -1,13 +1,10 @@
-//! The body of `supportgate check`: load the policy, read every input, print the report.
-//! Reading and rendering live in [`crate::cli::check`]; this wires them to the arguments.
+//! The arguments of `supportgate check`, wired to [`crate::cli::check::run`], which loads the
+//! policies, reads every input and renders the report.
 
 use anyhow::Context as _;
-use jiff::civil::Date;
 
-use crate::cli::check::{Report, parse_objects, read_input};
-use crate::engine::Context;
+use crate::cli::check::{CheckOptions, read_input};
 use crate::engine::policy::Policy;
-use crate::engine::version::Version;
 
 /// How the report is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -18,9 +15,10 @@ pub enum Output {
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// A SupportPolicy manifest; the embedded default when absent.
+    /// A SupportPolicy manifest; repeat for several (any deny wins); the embedded default when
+    /// absent.
     #[arg(long, value_name = "FILE")]
-    pub policy: Option<String>,
+    pub policy: Vec<String>,
     /// The hosting cluster's Kubernetes version, for Addon objects (e.g. 1.20.13).
     #[arg(long, value_name = "V")]
     pub kubernetes_version: Option<String>,
@@ -35,7 +33,7 @@ pub struct CheckArgs {
     pub paths: Vec<String>,
 }
 
-/// Loads `--policy`, or the embedded default.
+/// Loads a policy file, or the embedded default.
 pub fn load_policy(path: Option<&str>) -> anyhow::Result<Policy> {
     match path {
         None => Ok(Policy::embedded_default()),
@@ -44,48 +42,17 @@ pub fn load_policy(path: Option<&str>) -> anyhow::Result<Policy> {
     }
 }
 
-fn context(args: &CheckArgs) -> anyhow::Result<Context> {
-    let today = match &args.today {
-        Some(d) => d
-            .parse::<Date>()
-            .with_context(|| format!("--today {d}: expected YYYY-MM-DD"))?,
-        None => crate::runtime::clock::today_utc(),
+/// Runs `check` and returns its exit code: 0 when nothing is denied, 1 when anything is, 2 when
+/// a policy or an argument is invalid.
+pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
+    let opts = CheckOptions {
+        policies: args.policy,
+        kubernetes_version: args.kubernetes_version,
+        today: args.today,
+        json: matches!(args.output, Output::Json),
+        paths: args.paths,
     };
-    let hosting = match &args.kubernetes_version {
-        Some(v) => Some(
-            v.parse::<Version>()
-                .with_context(|| format!("--kubernetes-version {v}"))?,
-        ),
-        None => None,
-    };
-    Ok(Context::new(today).with_hosting_kubernetes(hosting))
-}
-
-/// Runs `check` and returns its exit code: 0 when nothing is denied, 1 when anything is.
-pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
-    let policy = load_policy(args.policy.as_deref())?;
-    let ctx = context(args)?;
-    let mut report = Report::default();
-    for path in &args.paths {
-        let text = match read_input(path) {
-            Ok(t) => t,
-            Err(e) => {
-                report.errors.push(e.to_string());
-                continue;
-            }
-        };
-        let (objects, errors) = parse_objects(path, &text);
-        report.errors.extend(errors.iter().map(ToString::to_string));
-        for o in &objects {
-            report.add(&policy, &ctx, o);
-        }
-    }
-    match args.output {
-        Output::Text => print!("{}", report.to_text()),
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("encoding the report")?
-        ),
-    }
-    Ok(report.exit_code())
+    let (text, code) = crate::cli::check::run(&opts, crate::runtime::clock::today_utc())?;
+    print!("{text}");
+    Ok(code)
 }

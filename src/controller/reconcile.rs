@@ -24,7 +24,7 @@ use crate::controller::report::{ReportRef, policies_name, report_body};
 use crate::controller::status::Seen;
 use crate::controller::{ControllerError, Session};
 use crate::engine::policyset::PolicySet;
-use crate::engine::{Context, Evaluation, Verdict, evaluate_target};
+use crate::engine::{Context, Evaluation, Verdict};
 use crate::runtime::clock::today_utc;
 
 /// What every reconcile of one kind shares.
@@ -141,17 +141,13 @@ fn evaluate(
     ectx: &Context,
 ) -> Option<Verdicts> {
     let value = engine_value(obj.clone(), Some(ar));
-    let merged = policies.evaluate(&value, ectx)?;
-    let per_policy = match policies.policies() {
-        [only] => vec![(only.name.clone(), merged.verdict)],
-        many => many
-            .iter()
-            .filter_map(|p| {
-                let t = p.target_for(&ar.api_version, &ar.kind)?;
-                Some((p.name.clone(), evaluate_target(p, t, &value, ectx).verdict))
-            })
-            .collect(),
-    };
+    let assessment = policies.assess(&value, None, ectx)?;
+    let per_policy = assessment
+        .per_policy
+        .iter()
+        .map(|p| (p.policy.clone(), p.verdict))
+        .collect();
+    let merged = assessment.evaluation;
     Some(Verdicts { merged, per_policy })
 }
 

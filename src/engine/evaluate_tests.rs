@@ -7,6 +7,8 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::engine::policy::DEFAULT_POLICY_YAML;
+use crate::engine::policyset::PolicySet;
+use crate::engine::{MAX_FIELD_CHARS, MAX_MESSAGE_CHARS, MAX_VIOLATIONS};
 
 fn today() -> Date {
     date(2026, 11, 24)
@@ -338,10 +340,21 @@ fn the_table() {
             vec![(VersionInvalid, Deny)],
         ),
         (
-            "unset fields are not violations",
+            "unset refs are not violations; unset versions are version-missing",
             kc(Value::Null, Value::Null, Value::Null, Value::Null),
-            Verdict::Allowed,
-            vec![],
+            Verdict::Warned,
+            vec![(VersionMissing, Warn)],
+        ),
+        (
+            "an unset Kubernetes version alone is version-missing",
+            kc(
+                json!("v1.8.5"),
+                Value::Null,
+                json!("stable-1.20-4.4.0"),
+                json!("stable-1.20-1.4.4"),
+            ),
+            Verdict::Warned,
+            vec![(VersionMissing, Warn)],
         ),
         (
             "unicode digits are not digits",
@@ -838,24 +851,91 @@ fn hostile_shapes_do_not_panic() {
     assert_eq!(e.of(Info).count(), 1);
 }
 
-#[test]
-fn value_at_reads_rendered_fields() {
-    let obj = json!({"spec": {"a": [{"b": "x"}]}, "metadata": {"labels": {"k.io/n": "v"}}});
-    assert_eq!(value_at(&obj, "spec.a[0].b"), Some(&json!("x")));
-    assert_eq!(
-        value_at(&obj, "metadata.labels['k.io/n']"),
-        Some(&json!("v"))
+/// The admission path: `new` as an UPDATE of `old`, through the policy set.
+fn update_with(p: &Policy, old: &Value, new: &Value) -> Evaluation {
+    PolicySet::from_policies(vec![std::sync::Arc::new(p.clone())])
+        .assess(new, Some(old), &ctx())
+        .expect("a target matches")
+        .evaluation
+}
+
+fn platform_policy(fields: &str) -> Policy {
+    let yaml = format!(
+        "{DEFAULT_POLICY_YAML}  targets:\n  - apiGroup: example.com\n    kind: Platform\n    resource: platforms\n    fields:\n{fields}"
     );
-    assert_eq!(value_at(&obj, "spec.a[1].b"), None);
-    assert_eq!(value_at(&obj, "spec.a[x]"), None);
-    assert_eq!(value_at(&obj, "metadata.labels['unterminated"), None);
+    Policy::from_yaml(&yaml).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn ratcheting_reads_keys_with_quotes_and_dots_by_pointer() {
+    // A key holding `']` and `.`: its display form `spec['a.b']['c']d']` cannot be parsed back.
+    let p = platform_policy("      productVersion: \"$.spec['a.b']['c\\\\']d']\"\n");
+    let obj = |v: &str, team: &str| {
+        json!({"apiVersion": "example.com/v1", "kind": "Platform",
+            "metadata": {"name": "x", "labels": {"team": team}},
+            "spec": {"a.b": {"c']d": v}}})
+    };
+    let old = obj("v1.5.6", "a");
+    assert_eq!(eval_with(&p, &old, &ctx()).verdict, Verdict::Denied);
+    let e = update_with(&p, &old, &obj("v1.5.6", "b"));
+    assert_eq!(e.verdict, Verdict::Warned, "unchanged: {:#?}", e.violations);
+    assert_eq!(
+        e.violations[0].field.as_deref(),
+        Some("spec['a.b']['c']d']")
+    );
+    let e = update_with(&p, &old, &obj("v1.4.6", "b"));
+    assert_eq!(e.verdict, Verdict::Denied, "a downgrade is still denied");
+}
+
+#[test]
+fn ratcheting_tells_apart_fields_whose_display_is_cut() {
+    // Two annotation keys that agree on more than the display limit: their displayed fields are
+    // the same, their pointers are not.
+    let p = platform_policy(
+        "      productVersion: $.spec.version\n      kubernetesVersion: $.spec.k8s\n      kbaRef: \"$.metadata.annotations[*]\"\n",
+    );
+    let long = "k".repeat(MAX_FIELD_CHARS + 50);
+    let (a, b) = (format!("{long}-a"), format!("{long}-b"));
+    let obj = |va: &str, vb: &str| {
+        json!({"apiVersion": "example.com/v1", "kind": "Platform",
+            "metadata": {"name": "x", "annotations": {a.clone(): va, b.clone(): vb}},
+            "spec": {"version": "v1.8.5", "k8s": "1.20.13"}})
+    };
+    let old = obj("stable-1.19-4.4.0", "stable-1.20-4.4.0");
+    let before = eval_with(&p, &old, &ctx());
+    assert_eq!(
+        before.denied_rules(),
+        BTreeSet::from([KbaKubernetesMismatch])
+    );
+    let new = obj("stable-1.19-4.4.0", "stable-1.19-4.4.0");
+    let after = eval_with(&p, &new, &ctx());
+    assert_eq!(
+        after.of(Deny).count(),
+        2,
+        "one per key: {:#?}",
+        after.violations
+    );
+    let fields: BTreeSet<_> = after.of(Deny).map(|v| v.field.clone()).collect();
+    assert_eq!(
+        fields.len(),
+        1,
+        "the display forms are cut to the same text"
+    );
+    let e = update_with(&p, &old, &new);
+    assert_eq!(
+        e.verdict,
+        Verdict::Denied,
+        "the new mismatch at the second key is not the old one: {:#?}",
+        e.violations
+    );
+    assert_eq!(e.of(Deny).count(), 1);
+    assert_eq!(e.of(Warn).count(), 1);
 }
 
 #[test]
 fn ratcheting_allows_edits_and_upgrades_but_not_new_or_worse_violations() {
     let p = policy();
-    let eval = |o: &Value| eval_with(&p, o, &ctx());
-    let upd = |old: &Value, new: &Value| ratchet(old, &eval(old), new, eval(new));
+    let upd = |old: &Value, new: &Value| update_with(&p, old, new);
 
     let old = consistent("v1.5.6", "1.17.17");
     // Relabelling an out-of-support cluster.
@@ -959,5 +1039,48 @@ impl TapVersion for Value {
     fn tap_version(mut self, v: &str) -> Value {
         self["spec"]["provisioner"]["version"] = json!(v);
         self
+    }
+}
+
+#[test]
+fn a_missing_version_is_never_ratcheted() {
+    // Fail closed: with `missingVersion: Deny`, an object that names no version stays denied on
+    // UPDATE (there is no value to compare); the way out is to set the version.
+    let p = Policy::from_yaml(&format!("{DEFAULT_POLICY_YAML}  missingVersion: Deny\n")).unwrap();
+    let old = kc(
+        Value::Null,
+        json!("1.20.13"),
+        json!("stable-1.20-4.4.0"),
+        json!("stable-1.20-1.4.4"),
+    );
+    let mut relabelled = old.clone();
+    relabelled["metadata"]["labels"]["team"] = json!("payments");
+    let e = update_with(&p, &old, &relabelled);
+    assert_eq!(e.denied_rules(), BTreeSet::from([VersionMissing]));
+    let mut fixed = old.clone();
+    fixed["spec"]["provisioner"]["version"] = json!("v1.8.5");
+    assert_eq!(update_with(&p, &old, &fixed).verdict, Verdict::Allowed);
+}
+
+#[test]
+fn version_invalid_messages_do_not_repeat_the_field() {
+    // Every surface prints `field: message`; the message must not start with the field again.
+    for (raw, starts) in [
+        (json!("1.8"), "`1.8` is not a version"),
+        (json!(""), "empty; set the Konvoy version"),
+        (json!(1.8), "the number 1.8, not a version string"),
+    ] {
+        let mut obj = consistent("v1.8.5", "1.20.13");
+        obj["spec"]["provisioner"]["version"] = raw;
+        let e = eval_with(&policy(), &obj, &ctx());
+        let v = e.first_denial().expect("denied");
+        assert_eq!(v.rule, VersionInvalid);
+        assert_eq!(v.field.as_deref(), Some("spec.provisioner.version"));
+        assert!(v.message.starts_with(starts), "{}", v.message);
+        assert!(
+            !v.message.contains("spec.provisioner.version"),
+            "{}",
+            v.message
+        );
     }
 }

@@ -1,18 +1,28 @@
 //! The policy engine: pure by design — no Kubernetes client, no I/O, no clock.
 //!
 //! Versions and tags are parsed once at the edge into typed values ([`version`], [`tag`]); a
-//! policy is compiled once ([`policy`]) and evaluated against any number of objects
-//! ([`evaluate`]), alone or as a [`policyset`]. The webhook, the controller and `supportgate
-//! check` all go through [`policyset::PolicySet`], so admission, audit and CI never disagree.
+//! policy is compiled once ([`policy`]) and evaluated against any number of objects as a
+//! [`policyset::PolicySet`]. The webhook, the controller and `supportgate check` all call
+//! [`policyset::PolicySet::assess`], so admission, audit and CI never disagree.
+//!
+//! The rules live in [`checks`], one module per family (product window, Kubernetes range, refs,
+//! addons, KUDO); their words in [`messages`]; the bounded, deduplicating collector in
+//! [`collect`]; update ratcheting in [`ratchet`].
 
+mod checks;
+mod collect;
+pub mod coverage;
 pub mod evaluate;
 mod jsonpath_functions;
+pub mod messages;
 pub mod policy;
 pub mod policyset;
+mod ratchet;
 pub mod rules;
 pub mod tag;
 pub mod targets;
 pub mod vendor;
 pub mod version;
 
+pub use collect::{MAX_FIELD_CHARS, MAX_MESSAGE_CHARS, MAX_VIOLATIONS};
 pub use evaluate::*;

@@ -13,7 +13,8 @@ use jiff::civil::Date;
 use kube::core::{Selector, SelectorExt};
 use thiserror::Error;
 
-use crate::api::{SupportPolicy, SupportPolicySpec};
+use crate::api::{MissingVersion, SupportPolicy, SupportPolicySpec, TARGET_FIELDS_MESSAGE};
+use crate::engine::rules::Severity;
 use crate::engine::targets::{CompiledTarget, presets};
 use crate::engine::version::{Bound, Minor, Version};
 
@@ -93,6 +94,8 @@ pub struct Policy {
     pub secondary_kudo_operators: BTreeSet<String>,
     targets: Vec<CompiledTarget>,
     pub always_write_policy_reports: bool,
+    /// The severity of `version-missing`.
+    pub missing_version: Severity,
 }
 
 impl Policy {
@@ -120,102 +123,9 @@ impl Policy {
         let mut releases = Vec::new();
         let mut seen = BTreeMap::new();
         for (i, r) in spec.product.iter().enumerate() {
-            let at = format!("spec.product[{i}]");
-            let minor = match r.version.parse::<Minor>() {
-                Ok(m)
-                    if r.version
-                        .trim()
-                        .trim_start_matches(['v', 'V'])
-                        .split('.')
-                        .count()
-                        == 2 =>
-                {
-                    m
-                }
-                Ok(_) | Err(_) => {
-                    problems.push(format!(
-                        "{at}.version: `{}` is not a MAJOR.MINOR version such as 1.8",
-                        r.version
-                    ));
-                    continue;
-                }
-            };
-            if let Some(prev) = seen.insert(minor, i) {
-                problems.push(format!(
-                    "{at}.version: {minor} is listed twice (also spec.product[{prev}])"
-                ));
+            if let Some(release) = Self::compile_release(i, r, &mut seen, &mut problems) {
+                releases.push(release);
             }
-            let mut date = |field: &str, v: &Option<String>| -> Option<Date> {
-                let s = v.as_deref()?;
-                match s.parse::<Date>() {
-                    Ok(d) => Some(d),
-                    Err(_) => {
-                        problems.push(format!("{at}.{field}: `{s}` is not a date (YYYY-MM-DD)"));
-                        None
-                    }
-                }
-            };
-            let release_date = date("releaseDate", &r.release_date);
-            let end_of_support = date("endOfSupport", &r.end_of_support);
-            let mut bound = |field: &str, s: &str| match s.parse::<Bound>() {
-                Ok(b) => Some(b),
-                Err(e) => {
-                    problems.push(format!("{at}.kubernetes.{field}: {e}"));
-                    None
-                }
-            };
-            let min = bound("min", &r.kubernetes.min);
-            let max = bound("max", &r.kubernetes.max);
-            let default = match r.kubernetes.default.as_deref().map(str::parse::<Version>) {
-                None => None,
-                Some(Ok(v)) => Some(v),
-                Some(Err(e)) => {
-                    problems.push(format!("{at}.kubernetes.default: {e}"));
-                    None
-                }
-            };
-            let kommander = match r.kommander.as_deref().map(str::parse::<Minor>) {
-                None => None,
-                Some(Ok(m)) => Some(m),
-                Some(Err(e)) => {
-                    problems.push(format!("{at}.kommander: {e}"));
-                    None
-                }
-            };
-            if let (Some(a), Some(b)) = (release_date, end_of_support)
-                && b <= a
-            {
-                problems.push(format!(
-                    "{at}: endOfSupport {b} is not after releaseDate {a}"
-                ));
-            }
-            let (Some(min), Some(max)) = (min, max) else {
-                continue;
-            };
-            if !min.le_as_range(&max) {
-                problems.push(format!("{at}.kubernetes: min {min} is above max {max}"));
-            }
-            if let Some(d) = &default
-                && !(min.admits_as_min(d) && max.admits_as_max(d))
-            {
-                problems.push(format!(
-                    "{at}.kubernetes.default: {d} is outside {min} to {max}"
-                ));
-            }
-            releases.push(Release {
-                minor,
-                release_date,
-                end_of_support,
-                kubernetes_min: min,
-                kubernetes_max: max,
-                kubernetes_default: default,
-                kommander,
-                experimental_addons: r
-                    .experimental_addons
-                    .iter()
-                    .map(|a| a.trim().to_ascii_lowercase())
-                    .collect(),
-            });
         }
         if spec.product.is_empty() {
             problems.push("spec.product: at least one release is required".to_string());
@@ -227,6 +137,153 @@ impl Policy {
             problems.push("spec.nearingEndDays: must not be negative".to_string());
         }
 
+        let production = Self::compile_selector(spec, &mut problems);
+        let targets = Self::compile_targets(spec, &mut problems);
+        if !problems.is_empty() {
+            return Err(PolicyError::Invalid(problems));
+        }
+        releases.sort_by_key(|r| std::cmp::Reverse(r.minor));
+        Ok(Policy {
+            name,
+            product_name: spec.product_name.clone(),
+            releases,
+            support_window: spec.support_window.max(1) as usize,
+            nearing_end_days: spec.nearing_end_days.max(0),
+            production_text: production.to_string(),
+            production,
+            secondary_addons: spec.secondary_support.addons,
+            secondary_kudo_operators: spec
+                .secondary_support
+                .kudo_operators
+                .iter()
+                .map(|o| o.trim().to_ascii_lowercase())
+                .collect(),
+            targets,
+            always_write_policy_reports: spec.always_write_policy_reports,
+            missing_version: match spec.missing_version {
+                MissingVersion::Warn => Severity::Warn,
+                MissingVersion::Deny => Severity::Deny,
+            },
+        })
+    }
+
+    /// One release entry, or `None` with its problems recorded.
+    fn compile_release(
+        i: usize,
+        r: &crate::api::ProductRelease,
+        seen: &mut BTreeMap<Minor, usize>,
+        problems: &mut Vec<String>,
+    ) -> Option<Release> {
+        let at = format!("spec.product[{i}]");
+        let minor = match r.version.parse::<Minor>() {
+            Ok(m)
+                if r.version
+                    .trim()
+                    .trim_start_matches(['v', 'V'])
+                    .split('.')
+                    .count()
+                    == 2 =>
+            {
+                m
+            }
+            Ok(_) | Err(_) => {
+                problems.push(format!(
+                    "{at}.version: `{}` is not a MAJOR.MINOR version such as 1.8",
+                    r.version
+                ));
+                return None;
+            }
+        };
+        if let Some(prev) = seen.insert(minor, i) {
+            problems.push(format!(
+                "{at}.version: {minor} is listed twice (also spec.product[{prev}])"
+            ));
+        }
+        let mut date = |field: &str, v: &Option<String>| -> Option<Date> {
+            let s = v.as_deref()?;
+            match s.parse::<Date>() {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    problems.push(format!("{at}.{field}: `{s}` is not a date (YYYY-MM-DD)"));
+                    None
+                }
+            }
+        };
+        let release_date = date("releaseDate", &r.release_date);
+        let end_of_support = date("endOfSupport", &r.end_of_support);
+        let kommander = match r.kommander.as_deref().map(str::parse::<Minor>) {
+            None => None,
+            Some(Ok(m)) => Some(m),
+            Some(Err(e)) => {
+                problems.push(format!("{at}.kommander: {e}"));
+                None
+            }
+        };
+        if let (Some(a), Some(b)) = (release_date, end_of_support)
+            && b <= a
+        {
+            problems.push(format!(
+                "{at}: endOfSupport {b} is not after releaseDate {a}"
+            ));
+        }
+        let (min, max, default) = Self::compile_kubernetes(&at, &r.kubernetes, problems)?;
+        Some(Release {
+            minor,
+            release_date,
+            end_of_support,
+            kubernetes_min: min,
+            kubernetes_max: max,
+            kubernetes_default: default,
+            kommander,
+            experimental_addons: r
+                .experimental_addons
+                .iter()
+                .map(|a| a.trim().to_ascii_lowercase())
+                .collect(),
+        })
+    }
+
+    /// A release's Kubernetes range: min, max and the default inside them.
+    fn compile_kubernetes(
+        at: &str,
+        k: &crate::api::KubernetesRange,
+        problems: &mut Vec<String>,
+    ) -> Option<(Bound, Bound, Option<Version>)> {
+        let mut bound = |field: &str, s: &str| match s.parse::<Bound>() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                problems.push(format!("{at}.kubernetes.{field}: {e}"));
+                None
+            }
+        };
+        let min = bound("min", &k.min);
+        let max = bound("max", &k.max);
+        let default = match k.default.as_deref().map(str::parse::<Version>) {
+            None => None,
+            Some(Ok(v)) => Some(v),
+            Some(Err(e)) => {
+                problems.push(format!("{at}.kubernetes.default: {e}"));
+                None
+            }
+        };
+        let (Some(min), Some(max)) = (min, max) else {
+            return None;
+        };
+        if !min.le_as_range(&max) {
+            problems.push(format!("{at}.kubernetes: min {min} is above max {max}"));
+        }
+        if let Some(d) = &default
+            && !(min.admits_as_min(d) && max.admits_as_max(d))
+        {
+            problems.push(format!(
+                "{at}.kubernetes.default: {d} is outside {min} to {max}"
+            ));
+        }
+        Some((min, max, default))
+    }
+
+    /// The production selector; default `environment=production`, never empty.
+    fn compile_selector(spec: &SupportPolicySpec, problems: &mut Vec<String>) -> Selector {
         let selector_spec = spec.production_selector.clone().unwrap_or_else(|| {
             k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
                 match_labels: Some(BTreeMap::from([(
@@ -252,41 +309,34 @@ impl Policy {
             );
         }
 
+        production
+    }
+
+    /// The targets: the policy's own, or the presets when it names none.
+    fn compile_targets(
+        spec: &SupportPolicySpec,
+        problems: &mut Vec<String>,
+    ) -> Vec<CompiledTarget> {
         let target_specs = if spec.targets.is_empty() {
             presets()
         } else {
             spec.targets.clone()
         };
         let mut targets = Vec::with_capacity(target_specs.len());
-        for t in &target_specs {
+        for (i, t) in target_specs.iter().enumerate() {
+            // The schema refuses such a target too; a policy read from a file never met it.
+            if !t.fields.checks_something() {
+                problems.push(format!(
+                    "spec.targets[{i}] ({}).fields: {TARGET_FIELDS_MESSAGE}",
+                    t.kind
+                ));
+            }
             match CompiledTarget::compile(t) {
                 Ok(c) => targets.push(c),
                 Err(e) => problems.push(e.to_string()),
             }
         }
-
-        if !problems.is_empty() {
-            return Err(PolicyError::Invalid(problems));
-        }
-        releases.sort_by_key(|r| std::cmp::Reverse(r.minor));
-        Ok(Policy {
-            name,
-            product_name: spec.product_name.clone(),
-            releases,
-            support_window: spec.support_window.max(1) as usize,
-            nearing_end_days: spec.nearing_end_days.max(0),
-            production_text: production.to_string(),
-            production,
-            secondary_addons: spec.secondary_support.addons,
-            secondary_kudo_operators: spec
-                .secondary_support
-                .kudo_operators
-                .iter()
-                .map(|o| o.trim().to_ascii_lowercase())
-                .collect(),
-            targets,
-            always_write_policy_reports: spec.always_write_policy_reports,
-        })
+        targets
     }
 
     /// Releases, newest first.
@@ -618,6 +668,54 @@ mod tests {
         );
         assert_eq!(p.supported(today()), vec![Minor::new(1, 8)]);
         assert_eq!(p.window_text(today()), "N of latest 1.8");
+    }
+
+    fn with_target_fields(fields: &str) -> Result<Policy, PolicyError> {
+        Policy::from_yaml(&format!(
+            "{DEFAULT_POLICY_YAML}  targets:\n  - apiGroup: kommander.mesosphere.io\n    kind: KonvoyCluster\n    resource: konvoyclusters\n    fields: {fields}\n"
+        ))
+    }
+
+    #[test]
+    fn a_target_that_checks_nothing_is_refused() {
+        for fields in [
+            "{}",
+            "{kubernetesVersion: $.spec.k8s}",
+            "{kommanderRef: $.spec.k}",
+        ] {
+            let Err(PolicyError::Invalid(p)) = with_target_fields(fields) else {
+                panic!("{fields}: accepted")
+            };
+            assert!(
+                p.iter().any(|m| m.starts_with(
+                    "spec.targets[0] (KonvoyCluster).fields: a target must name productVersion"
+                )),
+                "{fields}: {p:?}"
+            );
+        }
+        for fields in [
+            "{productVersion: $.spec.v}",
+            "{kudoOperator: $.metadata.name}",
+            "{kbaRef: $.spec.kba}",
+        ] {
+            with_target_fields(fields).unwrap_or_else(|e| panic!("{fields}: {e}"));
+        }
+        let Err(PolicyError::Decode(e)) = with_target_fields("{productVersoin: $.spec.v}") else {
+            panic!("a misspelled key is accepted")
+        };
+        assert!(e.contains("unknown field `productVersoin`"), "{e}");
+    }
+
+    #[test]
+    fn missing_version_is_warn_unless_the_policy_says_deny() {
+        assert_eq!(Policy::embedded_default().missing_version, Severity::Warn);
+        let deny =
+            Policy::from_yaml(&format!("{DEFAULT_POLICY_YAML}  missingVersion: Deny\n")).unwrap();
+        assert_eq!(deny.missing_version, Severity::Deny);
+        assert!(matches!(
+            Policy::from_yaml(&format!("{DEFAULT_POLICY_YAML}  missingVersion: Maybe\n")),
+            Err(PolicyError::Decode(_))
+        ));
     }
 
     #[test]

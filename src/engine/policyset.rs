@@ -6,9 +6,12 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::engine::checks;
+use crate::engine::collect::Out;
 use crate::engine::policy::Policy;
-use crate::engine::targets::CompiledTarget;
-use crate::engine::{Context, Evaluation, evaluate_target};
+use crate::engine::ratchet::ratchet;
+use crate::engine::targets::{CompiledTarget, FieldMask};
+use crate::engine::{Context, Evaluation, Verdict};
 
 #[derive(Debug, Clone)]
 pub struct PolicySet {
@@ -49,38 +52,80 @@ impl PolicySet {
         self.policies.iter().flat_map(|p| p.targets().iter())
     }
 
-    /// Evaluates an object against every policy that targets its kind and merges the verdicts;
-    /// `None` when no policy targets it.
+    /// The one evaluation path: every policy that targets the object's kind, merged into one
+    /// bounded, deduplicated evaluation. With `old` (an UPDATE), denials the old object already
+    /// had are ratcheted (see [`crate::engine::ratchet`]). `None` when no policy targets the kind.
+    pub fn assess(&self, object: &Value, old: Option<&Value>, ctx: &Context) -> Option<Assessment> {
+        let (out, per_policy) = self.collect(object, ctx)?;
+        let out = match old.and_then(|o| Some((o, self.collect(o, ctx)?.0))) {
+            Some((old_object, before)) => ratchet(old_object, &before, object, out),
+            None => out,
+        };
+        Some(Assessment {
+            evaluation: out.finish().0,
+            per_policy,
+        })
+    }
+
+    /// Compatibility: the merged evaluation alone, as [`PolicySet::assess`] gives it.
     pub fn evaluate(&self, object: &Value, ctx: &Context) -> Option<Evaluation> {
+        self.assess(object, None, ctx).map(|a| a.evaluation)
+    }
+
+    fn collect(&self, object: &Value, ctx: &Context) -> Option<(Out, Vec<PolicyVerdict>)> {
         let api_version = object.get("apiVersion")?.as_str()?;
         let kind = object.get("kind")?.as_str()?;
-        let mut merged: Option<Evaluation> = None;
+        let mut merged: Option<Out> = None;
+        let mut per_policy = Vec::new();
         for p in &self.policies {
-            let Some(t) = p.target_for(api_version, kind) else {
+            let Some((index, t)) = p
+                .targets()
+                .iter()
+                .enumerate()
+                .find(|(_, t)| t.matches(api_version, kind))
+            else {
                 continue;
             };
-            let e = evaluate_target(p, t, object, ctx);
-            merged = Some(match merged {
-                None => e,
-                Some(mut m) => {
-                    for v in e.violations {
-                        if !m.violations.contains(&v) {
-                            m.violations.push(v);
-                        }
-                    }
-                    m.verdict = m.verdict.max(e.verdict);
-                    m
-                }
+            let (out, resolved) = checks::run(p, t, object, ctx);
+            per_policy.push(PolicyVerdict {
+                policy: p.name.clone(),
+                target: index,
+                verdict: out.verdict(),
+                resolved,
             });
+            match &mut merged {
+                None => merged = Some(out),
+                Some(m) => m.absorb(out),
+            }
         }
-        merged
+        merged.map(|m| (m, per_policy))
     }
+}
+
+/// What the policies in force say about one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assessment {
+    /// Merged over every policy that targets the object: the strictest verdict, each violation
+    /// once, at most [`crate::engine::MAX_VIOLATIONS`] listed.
+    pub evaluation: Evaluation,
+    /// Each policy's own verdict (before ratcheting), in the set's order.
+    pub per_policy: Vec<PolicyVerdict>,
+}
+
+/// One policy's verdict on an object, and which of its target's fields resolved there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyVerdict {
+    pub policy: String,
+    /// Index of the matching target in the policy's targets.
+    pub target: usize,
+    pub verdict: Verdict,
+    /// The target's fields that selected a set value in this object.
+    pub resolved: FieldMask,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Verdict;
     use crate::engine::policy::DEFAULT_POLICY_YAML;
     use jiff::civil::date;
     use serde_json::json;
@@ -112,5 +157,45 @@ mod tests {
             .is_none()
         );
         assert!(PolicySet::from_policies(vec![]).is_embedded_default());
+    }
+
+    #[test]
+    fn merging_many_policies_stays_bounded_and_lists_each_violation_once() {
+        let set = PolicySet::from_policies(
+            (0..5)
+                .map(|_| Arc::new(Policy::embedded_default()))
+                .collect(),
+        );
+        let addons: Vec<_> = (0..20_000)
+            .map(|i| json!({"name": if i % 2 == 0 { "istio".to_string() } else { format!("a{i}") }, "enabled": true}))
+            .collect();
+        let obj = json!({"apiVersion": "kommander.mesosphere.io/v1beta1", "kind": "KonvoyCluster",
+            "metadata": {"name": "c", "labels": {"environment": "production"}},
+            "spec": {"provisioner": {"version": "v1.5.6"}, "cluster": {"kubernetes": {"version": "1.17.17"},
+                "addons": [{"configRepository": "https://github.com/mesosphere/kubernetes-base-addons",
+                    "configVersion": "stable-1.17-3.0.0", "addonsList": addons}]}}});
+        let a = set
+            .assess(&obj, None, &Context::new(date(2026, 11, 24)))
+            .unwrap();
+        let e = &a.evaluation;
+        assert_eq!(e.verdict, Verdict::Denied);
+        assert_eq!(a.per_policy.len(), 5);
+        assert!(e.violations.len() <= crate::engine::MAX_VIOLATIONS);
+        let unique: std::collections::HashSet<_> = e.violations.iter().collect();
+        assert_eq!(unique.len(), e.violations.len(), "each violation once");
+        assert_eq!(
+            e.violations
+                .iter()
+                .filter(|v| v.message.contains("more violations not listed"))
+                .count(),
+            1
+        );
+        // The same five policies agree on a plain object: one listing, not five.
+        let plain = json!({"apiVersion": "konvoy.mesosphere.io/v1beta2", "kind": "ClusterProvisioner", "spec": {"version": "v1.5.6"}});
+        let e = set
+            .assess(&plain, None, &Context::new(date(2026, 11, 24)))
+            .unwrap()
+            .evaluation;
+        assert_eq!(e.violations.len(), 1, "{:#?}", e.violations);
     }
 }

@@ -39,10 +39,13 @@ pub enum Rule {
     /// Kubernetes minor cannot be checked.
     RefUnrecognized,
     SecondarySupport,
+    /// A targeted object that names no product version, or no Kubernetes version where its
+    /// target says one lives: nothing about its support can be checked.
+    VersionMissing,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 11] = [
+    pub const ALL: [Rule; 12] = [
         Rule::KonvoyUnsupported,
         Rule::KonvoyNearingEnd,
         Rule::KubernetesOutOfRange,
@@ -54,6 +57,7 @@ impl Rule {
         Rule::VersionInvalid,
         Rule::RefUnrecognized,
         Rule::SecondarySupport,
+        Rule::VersionMissing,
     ];
 
     /// The stable id (`konvoy-unsupported`).
@@ -70,6 +74,7 @@ impl Rule {
             Rule::VersionInvalid => "version-invalid",
             Rule::RefUnrecognized => "ref-unrecognized",
             Rule::SecondarySupport => "secondary-support",
+            Rule::VersionMissing => "version-missing",
         }
     }
 
@@ -87,6 +92,7 @@ impl Rule {
             Rule::VersionInvalid => "VersionInvalid",
             Rule::RefUnrecognized => "RefUnrecognized",
             Rule::SecondarySupport => "SecondarySupport",
+            Rule::VersionMissing => "VersionMissing",
         }
     }
 }

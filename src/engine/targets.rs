@@ -133,6 +133,21 @@ pub enum FieldKind {
 }
 
 impl FieldKind {
+    pub const ALL: [FieldKind; 8] = [
+        FieldKind::ProductVersion,
+        FieldKind::KubernetesVersion,
+        FieldKind::KbaRef,
+        FieldKind::KommanderRef,
+        FieldKind::EnabledAddons,
+        FieldKind::AddonMinKubernetes,
+        FieldKind::AddonMaxKubernetes,
+        FieldKind::KudoOperator,
+    ];
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
     pub fn spec_name(self) -> &'static str {
         match self {
             FieldKind::ProductVersion => "productVersion",
@@ -144,6 +159,26 @@ impl FieldKind {
             FieldKind::AddonMaxKubernetes => "addonMaxKubernetes",
             FieldKind::KudoOperator => "kudoOperator",
         }
+    }
+}
+
+/// A set of target fields, e.g. those that resolved in an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct FieldMask(u8);
+
+impl FieldMask {
+    pub fn insert(&mut self, k: FieldKind) {
+        self.0 |= k.bit();
+    }
+
+    pub fn contains(self, k: FieldKind) -> bool {
+        self.0 & k.bit() != 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = FieldKind> {
+        FieldKind::ALL
+            .into_iter()
+            .filter(move |k| self.contains(*k))
     }
 }
 
@@ -203,6 +238,55 @@ impl CompiledTarget {
         })
     }
 
+    /// The compiled query of one field, if the target names it.
+    pub fn path(&self, k: FieldKind) -> Option<&JsonPath> {
+        match k {
+            FieldKind::ProductVersion => self.product_version.as_ref(),
+            FieldKind::KubernetesVersion => self.kubernetes_version.as_ref(),
+            FieldKind::KbaRef => self.kba_ref.as_ref(),
+            FieldKind::KommanderRef => self.kommander_ref.as_ref(),
+            FieldKind::EnabledAddons => self.enabled_addons.as_ref(),
+            FieldKind::AddonMinKubernetes => self.addon_min_kubernetes.as_ref(),
+            FieldKind::AddonMaxKubernetes => self.addon_max_kubernetes.as_ref(),
+            FieldKind::KudoOperator => self.kudo_operator.as_ref(),
+        }
+    }
+
+    /// The query text of one field as the policy wrote it.
+    pub fn query(&self, k: FieldKind) -> Option<&str> {
+        let f = &self.spec.fields;
+        match k {
+            FieldKind::ProductVersion => f.product_version.as_deref(),
+            FieldKind::KubernetesVersion => f.kubernetes_version.as_deref(),
+            FieldKind::KbaRef => f.kba_ref.as_deref(),
+            FieldKind::KommanderRef => f.kommander_ref.as_deref(),
+            FieldKind::EnabledAddons => f.enabled_addons.as_deref(),
+            FieldKind::AddonMinKubernetes => f.addon_min_kubernetes.as_deref(),
+            FieldKind::AddonMaxKubernetes => f.addon_max_kubernetes.as_deref(),
+            FieldKind::KudoOperator => f.kudo_operator.as_deref(),
+        }
+    }
+
+    /// The fields the target names.
+    pub fn configured(&self) -> FieldMask {
+        let mut m = FieldMask::default();
+        for k in FieldKind::ALL {
+            if self.path(k).is_some() {
+                m.insert(k);
+            }
+        }
+        m
+    }
+
+    /// `KonvoyCluster.kommander.mesosphere.io`, for messages.
+    pub fn display_name(&self) -> String {
+        if self.spec.api_group.is_empty() {
+            self.spec.kind.clone()
+        } else {
+            format!("{}.{}", self.spec.kind, self.spec.api_group)
+        }
+    }
+
     /// Whether this target applies to an object of `apiVersion`/`kind`.
     pub fn matches(&self, api_version: &str, kind: &str) -> bool {
         if kind != self.spec.kind {
@@ -217,12 +301,27 @@ impl CompiledTarget {
     }
 }
 
-/// Every node a query selects, with its location rendered the way users write field paths
-/// (`spec.cluster.addons[0].configVersion`).
-pub fn select<'v>(path: &JsonPath, value: &'v Value) -> Vec<(String, &'v Value)> {
+/// One node a query selected: where it is, for people and for machines, and its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located<'v> {
+    /// The location as users write field paths (`spec.cluster.addons[0].configVersion`).
+    pub field: String,
+    /// The same location as an RFC 6901 JSON pointer, taken from the JSONPath library's
+    /// normalized path: the only form used to read a value back (ratcheting), since keys may
+    /// contain `.`, `']` or `/` that the display form cannot carry unambiguously.
+    pub pointer: String,
+    pub value: &'v Value,
+}
+
+/// Every node a query selects, with its location.
+pub fn select<'v>(path: &JsonPath, value: &'v Value) -> Vec<Located<'v>> {
     path.query_located(value)
         .into_iter()
-        .map(|node| (render_location(node.location()), node.node()))
+        .map(|node| Located {
+            field: render_location(node.location()),
+            pointer: node.location().to_json_pointer(),
+            value: node.node(),
+        })
         .collect()
 }
 
@@ -309,16 +408,17 @@ mod tests {
         let kba = select(t.kba_ref.as_ref().unwrap(), &obj);
         assert_eq!(
             kba,
-            vec![(
-                "spec.addons[1].configVersion".to_string(),
-                &json!("stable-1.20-4.4.0")
-            )]
+            vec![Located {
+                field: "spec.addons[1].configVersion".to_string(),
+                pointer: "/spec/addons/1/configVersion".to_string(),
+                value: &json!("stable-1.20-4.4.0")
+            }]
         );
         let kommander = select(t.kommander_ref.as_ref().unwrap(), &obj);
-        assert_eq!(kommander[0].1, &json!("stable-1.20-1.4.4"));
+        assert_eq!(kommander[0].value, &json!("stable-1.20-1.4.4"));
         let addons = select(t.enabled_addons.as_ref().unwrap(), &obj);
         assert_eq!(addons.len(), 1);
-        assert_eq!(addons[0].1, &json!("traefik"));
+        assert_eq!(addons[0].value, &json!("traefik"));
     }
 
     #[test]
@@ -336,8 +436,13 @@ mod tests {
         let obj = json!({"metadata": {"annotations": {"catalog.kubeaddons.mesosphere.io/origin-repository-version": "stable-1.20-4.4.0"}}});
         let got = select(t.kba_ref.as_ref().unwrap(), &obj);
         assert_eq!(
-            got[0].0,
+            got[0].field,
             "metadata.annotations['catalog.kubeaddons.mesosphere.io/origin-repository-version']"
         );
+        assert_eq!(
+            got[0].pointer,
+            "/metadata/annotations/catalog.kubeaddons.mesosphere.io~1origin-repository-version"
+        );
+        assert_eq!(obj.pointer(&got[0].pointer), Some(got[0].value));
     }
 }

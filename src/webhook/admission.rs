@@ -13,7 +13,7 @@ use thiserror::Error;
 use crate::api::object::engine_value;
 use crate::engine::policyset::PolicySet;
 use crate::engine::rules::{Rule, Severity};
-use crate::engine::{Context, Evaluation, Verdict, ratchet};
+use crate::engine::{Context, Evaluation, Verdict};
 use crate::runtime::metrics::{Metrics, RuleLabels, VerdictLabels};
 
 /// Why a request could not be answered with an AdmissionReview (an HTTP 4xx).
@@ -125,15 +125,14 @@ fn decide(
     let Some(object) = request.object.map(|o| engine_value(o, None)) else {
         return (response, pass("skipped"));
     };
-    let Some(mut evaluation) = policies.evaluate(&object, ctx) else {
+    let old = match request.operation {
+        Operation::Update => request.old_object.map(|o| engine_value(o, None)),
+        _ => None,
+    };
+    let Some(assessment) = policies.assess(&object, old.as_ref(), ctx) else {
         return (response, pass("skipped"));
     };
-    if request.operation == Operation::Update
-        && let Some(old) = request.old_object.map(|o| engine_value(o, None))
-        && let Some(before) = policies.evaluate(&old, ctx)
-    {
-        evaluation = ratchet(&old, &before, &object, evaluation);
-    }
+    let evaluation = assessment.evaluation;
     let decision = Decision {
         verdict: evaluation.verdict.as_str(),
         violations: evaluation
@@ -178,8 +177,14 @@ fn respond(
     if !warnings.is_empty() {
         response.warnings = Some(warnings);
     }
-    let mut rules: Vec<&str> = e.violations.iter().map(|v| v.rule.id()).collect();
-    rules.dedup();
+    // Each rule once, in the order found: a HashSet, since equal rules need not be adjacent.
+    let mut seen = std::collections::HashSet::new();
+    let rules: Vec<&str> = e
+        .violations
+        .iter()
+        .map(|v| v.rule.id())
+        .filter(|id| seen.insert(*id))
+        .collect();
     let mut annotations = HashMap::new();
     annotations.insert("verdict".to_string(), e.verdict.as_str().to_string());
     if !rules.is_empty() {
@@ -208,7 +213,6 @@ fn respond(
     response
 }
 
-/// The object as the engine reads it: `apiVersion`, `kind`, `metadata` and the rest.
 fn severity_name(s: Severity) -> &'static str {
     match s {
         Severity::Info => "info",

@@ -1,0 +1,113 @@
+//! Enabled addons (experimental ones, and the secondary-support note) and an in-cluster addon's
+//! own Kubernetes range against the hosting cluster.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::engine::checks::Scope;
+use crate::engine::collect::Out;
+use crate::engine::messages;
+use crate::engine::policy::{Policy, Release};
+use crate::engine::rules::{Rule, Severity};
+use crate::engine::targets::{FieldKind, Located};
+use crate::engine::version::Version;
+
+pub(crate) fn check_enabled(s: &mut Scope, out: &mut Out, release: Option<&Release>) {
+    let addons: Vec<(Located, &str)> = s
+        .all(FieldKind::EnabledAddons)
+        .into_iter()
+        .filter_map(|at| at.value.as_str().map(|n| (at.clone(), n)))
+        .collect();
+    let Some((first, _)) = addons.first() else {
+        return;
+    };
+    check_experimental(s, out, release, &addons);
+    if s.policy.secondary_addons {
+        let names: BTreeSet<&str> = addons.iter().map(|(_, n)| *n).collect();
+        let msg = messages::secondary_addons(&names);
+        out.push(Rule::SecondarySupport, Severity::Info, first, msg);
+    }
+}
+
+/// The names experimental in `release`; without a product version (in-cluster Addons), in any
+/// supported release: the addon is experimental in whatever the cluster runs.
+fn experimental_names<'p>(
+    policy: &'p Policy,
+    s: &Scope,
+    release: Option<&'p Release>,
+) -> BTreeSet<&'p str> {
+    match release {
+        Some(r) => r.experimental_addons.iter().map(String::as_str).collect(),
+        None => policy
+            .releases()
+            .iter()
+            .filter(|r| policy.support_of(r, s.ctx.today).is_supported())
+            .flat_map(|r| r.experimental_addons.iter().map(String::as_str))
+            .collect(),
+    }
+}
+
+fn check_experimental(
+    s: &Scope,
+    out: &mut Out,
+    release: Option<&Release>,
+    addons: &[(Located, &str)],
+) {
+    let policy = s.policy;
+    let experimental = experimental_names(policy, s, release);
+    let mut production: Option<bool> = None;
+    for (at, name) in addons {
+        if !experimental.contains(name.trim().to_ascii_lowercase().as_str()) {
+            continue;
+        }
+        let in_production =
+            *production.get_or_insert_with(|| policy.is_production(&object_labels(s.object)));
+        let in_release = messages::in_release(&policy.product_name, release.map(|r| r.minor));
+        if in_production {
+            let msg =
+                messages::experimental_in_production(name, &in_release, policy.production_text());
+            out.push(Rule::ExperimentalComponent, Severity::Deny, at, msg);
+        } else {
+            let msg = messages::experimental_elsewhere(name, &in_release);
+            out.push(Rule::ExperimentalComponent, Severity::Warn, at, msg);
+        }
+    }
+}
+
+pub(crate) fn check_range(s: &mut Scope, out: &mut Out, hosting: Option<&Version>) {
+    let min = s.first(FieldKind::AddonMinKubernetes);
+    let max = s.first(FieldKind::AddonMaxKubernetes);
+    let min = min.and_then(|at| out.bound(&at, "1.16.0").map(|b| (at, b)));
+    let max = max.and_then(|at| out.bound(&at, "1.16.0").map(|b| (at, b)));
+    let Some(k) = hosting else { return };
+    let name = s
+        .object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("this addon");
+    if let Some((at, b)) = &min
+        && !b.admits_as_min(k)
+    {
+        let msg = messages::addon_needs_newer(name, b, k);
+        out.push(Rule::AddonKubernetesIncompatible, Severity::Deny, at, msg);
+    }
+    if let Some((at, b)) = &max
+        && !b.admits_as_max(k)
+    {
+        let msg = messages::addon_needs_older(name, b, k);
+        out.push(Rule::AddonKubernetesIncompatible, Severity::Deny, at, msg);
+    }
+}
+
+fn object_labels(object: &Value) -> BTreeMap<String, String> {
+    object
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,33 @@
+//! `version-missing`: a targeted object that names no product version, or no Kubernetes version
+//! where its target says one lives, is reported instead of silently allowed. Its severity is the
+//! policy's call (`spec.missingVersion`).
+
+use crate::engine::checks::Scope;
+use crate::engine::collect::Out;
+use crate::engine::messages;
+use crate::engine::rules::{Rule, Severity};
+use crate::engine::targets::FieldKind;
+
+/// Runs after the other families, which have recorded what resolved.
+pub(crate) fn check(s: &Scope, out: &mut Out) {
+    let severity = s.policy.missing_version;
+    for (kind, what) in [
+        (
+            FieldKind::ProductVersion,
+            messages::product_version(&s.policy.product_name),
+        ),
+        (
+            FieldKind::KubernetesVersion,
+            messages::KUBERNETES_VERSION.to_string(),
+        ),
+    ] {
+        let Some(query) = s.target.query(kind) else {
+            continue;
+        };
+        if s.resolved.contains(kind) {
+            continue;
+        }
+        let msg = messages::version_missing(&what, query, severity == Severity::Deny);
+        out.push_absent(Rule::VersionMissing, severity, query, msg);
+    }
+}

@@ -1,0 +1,81 @@
+//! The checks, one module per rule family. Each reads the fields it needs through a [`Scope`],
+//! which records which of the target's fields resolved, and writes to the collector.
+
+mod addons;
+mod kubernetes;
+mod kudo;
+mod missing;
+mod product;
+mod refs;
+
+use serde_json::Value;
+
+use crate::engine::collect::{Out, is_set};
+use crate::engine::evaluate::Context;
+use crate::engine::policy::Policy;
+use crate::engine::targets::{CompiledTarget, FieldKind, FieldMask, Located, select};
+
+/// One object under one target of one policy.
+pub(crate) struct Scope<'a> {
+    pub policy: &'a Policy,
+    pub target: &'a CompiledTarget,
+    pub ctx: &'a Context,
+    pub object: &'a Value,
+    /// The target's fields that selected a set value in this object.
+    pub resolved: FieldMask,
+}
+
+impl<'a> Scope<'a> {
+    /// The first set value of a field.
+    pub fn first(&mut self, k: FieldKind) -> Option<Located<'a>> {
+        let path = self.target.path(k)?;
+        let found = select(path, self.object)
+            .into_iter()
+            .find(|l| is_set(l.value));
+        if found.is_some() {
+            self.resolved.insert(k);
+        }
+        found
+    }
+
+    /// Every set value of a field.
+    pub fn all(&mut self, k: FieldKind) -> Vec<Located<'a>> {
+        let Some(path) = self.target.path(k) else {
+            return Vec::new();
+        };
+        let found: Vec<_> = select(path, self.object)
+            .into_iter()
+            .filter(|l| is_set(l.value))
+            .collect();
+        if !found.is_empty() {
+            self.resolved.insert(k);
+        }
+        found
+    }
+}
+
+/// Runs every rule family of one target over one object.
+pub(crate) fn run(
+    policy: &Policy,
+    target: &CompiledTarget,
+    object: &Value,
+    ctx: &Context,
+) -> (Out, FieldMask) {
+    let mut s = Scope {
+        policy,
+        target,
+        ctx,
+        object,
+        resolved: FieldMask::default(),
+    };
+    let mut out = Out::default();
+    let release = product::check(&mut s, &mut out);
+    let k8s = kubernetes::check(&mut s, &mut out, release);
+    refs::check_kba(&mut s, &mut out, k8s.as_ref());
+    refs::check_kommander(&mut s, &mut out, release, k8s.as_ref());
+    addons::check_enabled(&mut s, &mut out, release);
+    addons::check_range(&mut s, &mut out, k8s.as_ref());
+    kudo::check(&mut s, &mut out);
+    missing::check(&s, &mut out);
+    (out, s.resolved)
+}

@@ -1,0 +1,294 @@
+//! Every message a violation carries, built in one place.
+//!
+//! A message says what is wrong, what is supported and how to fix it. It never starts with the
+//! field: every surface (admission denial, `check`, the PolicyReport) prints the field beside the
+//! message already, so repeating it here would read `spec.version: spec.version: ...`.
+
+use std::collections::BTreeSet;
+use std::fmt::Display;
+
+use jiff::civil::Date;
+use serde_json::Value;
+
+use crate::engine::tag::ReleaseTag;
+use crate::engine::version::{Bound, Minor, Version};
+
+/// `1.8.x, 1.7.x, 1.6.x`, or `none`.
+pub fn minors_list(minors: &[Minor]) -> String {
+    if minors.is_empty() {
+        return "none".to_string();
+    }
+    minors
+        .iter()
+        .map(|m| format!("{m}.x"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What to do about an unsupported release: the next supported minor up, or the oldest one.
+pub fn upgrade_hint(upgrade_to: Option<Minor>, oldest_supported: Option<Minor>) -> String {
+    match (upgrade_to, oldest_supported) {
+        (Some(m), _) => format!("upgrade to {m} or later"),
+        (None, Some(m)) => format!("move to {m}"),
+        (None, None) => "no release is supported today".to_string(),
+    }
+}
+
+/// `Konvoy version`: what a product version field holds.
+pub fn product_version(product: &str) -> String {
+    format!("{product} version")
+}
+
+pub const KUBERNETES_VERSION: &str = "Kubernetes version";
+
+/// ` in Konvoy 1.8`, or nothing without a release.
+pub fn in_release(product: &str, minor: Option<Minor>) -> String {
+    minor
+        .map(|m| format!(" in {product} {m}"))
+        .unwrap_or_default()
+}
+
+// ---- product window -------------------------------------------------------------------------
+
+pub fn unknown_release(
+    product: &str,
+    v: &Version,
+    known: &str,
+    supported: &str,
+    window: &str,
+) -> String {
+    format!(
+        "{product} {v} is not a release this policy knows (known: {known}); supported are {supported} ({window}): use one of those, or add {} to the SupportPolicy if it has been released",
+        v.minor()
+    )
+}
+
+pub fn oldest_in_window(product: &str, v: &Version, window: &str, next: Option<Minor>) -> String {
+    let next = next
+        .map(|m| format!(" to {m} or later"))
+        .unwrap_or_default();
+    format!(
+        "{product} {v} is the oldest supported minor ({window}) and leaves support when the next minor is released; plan the upgrade{next}"
+    )
+}
+
+pub fn ending_on(product: &str, minor: Minor, d: Date, upgrade: &str) -> String {
+    format!("{product} {minor} support ends on {d}; plan the upgrade before then ({upgrade})")
+}
+
+pub fn out_of_window(
+    product: &str,
+    v: &Version,
+    supported: &str,
+    window: &str,
+    upgrade: &str,
+) -> String {
+    format!("{product} {v} is out of support: supported are {supported} ({window}); {upgrade}")
+}
+
+pub fn ended_on(product: &str, v: &Version, d: Date, supported: &str, upgrade: &str) -> String {
+    format!(
+        "{product} {v} is out of support: its support ended on {d}; supported are {supported}; {upgrade}"
+    )
+}
+
+pub fn not_yet_released(product: &str, minor: Minor, d: Date) -> String {
+    format!(
+        "{product} {minor} is not released until {d}; until then it is a pre-release and not supported in production"
+    )
+}
+
+pub fn prerelease_product(product: &str, v: &Version) -> String {
+    format!(
+        "{product} {v} is a pre-release; pre-releases are not supported in production, use a GA release"
+    )
+}
+
+// ---- Kubernetes range -----------------------------------------------------------------------
+
+pub fn prerelease_kubernetes(k: &Version) -> String {
+    format!("Kubernetes {k} is a pre-release; use a GA Kubernetes release")
+}
+
+pub fn kubernetes_out_of_range(
+    k: &Version,
+    product: &str,
+    minor: Minor,
+    range: &str,
+    field: &str,
+    suggestion: &str,
+) -> String {
+    format!(
+        "Kubernetes {k} is outside the range {product} {minor} supports ({range}); set {field} to a version in that range, {suggestion}"
+    )
+}
+
+pub fn kubernetes_suggestion(default: Option<&Version>, min: &Bound, max: &Bound) -> String {
+    match default {
+        Some(d) => format!("e.g. the default {d}"),
+        None => format!("between {min} and {max}"),
+    }
+}
+
+// ---- refs -----------------------------------------------------------------------------------
+
+pub fn kba_kubernetes_mismatch(tag: &ReleaseTag, k: &Version) -> String {
+    format!(
+        "KBA {tag} is built for Kubernetes {}, but the cluster runs Kubernetes {k}; a KBA release deploys only on the Kubernetes minor in its tag: use a KBA release tagged for {} ({}-{}-<kba version>)",
+        tag.kubernetes,
+        k.minor(),
+        tag.channel,
+        k.minor()
+    )
+}
+
+pub fn kommander_unpaired(
+    tag: &ReleaseTag,
+    product: &str,
+    product_minor: Minor,
+    paired: Minor,
+    hint_kubernetes: Minor,
+) -> String {
+    format!(
+        "Kommander {} ({tag}) does not pair with {product} {product_minor}: {product} {product_minor} requires Kommander {paired}.x, and mixing minors is prohibited; set the Kommander configVersion to {}-{hint_kubernetes}-{paired}.<patch>",
+        tag.version, tag.channel
+    )
+}
+
+pub fn kommander_kubernetes_mismatch(tag: &ReleaseTag, k: &Version) -> String {
+    let kommander = tag.version.minor();
+    format!(
+        "Kommander {tag} is built for Kubernetes {}, but the cluster runs Kubernetes {k}; use the Kommander {kommander} release tagged for {} ({}-{}-{kommander}.<patch>)",
+        tag.kubernetes,
+        k.minor(),
+        tag.channel,
+        k.minor()
+    )
+}
+
+pub fn prerelease_tag(what: &str, tag: &ReleaseTag) -> String {
+    format!(
+        "{what} {tag} is from the `{}` channel or a pre-release; use a `stable` release in production",
+        tag.channel
+    )
+}
+
+pub fn unrecognized_ref(what: &str, error: impl Display, example: &str) -> String {
+    format!(
+        "{what} ref {error}, so its Kubernetes minor cannot be checked; pin a release tag such as {example}"
+    )
+}
+
+// ---- addons ---------------------------------------------------------------------------------
+
+pub fn experimental_in_production(name: &str, in_release: &str, selector: &str) -> String {
+    format!(
+        "addon {name} is Experimental{in_release} and must not be used in production clusters (selected by {selector}); disable it (enabled: false) or run it only on non-production clusters"
+    )
+}
+
+pub fn experimental_elsewhere(name: &str, in_release: &str) -> String {
+    format!(
+        "addon {name} is Experimental{in_release}: limited, Severity 4 support only, and it may be discontinued without notice; never enable it on a production cluster"
+    )
+}
+
+pub fn secondary_addons(names: &BTreeSet<&str>) -> String {
+    let (noun, verb) = if names.len() == 1 {
+        ("addon", "is")
+    } else {
+        ("addons", "are")
+    };
+    let list = names.iter().copied().collect::<Vec<_>>().join(", ");
+    format!(
+        "{noun} {list} {verb} under secondary support: configuration guidance and failure assistance for their integration with the platform; base-technology issues go to their upstream"
+    )
+}
+
+pub fn addon_needs_newer(name: &str, bound: &Bound, k: &Version) -> String {
+    format!(
+        "addon {name} needs Kubernetes {bound} or newer, but this cluster runs {k}; use the addon revision from the KBA release for Kubernetes {}",
+        k.minor()
+    )
+}
+
+pub fn addon_needs_older(name: &str, bound: &Bound, k: &Version) -> String {
+    format!(
+        "addon {name} supports Kubernetes up to {bound}, but this cluster runs {k}; use the addon revision from the KBA release for Kubernetes {}",
+        k.minor()
+    )
+}
+
+// ---- KUDO -----------------------------------------------------------------------------------
+
+pub fn secondary_kudo(operator: &str) -> String {
+    format!(
+        "KUDO {operator} is under secondary support: its base technology and its KUDO operator are supported for their integration with the platform"
+    )
+}
+
+// ---- values that are not what they should be ------------------------------------------------
+
+/// A version field that holds something other than a non-empty string; `None` for a string.
+pub fn not_a_version_string(raw: &Value, what: &str, example: &str) -> Option<String> {
+    Some(match raw {
+        Value::String(s) if s.trim().is_empty() => {
+            format!("empty; set {what}, e.g. {example}")
+        }
+        Value::String(_) | Value::Null => return None,
+        Value::Number(n) => format!(
+            "the number {n}, not a version string; YAML reads an unquoted version such as 1.20 as a number: quote it, e.g. \"{example}\""
+        ),
+        Value::Bool(b) => {
+            format!("the boolean {b}, not {what}; set it to a version string, e.g. \"{example}\"")
+        }
+        Value::Array(_) => {
+            format!("a list, not {what}; set it to a version string, e.g. \"{example}\"")
+        }
+        Value::Object(_) => {
+            format!("an object, not {what}; set it to a version string, e.g. \"{example}\"")
+        }
+    })
+}
+
+pub fn invalid_version(error: impl Display, what: &str, example: &str) -> String {
+    format!("{error}; set {what} to an exact released version, e.g. {example}")
+}
+
+pub fn invalid_bound(error: impl Display) -> String {
+    error.to_string()
+}
+
+/// `version-missing`: the object names no version where its target says one lives.
+pub fn version_missing(what: &str, query: &str, severity_is_deny: bool) -> String {
+    let consequence = if severity_is_deny {
+        "the policy denies objects it cannot check (spec.missingVersion: Deny)"
+    } else {
+        "nothing about its support can be checked; set spec.missingVersion: Deny to refuse such objects"
+    };
+    format!(
+        "names no {what} (the target reads it from `{query}`, which selects nothing here); {consequence}"
+    )
+}
+
+// ---- ratcheting and bounds ------------------------------------------------------------------
+
+pub fn ratcheted(message: &str) -> String {
+    format!(
+        "{message} (already so before this update: allowed, so the object can still be edited and upgraded)"
+    )
+}
+
+pub fn more_not_listed(dropped: usize) -> String {
+    format!(" ({dropped} more violations not listed)")
+}
+
+// ---- policy authoring -----------------------------------------------------------------------
+
+/// A target field that resolved in none of the objects of its kind.
+pub fn field_unresolved(field: &str, query: &str, objects: u64, kind: &str) -> String {
+    let noun = if objects == 1 { "object" } else { "objects" };
+    format!(
+        "{field} `{query}` selects nothing in any of the {objects} {kind} {noun} checked; the rules that need it never run (a typo in the path?)"
+    )
+}
