@@ -122,6 +122,10 @@ struct RunArgs {
     /// Field manager of the status writes.
     #[arg(long, default_value = "supportgate")]
     field_manager: String,
+    /// Publish supportgate_object_support: one series per targeted object, with its name,
+    /// verdict, rule and versions (off by default: one series per object).
+    #[arg(long)]
+    object_metrics: bool,
     /// Issue the webhook certificate into a Secret, serve it, keep the webhook configuration's
     /// caBundle in sync and rotate before expiry (no cert-manager needed).
     #[arg(long)]
@@ -284,6 +288,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     field_manager: args.field_manager.clone(),
                     concurrency: args.reconcile_concurrency.max(1),
                     instance: identity.clone(),
+                    object_metrics: args.object_metrics,
                     ..ControllerConfig::default()
                 },
             };

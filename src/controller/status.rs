@@ -16,10 +16,11 @@ use tracing::Instrument;
 
 use crate::api::{ObjectCounts, SupportPolicy, SupportPolicyStatus};
 use crate::controller::Session;
+use crate::controller::metrics::{policy_view, publish_fleet};
 use crate::engine::Verdict;
 use crate::engine::policy::Policy;
 use crate::runtime::clock::today_utc;
-use crate::runtime::metrics::ObjectLabels;
+use crate::runtime::metrics::{FleetLabels, ObjectSupportLabels};
 
 /// What the status of the policies needs to know about one object.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +29,10 @@ pub struct Seen {
     pub display: String,
     pub merged: Verdict,
     pub per_policy: Vec<(String, Verdict)>,
+    /// The object's series in `supportgate_objects` (kind, namespace, verdict, reason).
+    pub fleet: FleetLabels,
+    /// Its `supportgate_object_support` series, when those are enabled.
+    pub support: Option<ObjectSupportLabels>,
 }
 
 /// A policy's objects by verdict.
@@ -60,15 +65,24 @@ pub(crate) async fn policy_status_loop(session: Arc<Session>, policies: Store<Su
         // At most one pass a second: a policy change re-evaluates every object, and the counts
         // are read from what the reconciles recorded, never recomputed here.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let (tallies, merged) = tally(&session);
-        publish_counts(&session, &merged);
+        let tallies = tally(&session);
         let today = today_utc();
-        for sp in policies.state() {
+        let all = policies.state();
+        let statuses: Vec<_> = all
+            .iter()
+            .map(|sp| {
+                let name = sp.name_any();
+                let empty = Tally::default();
+                let t = tallies.get(&name).unwrap_or(&empty);
+                let max = session.cfg.max_denied_listed;
+                policy_status(sp, t, today, max, written.get(&name))
+            })
+            .collect();
+        let views = all.iter().zip(&statuses);
+        let views = views.map(|(sp, st)| policy_view(sp, st, today)).collect();
+        session.shared.metrics.observed.set_policies(views);
+        for (sp, status) in all.iter().zip(statuses) {
             let name = sp.name_any();
-            let empty = Tally::default();
-            let t = tallies.get(&name).unwrap_or(&empty);
-            let max = session.cfg.max_denied_listed;
-            let status = policy_status(&sp, t, today, max, written.get(&name));
             if written.get(&name) == Some(&status) {
                 continue;
             }
@@ -102,24 +116,9 @@ async fn write_status(
     Ok(())
 }
 
-fn publish_counts(session: &Session, merged: &Tally) {
-    for (verdict, n) in [
-        ("allowed", merged.counts.allowed),
-        ("warned", merged.counts.warned),
-        ("denied", merged.counts.denied),
-    ] {
-        session
-            .shared
-            .metrics
-            .objects
-            .get_or_create(&ObjectLabels { verdict })
-            .set(i64::from(n));
-    }
-}
-
-/// Per-policy tallies and the merged one, over the objects still in the caches. Forgets what it
-/// remembered about objects that are gone.
-fn tally(session: &Session) -> (HashMap<String, Tally>, Tally) {
+/// Per-policy tallies over the objects still in the caches, and the fleet gauges from the same
+/// records. Forgets what it remembered about objects that are gone.
+fn tally(session: &Session) -> HashMap<String, Tally> {
     let live: HashSet<String> = match session.stores.lock() {
         Ok(stores) => stores
             .values()
@@ -130,17 +129,17 @@ fn tally(session: &Session) -> (HashMap<String, Tally>, Tally) {
                     .map(move |o| crate::controller::reconcile::object_key(ar, &o))
             })
             .collect(),
-        Err(_) => return (HashMap::new(), Tally::default()),
+        Err(_) => return HashMap::new(),
     };
     let mut per: HashMap<String, Tally> = HashMap::new();
-    let mut merged = Tally::default();
     if let Ok(mut seen) = session.seen.lock() {
         seen.retain(|k, _| live.contains(k));
         if let Ok(mut last) = session.last.lock() {
             last.retain(|k, _| live.contains(k));
         }
+        let per_object = session.cfg.object_metrics;
+        publish_fleet(&session.shared.metrics, seen.values(), per_object);
         for s in seen.values() {
-            merged.add(s.merged, &s.display);
             for (policy, verdict) in &s.per_policy {
                 per.entry(policy.clone())
                     .or_default()
@@ -148,7 +147,7 @@ fn tally(session: &Session) -> (HashMap<String, Tally>, Tally) {
             }
         }
     }
-    (per, merged)
+    per
 }
 
 /// The status of one policy over the objects it targets.

@@ -98,6 +98,11 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
             resolver
         }
     };
+    let served = resolver.clone();
+    shared
+        .metrics
+        .observed
+        .set_certificate_source(Box::new(move || served.not_after()));
     let acceptor = TlsAcceptor::from(server_config(resolver)?);
     shared.tls_loaded.store(true, Ordering::Release);
 

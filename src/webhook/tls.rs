@@ -110,6 +110,8 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 /// Hands out the current certificate; swapped atomically on rotation.
 pub struct ReloadingResolver {
     current: ArcSwap<CertifiedKey>,
+    /// The current leaf's notAfter (Unix seconds; `i64::MIN` when unreadable), for the metrics.
+    not_after: std::sync::atomic::AtomicI64,
 }
 
 impl fmt::Debug for ReloadingResolver {
@@ -126,14 +128,32 @@ impl ResolvesServerCert for ReloadingResolver {
 
 impl ReloadingResolver {
     pub fn new(initial: Arc<CertifiedKey>) -> Arc<Self> {
+        let not_after = std::sync::atomic::AtomicI64::new(leaf_not_after(&initial));
         Arc::new(ReloadingResolver {
             current: ArcSwap::new(initial),
+            not_after,
         })
     }
 
     pub fn set(&self, ck: Arc<CertifiedKey>) {
+        let end = leaf_not_after(&ck);
         self.current.store(ck);
+        self.not_after
+            .store(end, std::sync::atomic::Ordering::Release);
     }
+
+    /// When the certificate being served expires (Unix seconds).
+    pub fn not_after(&self) -> Option<i64> {
+        let end = self.not_after.load(std::sync::atomic::Ordering::Acquire);
+        (end != i64::MIN).then_some(end)
+    }
+}
+
+fn leaf_not_after(ck: &CertifiedKey) -> i64 {
+    ck.cert
+        .first()
+        .and_then(|der| x509_parser::parse_x509_certificate(der).ok())
+        .map_or(i64::MIN, |(_, c)| c.validity().not_after.timestamp())
 }
 
 /// A TLS 1.2/1.3 server configuration (rustls offers nothing older) that serves whatever
