@@ -247,6 +247,12 @@ pub fn generate_valid(
         DnType::CommonName,
         names.first().copied().unwrap_or("supportgate"),
     );
+    // The serving certificate ends on `not_after` as documented (it used to get rcgen's default
+    // of year 4096, so its own expiry, and the expiry gauge, never moved).
+    if let Some(end) = not_after {
+        leaf.not_before = ymd(today.yesterday().unwrap_or(today));
+        leaf.not_after = ymd(end);
+    }
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     leaf.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
@@ -263,6 +269,21 @@ pub fn generate_valid(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_resolver_knows_when_the_served_certificate_expires() {
+        let end = jiff::civil::date(2031, 3, 4);
+        let g = generate_valid(&["127.0.0.1"], "test-ca", Some(end)).unwrap();
+        let r = ReloadingResolver::new(
+            certified_key(g.cert_pem.as_bytes(), g.key_pem.as_bytes()).unwrap(),
+        );
+        let midnight = end.to_zoned(jiff::tz::TimeZone::UTC).unwrap().timestamp();
+        assert_eq!(r.not_after(), Some(midnight.as_second()));
+        let later =
+            generate_valid(&["127.0.0.1"], "test-ca", Some(end.tomorrow().unwrap())).unwrap();
+        r.set(certified_key(later.cert_pem.as_bytes(), later.key_pem.as_bytes()).unwrap());
+        assert_eq!(r.not_after(), Some(midnight.as_second() + 86_400));
+    }
 
     #[test]
     fn pairs_load_and_bad_files_say_why() {
