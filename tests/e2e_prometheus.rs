@@ -301,6 +301,43 @@ async fn a_real_prometheus_sees_the_fleet_the_alert_and_every_dashboard_query() 
     traffic(&op, &ca, 2).await;
     wait_scrapes(&prom, 3).await;
     every_dashboard_query_returns_data(&prom, &op).await;
+    drop(prom);
+    the_fleet_is_right_again_after_a_restart(cp, op, &certs).await;
+}
+
+/// The fleet gauges come from the verdicts a controller records, not from counters: a new
+/// process publishes the fleet as it is, including what changed while none ran.
+async fn the_fleet_is_right_again_after_a_restart(
+    cp: &ControlPlane,
+    op: Operator,
+    certs: &CertFiles,
+) {
+    drop(op);
+    // While no supportgate runs, a second unsupported cluster appears.
+    cp.kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&cluster("old2", "v1.5.6", "1.17.17", "1.1.5")),
+    );
+    let mut op = Operator::start(cp, certs, &["--no-leader-election"]);
+    op.wait_ready().await;
+    let denied = format!(
+        "supportgate_objects{{kind=\"KonvoyCluster\",namespace=\"{NS}\",verdict=\"denied\",reason=\"KonvoyUnsupported\"}} "
+    );
+    // Both denied clusters, counted once each (the process saw each one once).
+    let text = eventually(
+        WAIT,
+        "the fleet gauge to show 2 after a restart",
+        || async {
+            let (_, text) = http_get(op.health_port, "/metrics").await.ok()?;
+            let value = text.lines().find_map(|l| l.strip_prefix(&denied))?;
+            (value == "2").then_some(text)
+        },
+    )
+    .await;
+    assert!(
+        !text.contains("supportgate_object_support{"),
+        "per-object series are off without --object-metrics: {text}"
+    );
 }
 
 /// Waits until Prometheus has scraped `n` more times.
