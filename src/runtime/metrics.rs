@@ -426,3 +426,71 @@ mod observed_tests {
         assert!(!m.encode().contains(r#"policy="p""#));
     }
 }
+
+#[cfg(test)]
+mod readme_tests {
+    /// Every metric has HELP text and a row in the README's metrics table.
+    #[test]
+    fn every_metric_has_help_and_is_listed_in_the_readme() {
+        use super::*;
+        let readme = include_str!("../../README.md");
+        let m = Metrics::new();
+        // Families without a series print nothing: give each one a series.
+        m.admission_requests
+            .get_or_create(&VerdictLabels {
+                verdict: "allowed",
+                operation: "CREATE",
+            })
+            .inc();
+        m.admission_violations
+            .get_or_create(&RuleLabels {
+                rule: "prerelease",
+                severity: "warn",
+            })
+            .inc();
+        m.admission_errors
+            .get_or_create(&ErrorLabels { kind: "malformed" })
+            .inc();
+        let fleet = FleetLabels {
+            kind: "K".into(),
+            namespace: "n".into(),
+            verdict: "allowed".into(),
+            reason: "Supported".into(),
+        };
+        let one = ObjectSupportLabels {
+            kind: "K".into(),
+            namespace: "n".into(),
+            name: "o".into(),
+            verdict: "allowed".into(),
+            rule: String::new(),
+            konvoy_version: String::new(),
+            kubernetes_version: String::new(),
+        };
+        m.observed
+            .set_fleet([(fleet, 1)].into(), Some([one].into()));
+        m.observed.set_policies(vec![PolicyView {
+            info: PolicyInfoLabels {
+                policy: "p".into(),
+                product: String::new(),
+                window: String::new(),
+                latest: String::new(),
+                supported: String::new(),
+            },
+            ready: true,
+            next_change: Some(("release".into(), jiff::civil::date(2999, 1, 1))),
+        }]);
+        let text = m.encode();
+        let mut n = 0;
+        for line in text.lines().filter(|l| l.starts_with("# HELP ")) {
+            let rest = &line["# HELP ".len()..];
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            assert!(!help.trim().is_empty(), "{name} has no HELP text");
+            assert!(
+                readme.contains(&format!("| `{name}")),
+                "README.md does not list {name}"
+            );
+            n += 1;
+        }
+        assert!(n >= 16, "{text}");
+    }
+}
