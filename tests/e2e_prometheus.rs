@@ -19,6 +19,10 @@ use serde_json::{Value, json};
 use support::operator::{CertFiles, Operator, http_get, post};
 use support::{ControlPlane, eventually, free_port, repo, stderr, stdout};
 use supportgate::engine::policy::DEFAULT_POLICY_YAML;
+use supportgate::runtime::metrics::{
+    ErrorLabels, FleetLabels, Metrics, ObjectSupportLabels, PolicyInfoLabels, PolicyView,
+    RuleLabels, VerdictLabels,
+};
 use supportgate::webhook::tls::generate_valid;
 
 const NS: &str = "prometheus-e2e";
@@ -501,6 +505,72 @@ async fn every_dashboard_query_returns_data(prom: &Prometheus, op: &Operator) {
     if let Some(path) = std::env::var_os("SUPPORTGATE_OBS_SAMPLES") {
         std::fs::write(path, md).expect("write the samples");
     }
+}
+
+// ------------------------------------------------------------------------------- the README
+
+/// Every metric has HELP text and a row in the README's metrics table.
+#[test]
+fn every_metric_has_help_and_is_listed_in_the_readme() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let m = Metrics::new();
+    // Families without a series print nothing: give each one a series.
+    m.admission_requests
+        .get_or_create(&VerdictLabels {
+            verdict: "allowed",
+            operation: "CREATE",
+        })
+        .inc();
+    m.admission_violations
+        .get_or_create(&RuleLabels {
+            rule: "prerelease",
+            severity: "warn",
+        })
+        .inc();
+    m.admission_errors
+        .get_or_create(&ErrorLabels { kind: "malformed" })
+        .inc();
+    let fleet = FleetLabels {
+        kind: "K".into(),
+        namespace: "n".into(),
+        verdict: "allowed".into(),
+        reason: "Supported".into(),
+    };
+    let one = ObjectSupportLabels {
+        kind: "K".into(),
+        namespace: "n".into(),
+        name: "o".into(),
+        verdict: "allowed".into(),
+        rule: String::new(),
+        konvoy_version: String::new(),
+        kubernetes_version: String::new(),
+    };
+    m.observed
+        .set_fleet([(fleet, 1)].into(), Some([one].into()));
+    m.observed.set_policies(vec![PolicyView {
+        info: PolicyInfoLabels {
+            policy: "p".into(),
+            product: String::new(),
+            window: String::new(),
+            latest: String::new(),
+            supported: String::new(),
+        },
+        ready: true,
+        next_change: Some(("release".into(), jiff::civil::date(2999, 1, 1))),
+    }]);
+    let text = m.encode();
+    let mut n = 0;
+    for line in text.lines().filter(|l| l.starts_with("# HELP ")) {
+        let rest = &line["# HELP ".len()..];
+        let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+        assert!(!help.trim().is_empty(), "{name} has no HELP text");
+        assert!(
+            readme.contains(&format!("| `{name}")),
+            "README.md does not list {name}"
+        );
+        n += 1;
+    }
+    assert!(n >= 16, "{text}");
 }
 
 // -------------------------------------------------------------------------------- the chart
