@@ -342,6 +342,14 @@ async fn the_fleet_is_right_again_after_a_restart(
         !text.contains("supportgate_object_support{"),
         "per-object series are off without --object-metrics: {text}"
     );
+    // Deleting them removes the series (a deleted object is never reconciled).
+    cp.kubectl_ok(&["-n", NS, "delete", "konvoycluster", "old", "old2"], None);
+    eventually(WAIT, "the denied series to go", || async {
+        let (_, text) = http_get(op.health_port, "/metrics").await.ok()?;
+        let allowed = format!("namespace=\"{NS}\",verdict=\"allowed\"");
+        (!text.contains(&denied) && text.contains(&allowed)).then_some(())
+    })
+    .await;
 }
 
 /// Waits until Prometheus has scraped `n` more times.

@@ -174,4 +174,42 @@ mod tests {
             None
         );
     }
+
+    #[test]
+    fn a_policy_view_follows_its_status() {
+        use crate::controller::status::{Tally, policy_status};
+        let today = date(2026, 11, 24);
+        let sp: SupportPolicy =
+            serde_norway::from_str(crate::engine::policy::DEFAULT_POLICY_YAML).unwrap();
+        let st = policy_status(&sp, &Tally::default(), today, 20, None);
+        let v = policy_view(&sp, &st, today);
+        assert!(v.ready);
+        assert_eq!(
+            (
+                v.info.policy.as_str(),
+                v.info.product.as_str(),
+                v.info.window.as_str(),
+                v.info.latest.as_str(),
+                v.info.supported.as_str()
+            ),
+            (
+                "default",
+                "Konvoy",
+                "N-2 of latest 1.8",
+                "1.8",
+                "1.8, 1.7, 1.6"
+            )
+        );
+        assert_eq!(
+            v.next_change, None,
+            "the default policy has no future dates"
+        );
+
+        let mut bad = sp.clone();
+        bad.spec.product[0].kubernetes.min = "1.99.x".into();
+        let st = policy_status(&bad, &Tally::default(), today, 20, None);
+        let v = policy_view(&bad, &st, today);
+        assert!(!v.ready, "an invalid policy is not Ready");
+        assert_eq!(v.info.policy, "default");
+    }
 }

@@ -44,10 +44,18 @@ pub(crate) async fn run_kind(session: Arc<Session>, key: KindKey, kind: Kind) {
     // never reads them: drop them before they reach the cache.
     let writer = reflector::store::Writer::new(kind.ar.clone());
     let reader = writer.as_reader();
+    // A deleted object is never reconciled: wake the status pass so that the policies' counts
+    // and the fleet gauges forget it now, not at the next unrelated change.
+    let on_delete = session.clone();
     let objects = watcher::watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(|o: &mut DynamicObject| o.managed_fields_mut().clear())
         .reflect(writer)
+        .inspect(move |ev| {
+            if let Ok(watcher::Event::Delete(_)) = ev {
+                on_delete.dirty.notify_one();
+            }
+        })
         .applied_objects();
     let controller = Controller::for_stream_with(objects, reader, kind.ar.clone())
         .with_config(ControllerRuntimeConfig::default().concurrency(session.cfg.concurrency));
