@@ -342,7 +342,9 @@ async fn the_fleet_is_right_again_after_a_restart(
         !text.contains("supportgate_object_support{"),
         "per-object series are off without --object-metrics: {text}"
     );
-    // Deleting them removes the series (a deleted object is never reconciled).
+    // Deleting them removes the series. A deleted object is never reconciled: let the status
+    // passes that the restart started settle first, so that only the deletion can wake the next.
+    tokio::time::sleep(Duration::from_secs(4)).await;
     cp.kubectl_ok(&["-n", NS, "delete", "konvoycluster", "old", "old2"], None);
     eventually(WAIT, "the denied series to go", || async {
         let (_, text) = http_get(op.health_port, "/metrics").await.ok()?;
