@@ -761,4 +761,29 @@ fn the_dashboard_is_the_source_file(docs: &[Value]) {
         serde_json::from_str(&std::fs::read_to_string(repo().join(DASHBOARD)).unwrap()).unwrap();
     assert_eq!(shipped, source);
     assert_eq!(shipped["uid"], "supportgate");
+    // Grafana needs unique panel ids; panels that overlap on the 24-column grid are moved by
+    // Grafana, not shown where the layout says.
+    let panels = shipped["panels"].as_array().unwrap();
+    let mut ids: Vec<i64> = panels.iter().map(|p| p["id"].as_i64().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), panels.len(), "panel ids are unique");
+    let cells = |p: &Value| {
+        let g = &p["gridPos"];
+        let n = |k: &str| g[k].as_i64().unwrap();
+        assert!(
+            n("x") + n("w") <= 24,
+            "{} is wider than the grid",
+            p["title"]
+        );
+        (n("x"), n("y"), n("x") + n("w"), n("y") + n("h"))
+    };
+    for (i, a) in panels.iter().enumerate() {
+        for b in &panels[i + 1..] {
+            let (ax0, ay0, ax1, ay1) = cells(a);
+            let (bx0, by0, bx1, by1) = cells(b);
+            let overlap = ax0 < bx1 && bx0 < ax1 && ay0 < by1 && by0 < ay1;
+            assert!(!overlap, "{} overlaps {}", a["title"], b["title"]);
+        }
+    }
 }
