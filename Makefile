@@ -53,8 +53,13 @@ unit: deps ## unit tests and CLI tests (no control plane)
 e2e: tools ## end-to-end tests against a real kube-apiserver + etcd, and (e2e_node) a real node
 	cargo test --locked --no-fail-fast --test 'e2e_*' -- --test-threads=$(E2E_THREADS)
 
+.PHONY: rules
+rules: deps ## check the alert rules and run their unit tests (promtool)
+	promtool check rules charts/supportgate/files/prometheus-rules.yaml
+	cd hack/prometheus && promtool test rules rules-test.yaml
+
 .PHONY: test
-test: lint unit e2e ## everything CI runs: lint, generated-file drift, unit, end-to-end
+test: lint rules unit e2e ## everything CI runs: lint, alert rules, unit, end-to-end
 
 .PHONY: lint
 lint: deps ## rustfmt and clippy, warnings are errors

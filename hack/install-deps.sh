@@ -19,6 +19,24 @@ if ((${#need[@]})); then
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# promtool (alert rule checks and unit tests) and prometheus (tests/e2e_prometheus.rs). Without
+# recommends: the exporters it recommends are daemons the tests never use.
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+  echo "[deps] installing prometheus (promtool)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # The package would start a Prometheus service on every interface; the tests start their own
+  # on loopback. policy-rc.d answering 101 tells the maintainer scripts not to start it.
+  own_policy=""
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  if [[ -n "$own_policy" ]]; then rm -f /usr/sbin/policy-rc.d; fi
+fi
+
 if ! command -v cargo >/dev/null; then
   echo "[deps] cargo is missing: install Rust (rustup) first" >&2
   exit 1

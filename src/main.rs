@@ -104,6 +104,10 @@ struct RunArgs {
     /// Field manager of the status writes.
     #[arg(long, default_value = "supportgate")]
     field_manager: String,
+    /// Publish supportgate_object_support: one series per targeted object, with its name,
+    /// verdict, rule and versions (off by default: one series per object).
+    #[arg(long)]
+    object_metrics: bool,
     /// Issue the webhook certificate into a Secret, serve it, keep the webhook configuration's
     /// caBundle in sync and rotate before expiry (no cert-manager needed).
     #[arg(long)]

@@ -12,11 +12,13 @@
 //! - `condition`: the `Supported` condition and its transitions;
 //! - `report`: PolicyReports, written and read back;
 //! - `status`: the SupportPolicies' status;
+//! - `metrics`: the fleet and policy gauges, from the recorded verdicts;
 //! - `leader`: leader election.
 
 pub mod condition;
 pub mod discovery;
 pub mod leader;
+pub mod metrics;
 pub mod plan;
 pub mod reconcile;
 pub mod report;
@@ -50,6 +52,8 @@ pub struct ControllerConfig {
     pub max_denied_listed: usize,
     pub reporter: String,
     pub instance: String,
+    /// Publish `supportgate_object_support`, one series per object (fleets of hundreds).
+    pub object_metrics: bool,
 }
 
 impl Default for ControllerConfig {
@@ -60,6 +64,7 @@ impl Default for ControllerConfig {
             max_denied_listed: 20,
             reporter: "supportgate".into(),
             instance: "supportgate".into(),
+            object_metrics: false,
         }
     }
 }
@@ -103,16 +108,21 @@ pub async fn run(
             }
         }
         tracing::info!("controller starting (leader)");
+        shared.metrics.observed.leader.set(1);
         let mut session = tokio::spawn(run_session(client.clone(), shared.clone(), cfg.clone()));
         while *leading.borrow_and_update() {
             tokio::select! {
                 // The session never ends by itself: end (or panic) too, so the supervisor sees it.
                 ended = &mut session => match ended {
                     Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                    _ => return,
+                    _ => {
+                        shared.metrics.observed.clear_leader_state();
+                        return;
+                    }
                 },
                 changed = leading.changed() => if changed.is_err() {
                     session.abort();
+                    shared.metrics.observed.clear_leader_state();
                     return;
                 },
             }
@@ -120,6 +130,8 @@ pub async fn run(
         tracing::info!("controller stopping (no longer the leader)");
         session.abort();
         let _ = session.await;
+        // Another replica publishes the fleet now; two sets of numbers would double count.
+        shared.metrics.observed.clear_leader_state();
     }
 }
 

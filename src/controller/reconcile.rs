@@ -19,6 +19,7 @@ use tracing::instrument;
 use crate::api::object::engine_value;
 use crate::controller::condition::CONDITION_TYPE;
 use crate::controller::discovery::{Kind, KindKey, Sink};
+use crate::controller::metrics::{fleet_labels, object_support_labels};
 use crate::controller::plan::{self, Effects, Note, Previous};
 use crate::controller::report::{ReportRef, policies_name, report_body};
 use crate::controller::status::Seen;
@@ -26,6 +27,7 @@ use crate::controller::{ControllerError, Session};
 use crate::engine::policyset::PolicySet;
 use crate::engine::{Context, Evaluation, Verdict};
 use crate::runtime::clock::today_utc;
+use crate::runtime::metrics::ObjectSupportLabels;
 
 /// What every reconcile of one kind shares.
 pub(crate) struct KindCtx {
@@ -42,10 +44,18 @@ pub(crate) async fn run_kind(session: Arc<Session>, key: KindKey, kind: Kind) {
     // never reads them: drop them before they reach the cache.
     let writer = reflector::store::Writer::new(kind.ar.clone());
     let reader = writer.as_reader();
+    // A deleted object is never reconciled: wake the status pass so that the policies' counts
+    // and the fleet gauges forget it now, not at the next unrelated change.
+    let on_delete = session.clone();
     let objects = watcher::watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(|o: &mut DynamicObject| o.managed_fields_mut().clear())
         .reflect(writer)
+        .inspect(move |ev| {
+            if let Ok(watcher::Event::Delete(_)) = ev {
+                on_delete.dirty.notify_one();
+            }
+        })
         .applied_objects();
     let controller = Controller::for_stream_with(objects, reader, kind.ar.clone())
         .with_config(ControllerRuntimeConfig::default().concurrency(session.cfg.concurrency));
@@ -94,7 +104,8 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<KindCtx>) -> Result<Action,
     let started = Instant::now();
     let s = &ctx.session;
     let policies = s.shared.policies.load_full();
-    let Some(verdicts) = evaluate(&policies, &obj, &ctx.ar, &s.shared.context()) else {
+    let per_object = s.cfg.object_metrics;
+    let Some(verdicts) = evaluate(&policies, &obj, &ctx.ar, &s.shared.context(), per_object) else {
         return Ok(Action::await_change());
     };
     tracing::Span::current().record("verdict", verdicts.merged.verdict.as_str());
@@ -131,6 +142,8 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<KindCtx>) -> Result<Action,
 struct Verdicts {
     merged: Evaluation,
     per_policy: Vec<(String, Verdict)>,
+    /// The opt-in per-object series (`--object-metrics`).
+    support: Option<ObjectSupportLabels>,
 }
 
 /// The one call into the engine; `None` when no policy targets the object.
@@ -139,6 +152,7 @@ fn evaluate(
     obj: &DynamicObject,
     ar: &ApiResource,
     ectx: &Context,
+    per_object: bool,
 ) -> Option<Verdicts> {
     let value = engine_value(obj.clone(), Some(ar));
     let assessment = policies.assess(&value, None, ectx)?;
@@ -148,7 +162,12 @@ fn evaluate(
         .map(|p| (p.policy.clone(), p.verdict))
         .collect();
     let merged = assessment.evaluation;
-    Some(Verdicts { merged, per_policy })
+    let support = per_object.then(|| object_support_labels(policies, ar, obj, &value, &merged));
+    Some(Verdicts {
+        merged,
+        per_policy,
+        support,
+    })
 }
 
 /// Everything known about the last verdict. Reads the PolicyReport only when memory has nothing
@@ -278,10 +297,13 @@ fn remember(
         Some(ns) => format!("{ns}/{} ({})", obj.name_any(), ctx.ar.kind),
         None => format!("{} ({})", obj.name_any(), ctx.ar.kind),
     };
+    let verdict = verdicts.merged.verdict;
     let seen = Seen {
         display,
-        merged: verdicts.merged.verdict,
+        merged: verdict,
         per_policy: verdicts.per_policy,
+        fleet: fleet_labels(&ctx.ar, obj, verdict, &effects.condition.reason),
+        support: verdicts.support,
     };
     let seen_changed = s
         .seen

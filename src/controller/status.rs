@@ -16,10 +16,11 @@ use tracing::Instrument;
 
 use crate::api::{ObjectCounts, SupportPolicy, SupportPolicyStatus};
 use crate::controller::Session;
+use crate::controller::metrics::{policy_view, publish_fleet};
 use crate::engine::Verdict;
 use crate::engine::vendor;
 use crate::runtime::clock::today_utc;
-use crate::runtime::metrics::ObjectLabels;
+use crate::runtime::metrics::{FleetLabels, ObjectSupportLabels};
 use crate::runtime::state::PolicySource;
 
 /// What the status of the policies needs to know about one object.
@@ -29,6 +30,10 @@ pub struct Seen {
     pub display: String,
     pub merged: Verdict,
     pub per_policy: Vec<(String, Verdict)>,
+    /// The object's series in `supportgate_objects` (kind, namespace, verdict, reason).
+    pub fleet: FleetLabels,
+    /// Its `supportgate_object_support` series, when those are enabled.
+    pub support: Option<ObjectSupportLabels>,
 }
 
 /// A policy's objects by verdict.
@@ -61,15 +66,26 @@ pub(crate) async fn policy_status_loop(session: Arc<Session>) {
         // At most one pass a second: a policy change re-evaluates every object, and the counts
         // are read from what the reconciles recorded, never recomputed here.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let (tallies, merged) = tally(&session);
-        publish_counts(&session, &merged);
+        let tallies = tally(&session);
         let today = today_utc();
-        for source in session.shared.policy_sources.load().iter() {
+        let sources = session.shared.policy_sources.load();
+        let statuses: Vec<_> = sources
+            .iter()
+            .map(|source| {
+                let name = source.object.name_any();
+                let empty = Tally::default();
+                let t = tallies.get(&name).unwrap_or(&empty);
+                let max = session.cfg.max_denied_listed;
+                policy_status(source, t, today, max, written.get(&name))
+            })
+            .collect();
+        let views = sources.iter().zip(&statuses);
+        let views = views
+            .map(|(source, st)| policy_view(source, st, today))
+            .collect();
+        session.shared.metrics.observed.set_policies(views);
+        for (source, status) in sources.iter().zip(statuses) {
             let name = source.object.name_any();
-            let empty = Tally::default();
-            let t = tallies.get(&name).unwrap_or(&empty);
-            let max = session.cfg.max_denied_listed;
-            let status = policy_status(source, t, today, max, written.get(&name));
             if written.get(&name) == Some(&status) {
                 continue;
             }
@@ -121,24 +137,9 @@ async fn write_status(
     Ok(())
 }
 
-fn publish_counts(session: &Session, merged: &Tally) {
-    for (verdict, n) in [
-        ("allowed", merged.counts.allowed),
-        ("warned", merged.counts.warned),
-        ("denied", merged.counts.denied),
-    ] {
-        session
-            .shared
-            .metrics
-            .objects
-            .get_or_create(&ObjectLabels { verdict })
-            .set(i64::from(n));
-    }
-}
-
-/// Per-policy tallies and the merged one, over the objects still in the caches. Forgets what it
-/// remembered about objects that are gone.
-fn tally(session: &Session) -> (HashMap<String, Tally>, Tally) {
+/// Per-policy tallies over the objects still in the caches, and the fleet gauges from the same
+/// records. Forgets what it remembered about objects that are gone.
+fn tally(session: &Session) -> HashMap<String, Tally> {
     let live: HashSet<String> = match session.stores.lock() {
         Ok(stores) => stores
             .values()
@@ -149,17 +150,17 @@ fn tally(session: &Session) -> (HashMap<String, Tally>, Tally) {
                     .map(move |o| crate::controller::reconcile::object_key(ar, &o))
             })
             .collect(),
-        Err(_) => return (HashMap::new(), Tally::default()),
+        Err(_) => return HashMap::new(),
     };
     let mut per: HashMap<String, Tally> = HashMap::new();
-    let mut merged = Tally::default();
     if let Ok(mut seen) = session.seen.lock() {
         seen.retain(|k, _| live.contains(k));
         if let Ok(mut last) = session.last.lock() {
             last.retain(|k, _| live.contains(k));
         }
+        let per_object = session.cfg.object_metrics;
+        publish_fleet(&session.shared.metrics, seen.values(), per_object);
         for s in seen.values() {
-            merged.add(s.merged, &s.display);
             for (policy, verdict) in &s.per_policy {
                 per.entry(policy.clone())
                     .or_default()
@@ -167,7 +168,7 @@ fn tally(session: &Session) -> (HashMap<String, Tally>, Tally) {
             }
         }
     }
-    (per, merged)
+    per
 }
 
 /// The status of one policy over the objects it targets.

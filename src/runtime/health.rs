@@ -32,11 +32,15 @@ async fn health(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
             };
             reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", why)
         }
-        "/metrics" => reply(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            shared.metrics.encode(),
-        ),
+        "/metrics" => {
+            let ready = shared.is_ready();
+            shared.metrics.observed.ready.set(i64::from(ready));
+            reply(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                shared.metrics.encode(),
+            )
+        }
         _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
 }

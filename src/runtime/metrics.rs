@@ -20,11 +20,6 @@ pub struct RuleLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ObjectLabels {
-    pub verdict: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub kind: &'static str,
 }
@@ -40,7 +35,8 @@ pub struct Metrics {
     pub admission_violations: Family<RuleLabels, Counter>,
     pub admission_duration: Histogram,
     pub admission_errors: Family<ErrorLabels, Counter>,
-    pub objects: Family<ObjectLabels, Gauge>,
+    /// Fleet, certificate, policy and leadership gauges (see `Observed` below).
+    pub observed: Observed,
     pub reconcile_duration: Histogram,
     pub reconcile_errors: Counter,
     pub status_writes: Counter,
@@ -84,12 +80,7 @@ impl Metrics {
             "Requests refused before evaluation (too large, malformed)",
             admission_errors.clone(),
         );
-        let objects = Family::<ObjectLabels, Gauge>::default();
-        registry.register(
-            "objects",
-            "Targeted objects by their current verdict",
-            objects.clone(),
-        );
+        let observed = Observed::register(&mut registry);
         let reconcile_duration = Histogram::new(exponential_buckets(0.000_1, 2.0, 14));
         registry.register(
             "reconcile_duration_seconds",
@@ -115,7 +106,7 @@ impl Metrics {
             admission_violations,
             admission_duration,
             admission_errors,
-            objects,
+            observed,
             reconcile_duration,
             reconcile_errors,
             status_writes,
@@ -127,6 +118,7 @@ impl Metrics {
     }
 
     pub fn encode(&self) -> String {
+        self.observed.refresh(jiff::Timestamp::now());
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -167,4 +159,319 @@ fn register_connections(
         refused.clone(),
     );
     (open, accepted, closed, refused)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Observed state (issue 15): the fleet as the controller last recorded it, the serving
+// certificate, the policies and leadership. Gauges, never counters, so that every value is right
+// again as soon as a restarted controller has reconciled once. Times that move on their own
+// (seconds until expiry, days until a change) are computed at scrape time from the absolute
+// times stored here, so they never go stale between updates.
+// ---------------------------------------------------------------------------------------------
+
+/// `supportgate_objects`: bounded labels, no object names.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct FleetLabels {
+    pub kind: String,
+    pub namespace: String,
+    pub verdict: String,
+    pub reason: String,
+}
+
+/// `supportgate_object_support`: one series per object, opt in.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct ObjectSupportLabels {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub verdict: String,
+    pub rule: String,
+    pub konvoy_version: String,
+    pub kubernetes_version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct PolicyLabels {
+    pub policy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct PolicyInfoLabels {
+    pub policy: String,
+    pub product: String,
+    pub window: String,
+    pub latest: String,
+    pub supported: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct PolicyChangeLabels {
+    pub policy: String,
+    /// `release`, `end_of_support` or `nearing_end`.
+    pub change: String,
+}
+
+/// What one policy looks like to the metrics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyView {
+    pub info: PolicyInfoLabels,
+    pub ready: bool,
+    /// The next date-driven change, if any: what changes and on which day (UTC).
+    pub next_change: Option<(String, jiff::civil::Date)>,
+}
+
+type CertExpirySource = Box<dyn Fn() -> Option<i64> + Send + Sync>;
+
+pub struct Observed {
+    pub objects: Family<FleetLabels, Gauge>,
+    pub object_support: Family<ObjectSupportLabels, Gauge>,
+    pub policy_info: Family<PolicyInfoLabels, Gauge>,
+    pub policy_ready: Family<PolicyLabels, Gauge>,
+    pub policy_next_change_days: Family<PolicyChangeLabels, Gauge>,
+    pub certificate_expiry: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub certificate_expires_in: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub leader: Gauge,
+    pub ready: Gauge,
+    cert_source: std::sync::OnceLock<CertExpirySource>,
+    /// The label sets last published, so that vanished ones are removed rather than left at a
+    /// stale value; and the policies' change dates, for the scrape-time countdown.
+    published: std::sync::Mutex<Published>,
+}
+
+#[derive(Default)]
+struct Published {
+    objects: std::collections::BTreeSet<FleetLabels>,
+    object_support: std::collections::BTreeSet<ObjectSupportLabels>,
+    policies: Vec<PolicyView>,
+}
+
+impl Observed {
+    fn register(registry: &mut Registry) -> Self {
+        let o = Observed {
+            objects: Family::default(),
+            object_support: Family::default(),
+            policy_info: Family::default(),
+            policy_ready: Family::default(),
+            policy_next_change_days: Family::default(),
+            certificate_expiry: Gauge::default(),
+            certificate_expires_in: Gauge::default(),
+            leader: Gauge::default(),
+            ready: Gauge::default(),
+            cert_source: std::sync::OnceLock::new(),
+            published: std::sync::Mutex::new(Published::default()),
+        };
+        let r = registry;
+        r.register(
+            "objects",
+            "Targeted objects by kind, namespace, verdict and condition reason, as the leader's controller last recorded them (leader only)",
+            o.objects.clone(),
+        );
+        r.register(
+            "object_support",
+            "One series per targeted object with its verdict, first rule and versions; always 1 (only with --object-metrics)",
+            o.object_support.clone(),
+        );
+        r.register(
+            "policy_info",
+            "A SupportPolicy's supported window as labels; always 1 (leader only)",
+            o.policy_info.clone(),
+        );
+        r.register(
+            "policy_ready",
+            "1 when the SupportPolicy is valid (its Ready condition is True), 0 when it is not (leader only)",
+            o.policy_ready.clone(),
+        );
+        r.register(
+            "policy_next_change_days",
+            "Days until the next date-driven change of the SupportPolicy's verdicts (a release, an end of support, the start of its nearing-end warning) (leader only)",
+            o.policy_next_change_days.clone(),
+        );
+        r.register(
+            "certificate_expiry_timestamp_seconds",
+            "When the webhook serving certificate expires (Unix time)",
+            o.certificate_expiry.clone(),
+        );
+        r.register(
+            "certificate_expires_in_seconds",
+            "Seconds until the webhook serving certificate expires",
+            o.certificate_expires_in.clone(),
+        );
+        r.register(
+            "leader",
+            "1 while this replica is the leader and runs the controller",
+            o.leader.clone(),
+        );
+        r.register(
+            "ready",
+            "1 while this replica is ready to answer admission reviews (as /readyz)",
+            o.ready.clone(),
+        );
+        o
+    }
+
+    /// Where the serving certificate's expiry (Unix seconds) is read at each scrape.
+    pub fn set_certificate_source(&self, source: CertExpirySource) {
+        let _ = self.cert_source.set(source);
+    }
+
+    /// Replaces the fleet series with `now`; label sets no longer present are removed.
+    pub fn set_fleet(
+        &self,
+        objects: std::collections::BTreeMap<FleetLabels, i64>,
+        per_object: Option<std::collections::BTreeSet<ObjectSupportLabels>>,
+    ) {
+        let Ok(mut p) = self.published.lock() else {
+            return;
+        };
+        for gone in p.objects.iter().filter(|l| !objects.contains_key(*l)) {
+            self.objects.remove(gone);
+        }
+        for (labels, n) in &objects {
+            self.objects.get_or_create(labels).set(*n);
+        }
+        p.objects = objects.into_keys().collect();
+        let per_object = per_object.unwrap_or_default();
+        for gone in p.object_support.difference(&per_object) {
+            self.object_support.remove(gone);
+        }
+        for labels in &per_object {
+            self.object_support.get_or_create(labels).set(1);
+        }
+        p.object_support = per_object;
+    }
+
+    /// Replaces the policy series.
+    pub fn set_policies(&self, views: Vec<PolicyView>) {
+        let Ok(mut p) = self.published.lock() else {
+            return;
+        };
+        // Info labels change with the window; the families are small (one series per policy).
+        self.policy_info.clear();
+        self.policy_ready.clear();
+        self.policy_next_change_days.clear();
+        for v in &views {
+            self.policy_info.get_or_create(&v.info).set(1);
+            let policy = PolicyLabels {
+                policy: v.info.policy.clone(),
+            };
+            self.policy_ready
+                .get_or_create(&policy)
+                .set(i64::from(v.ready));
+        }
+        p.policies = views;
+        drop(p);
+        self.refresh(jiff::Timestamp::now());
+    }
+
+    /// Forgets everything the leader published (on losing leadership: another replica speaks).
+    pub fn clear_leader_state(&self) {
+        self.set_fleet(Default::default(), None);
+        self.set_policies(Vec::new());
+        self.leader.set(0);
+    }
+
+    /// Updates the countdowns to `now`.
+    pub fn refresh(&self, now: jiff::Timestamp) {
+        if let Some(not_after) = self.cert_source.get().and_then(|f| f()) {
+            self.certificate_expiry.set(not_after as f64);
+            self.certificate_expires_in
+                .set((not_after - now.as_second()) as f64);
+        }
+        let Ok(p) = self.published.lock() else {
+            return;
+        };
+        let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+        for v in &p.policies {
+            if let Some((change, day)) = &v.next_change {
+                let days = (*day - today).get_days();
+                let labels = PolicyChangeLabels {
+                    policy: v.info.policy.clone(),
+                    change: change.clone(),
+                };
+                self.policy_next_change_days
+                    .get_or_create(&labels)
+                    .set(i64::from(days));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod observed_tests {
+    use super::*;
+
+    fn fleet(verdict: &str, namespace: &str) -> FleetLabels {
+        FleetLabels {
+            kind: "KonvoyCluster".into(),
+            namespace: namespace.into(),
+            verdict: verdict.into(),
+            reason: "KonvoyUnsupported".into(),
+        }
+    }
+
+    #[test]
+    fn fleet_series_vanish_when_no_object_has_them() {
+        let m = Metrics::new();
+        m.observed.set_fleet(
+            [(fleet("denied", "a"), 2), (fleet("denied", "b"), 1)].into(),
+            None,
+        );
+        let text = m.encode();
+        assert!(text.contains(r#"supportgate_objects{kind="KonvoyCluster",namespace="a",verdict="denied",reason="KonvoyUnsupported"} 2"#), "{text}");
+        m.observed
+            .set_fleet([(fleet("denied", "b"), 1)].into(), None);
+        let text = m.encode();
+        assert!(!text.contains(r#"namespace="a""#), "{text}");
+        assert!(text.contains(r#"namespace="b""#), "{text}");
+        assert!(
+            !text.contains("supportgate_object_support{"),
+            "opt in: {text}"
+        );
+    }
+
+    #[test]
+    fn countdowns_are_computed_at_scrape_time() {
+        let m = Metrics::new();
+        let now = jiff::Timestamp::now().as_second();
+        m.observed
+            .set_certificate_source(Box::new(move || Some(now + 3 * 86_400)));
+        let today = jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date();
+        let info = PolicyInfoLabels {
+            policy: "p".into(),
+            product: "Konvoy".into(),
+            window: "N-2 of latest 1.8".into(),
+            latest: "1.8".into(),
+            supported: "1.8, 1.7, 1.6".into(),
+        };
+        m.observed.set_policies(vec![PolicyView {
+            info,
+            ready: false,
+            next_change: Some(("end_of_support".into(), today + jiff::Span::new().days(10))),
+        }]);
+        let text = m.encode();
+        let expires_in: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("supportgate_certificate_expires_in_seconds "))
+            .and_then(|v| v.parse().ok())
+            .expect(&text);
+        assert!(
+            (3.0 * 86_400.0 - 5.0..=3.0 * 86_400.0).contains(&expires_in),
+            "{expires_in}"
+        );
+        assert!(
+            text.contains(
+                r#"supportgate_policy_next_change_days{policy="p",change="end_of_support"} 10"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"supportgate_policy_ready{policy="p"} 0"#),
+            "{text}"
+        );
+        assert!(text.contains("# HELP supportgate_policy_info "), "{text}");
+        m.observed.clear_leader_state();
+        assert!(!m.encode().contains(r#"policy="p""#));
+    }
 }

@@ -80,7 +80,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     tracing::info!(hosting_kubernetes = ?hosting.as_ref().map(ToString::to_string), "starting supportgate");
     let shared = Shared::new(hosting, Arc::new(Metrics::new()), cfg.max_body_bytes);
 
-    let acceptor = start_certificates(&client, &cfg, &mut tasks).await?;
+    let acceptor = start_certificates(&client, &cfg, &shared, &mut tasks).await?;
     shared.tls_loaded.store(true, Ordering::Release);
     let (stop_tx, stop_rx) = watch::channel(false);
     start_servers(&cfg, acceptor, &shared, stop_rx, &mut tasks).await?;
@@ -103,6 +103,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
 async fn start_certificates(
     client: &Client,
     cfg: &RunConfig,
+    shared: &Shared,
     tasks: &mut Supervisor,
 ) -> anyhow::Result<TlsAcceptor> {
     let resolver = match &cfg.self_managed_certs {
@@ -129,6 +130,11 @@ async fn start_certificates(
             resolver
         }
     };
+    let served = resolver.clone();
+    shared
+        .metrics
+        .observed
+        .set_certificate_source(Box::new(move || served.not_after()));
     Ok(TlsAcceptor::from(server_config(resolver)?))
 }
 

@@ -110,6 +110,8 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 /// Hands out the current certificate; swapped atomically on rotation.
 pub struct ReloadingResolver {
     current: ArcSwap<CertifiedKey>,
+    /// The current leaf's notAfter (Unix seconds; `i64::MIN` when unreadable), for the metrics.
+    not_after: std::sync::atomic::AtomicI64,
 }
 
 impl fmt::Debug for ReloadingResolver {
@@ -126,14 +128,32 @@ impl ResolvesServerCert for ReloadingResolver {
 
 impl ReloadingResolver {
     pub fn new(initial: Arc<CertifiedKey>) -> Arc<Self> {
+        let not_after = std::sync::atomic::AtomicI64::new(leaf_not_after(&initial));
         Arc::new(ReloadingResolver {
             current: ArcSwap::new(initial),
+            not_after,
         })
     }
 
     pub fn set(&self, ck: Arc<CertifiedKey>) {
+        let end = leaf_not_after(&ck);
         self.current.store(ck);
+        self.not_after
+            .store(end, std::sync::atomic::Ordering::Release);
     }
+
+    /// When the certificate being served expires (Unix seconds).
+    pub fn not_after(&self) -> Option<i64> {
+        let end = self.not_after.load(std::sync::atomic::Ordering::Acquire);
+        (end != i64::MIN).then_some(end)
+    }
+}
+
+fn leaf_not_after(ck: &CertifiedKey) -> i64 {
+    ck.cert
+        .first()
+        .and_then(|der| x509_parser::parse_x509_certificate(der).ok())
+        .map_or(i64::MIN, |(_, c)| c.validity().not_after.timestamp())
 }
 
 /// A TLS 1.2/1.3 server configuration (rustls offers nothing older) that serves whatever
@@ -227,6 +247,12 @@ pub fn generate_valid(
         DnType::CommonName,
         names.first().copied().unwrap_or("supportgate"),
     );
+    // The serving certificate ends on `not_after` as documented (it used to get rcgen's default
+    // of year 4096, so its own expiry, and the expiry gauge, never moved).
+    if let Some(end) = not_after {
+        leaf.not_before = ymd(today.yesterday().unwrap_or(today));
+        leaf.not_after = ymd(end);
+    }
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     leaf.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
@@ -243,6 +269,21 @@ pub fn generate_valid(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_resolver_knows_when_the_served_certificate_expires() {
+        let end = jiff::civil::date(2031, 3, 4);
+        let g = generate_valid(&["127.0.0.1"], "test-ca", Some(end)).unwrap();
+        let r = ReloadingResolver::new(
+            certified_key(g.cert_pem.as_bytes(), g.key_pem.as_bytes()).unwrap(),
+        );
+        let midnight = end.to_zoned(jiff::tz::TimeZone::UTC).unwrap().timestamp();
+        assert_eq!(r.not_after(), Some(midnight.as_second()));
+        let later =
+            generate_valid(&["127.0.0.1"], "test-ca", Some(end.tomorrow().unwrap())).unwrap();
+        r.set(certified_key(later.cert_pem.as_bytes(), later.key_pem.as_bytes()).unwrap());
+        assert_eq!(r.not_after(), Some(midnight.as_second() + 86_400));
+    }
 
     #[test]
     fn pairs_load_and_bad_files_say_why() {

@@ -1,0 +1,223 @@
+//! The controller's gauges: the fleet and the policies as the controller last recorded them.
+//! Everything here is derived from the recorded verdicts (`Seen`) and the policies' computed
+//! status, never counted up, so a restarted controller publishes the same numbers once it has
+//! reconciled each object again.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube::ResourceExt;
+use kube::api::{ApiResource, DynamicObject};
+use serde_json::Value;
+
+use crate::api::SupportPolicyStatus;
+use crate::controller::status::Seen;
+use crate::engine::policy::Policy;
+use crate::engine::policyset::PolicySet;
+use crate::engine::targets::select;
+use crate::engine::{Evaluation, Verdict};
+use crate::runtime::metrics::{
+    FleetLabels, Metrics, ObjectSupportLabels, PolicyInfoLabels, PolicyView,
+};
+use crate::runtime::state::PolicySource;
+
+/// The bounded labels of one object's verdict (no name).
+pub fn fleet_labels(
+    ar: &ApiResource,
+    obj: &DynamicObject,
+    verdict: Verdict,
+    reason: &str,
+) -> FleetLabels {
+    FleetLabels {
+        kind: ar.kind.clone(),
+        namespace: obj.namespace().unwrap_or_default(),
+        verdict: verdict.as_str().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The opt-in per-object series: the first rule that decided, and the versions the first policy
+/// targeting the kind reads from the object (empty when it has none).
+pub fn object_support_labels(
+    policies: &PolicySet,
+    ar: &ApiResource,
+    obj: &DynamicObject,
+    value: &Value,
+    evaluation: &Evaluation,
+) -> ObjectSupportLabels {
+    let target = policies
+        .policies()
+        .iter()
+        .find_map(|p| p.target_for(&ar.api_version, &ar.kind));
+    let read = |path: Option<&serde_json_path::JsonPath>| -> String {
+        path.and_then(|p| {
+            select(p, value)
+                .into_iter()
+                .find(|l| !l.value.is_null())
+                .map(|l| {
+                    l.value
+                        .as_str()
+                        .map_or_else(|| l.value.to_string(), str::to_string)
+                })
+        })
+        .unwrap_or_default()
+    };
+    let rule = match evaluation.verdict {
+        Verdict::Denied => evaluation.first_denial().map(|v| v.rule.id()),
+        _ => evaluation.violations.first().map(|v| v.rule.id()),
+    };
+    ObjectSupportLabels {
+        kind: ar.kind.clone(),
+        namespace: obj.namespace().unwrap_or_default(),
+        name: obj.name_any(),
+        verdict: evaluation.verdict.as_str().to_string(),
+        rule: rule.unwrap_or("").to_string(),
+        konvoy_version: read(target.and_then(|t| t.product_version.as_ref())),
+        kubernetes_version: read(target.and_then(|t| t.kubernetes_version.as_ref())),
+    }
+}
+
+/// Publishes the fleet from the recorded verdicts of the objects still in the caches.
+pub fn publish_fleet<'a>(
+    metrics: &Metrics,
+    seen: impl Iterator<Item = &'a Seen>,
+    per_object: bool,
+) {
+    let mut counts: BTreeMap<FleetLabels, i64> = BTreeMap::new();
+    let mut objects = BTreeSet::new();
+    for s in seen {
+        *counts.entry(s.fleet.clone()).or_default() += 1;
+        if let Some(o) = s.support.as_ref().filter(|_| per_object) {
+            objects.insert(o.clone());
+        }
+    }
+    metrics
+        .observed
+        .set_fleet(counts, per_object.then_some(objects));
+}
+
+/// One policy's gauges, from the status the controller computed for it.
+pub fn policy_view(
+    source: &PolicySource,
+    status: &SupportPolicyStatus,
+    today: jiff::civil::Date,
+) -> PolicyView {
+    let sp = &source.object;
+    let ready = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let compiled = source.compiled.as_ref().ok();
+    PolicyView {
+        info: PolicyInfoLabels {
+            policy: sp.name_any(),
+            product: compiled
+                .as_ref()
+                .map(|p| p.product_name.clone())
+                .unwrap_or_default(),
+            window: compiled
+                .as_ref()
+                .map(|p| p.window_text(today))
+                .unwrap_or_default(),
+            latest: status.latest.clone().unwrap_or_default(),
+            supported: status.supported.clone().unwrap_or_default(),
+        },
+        ready,
+        next_change: compiled.as_ref().and_then(|p| next_change(p, today)),
+    }
+}
+
+/// The policy's next date-driven change and what it is. Agrees with `Policy::next_transition`
+/// on the day; names which kind of date it is for the alert and the dashboard.
+pub fn next_change(
+    policy: &Policy,
+    today: jiff::civil::Date,
+) -> Option<(String, jiff::civil::Date)> {
+    use jiff::ToSpan;
+    let day = policy.next_transition(today)?;
+    let what = policy.releases().iter().find_map(|r| {
+        let warn = r
+            .end_of_support
+            .and_then(|e| e.checked_sub((policy.nearing_end_days as i64).days()).ok());
+        if r.end_of_support == Some(day) {
+            Some("end_of_support")
+        } else if r.release_date == Some(day) {
+            Some("release")
+        } else if warn == Some(day) {
+            Some("nearing_end")
+        } else {
+            None
+        }
+    });
+    Some((what.unwrap_or("release").to_string(), day))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    #[test]
+    fn next_change_names_the_kind_of_date() {
+        let yaml = crate::engine::policy::DEFAULT_POLICY_YAML.replace(
+            "releaseDate: \"2021-05-05\"",
+            "releaseDate: \"2021-05-05\"\n    endOfSupport: \"2027-06-30\"",
+        );
+        let p = Policy::from_yaml(&yaml).expect("valid");
+        // Before 1.7's release date: a release is next.
+        let next = next_change(&p, date(2021, 1, 1));
+        assert_eq!(next, Some(("release".to_string(), date(2021, 2, 10))));
+        // nearingEndDays (90) before 1.8's end of support: the warning starts.
+        let next = next_change(&p, date(2026, 11, 24));
+        assert_eq!(next, Some(("nearing_end".to_string(), date(2027, 4, 1))));
+        let next = next_change(&p, date(2027, 4, 1));
+        assert_eq!(
+            next,
+            Some(("end_of_support".to_string(), date(2027, 6, 30)))
+        );
+        assert_eq!(next_change(&p, date(2027, 6, 30)), None);
+        assert_eq!(
+            next_change(&Policy::embedded_default(), date(2026, 11, 24)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_policy_view_follows_its_status() {
+        use crate::controller::status::{Tally, policy_status};
+        let today = date(2026, 11, 24);
+        let sp: crate::api::SupportPolicy =
+            serde_norway::from_str(crate::engine::policy::DEFAULT_POLICY_YAML).unwrap();
+        let source = PolicySource::compile(std::sync::Arc::new(sp.clone()));
+        let st = policy_status(&source, &Tally::default(), today, 20, None);
+        let v = policy_view(&source, &st, today);
+        assert!(v.ready);
+        assert_eq!(
+            (
+                v.info.policy.as_str(),
+                v.info.product.as_str(),
+                v.info.window.as_str(),
+                v.info.latest.as_str(),
+                v.info.supported.as_str()
+            ),
+            (
+                "default",
+                "Konvoy",
+                "N-2 of latest 1.8",
+                "1.8",
+                "1.8, 1.7, 1.6"
+            )
+        );
+        assert_eq!(
+            v.next_change, None,
+            "the default policy has no future dates"
+        );
+
+        let mut bad = sp.clone();
+        bad.spec.product[0].kubernetes.min = "1.99.x".into();
+        let source = PolicySource::compile(std::sync::Arc::new(bad.clone()));
+        let st = policy_status(&source, &Tally::default(), today, 20, None);
+        let v = policy_view(&source, &st, today);
+        assert!(!v.ready, "an invalid policy is not Ready");
+        assert_eq!(v.info.policy, "default");
+    }
+}
