@@ -139,7 +139,7 @@ args kube-apiserver --etcd-servers=http://127.0.0.1:2379 \
   --kubelet-client-certificate="$pki/admin.crt" --kubelet-client-key="$pki/admin.key" \
   --service-account-issuer=https://kubernetes.default.svc.cluster.local \
   --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
-  --service-cluster-ip-range="$svc_cidr" --allow-privileged=true \
+  --service-cluster-ip-range="$svc_cidr" --allow-privileged=true --enable-aggregator-routing=true \
   --audit-policy-file="$dir/audit-policy.yaml" --audit-log-path="$dir/logs/audit.log" \
   --audit-log-format=json --audit-log-mode=blocking --audit-log-maxbackup=1 --audit-log-maxsize=100
 args kube-controller-manager --kubeconfig="$dir/kube-controller-manager.kubeconfig" \
