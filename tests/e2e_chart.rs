@@ -799,6 +799,10 @@ fn helm_install_upgrade_and_uninstall_in_the_self_managed_certificate_mode() {
             "--webhook-config-name=sg-supportgate",
             "--service-name=sg-supportgate",
             "--namespace=$(POD_NAMESPACE)",
+            "--cert-validity-days=365",
+            "--cert-rotate-before-days=30",
+            "--cert-check-seconds=3600",
+            "--sync-webhook-rules",
         ]
     );
     assert_eq!(

@@ -318,8 +318,7 @@ async fn scope_follows(cp: &ControlPlane) {
     assert!(o.status.success(), "{}", stderr(&o));
     cp.kubectl_ok(&["-n", apps, "delete", "widget", "w0"], None);
 
-    // A new kind: its RBAC through the aggregation label, its target in a policy.
-    cp.kubectl_ok(&["apply", "-f", "-"], Some(WIDGETS_ROLE));
+    // A new kind: its target in a policy (its RBAC comes after, through the aggregation label).
     let widgets_target = json!([{
         "apiGroup": "scope.example.dev", "versions": ["v1"], "kind": "Widget",
         "resource": "widgets", "namespaced": true,
@@ -349,7 +348,7 @@ async fn scope_follows(cp: &ControlPlane) {
         resources(&after),
         op.logs()
     );
-    eprintln!("refused {:?} after the policy gained the target", refused);
+    eprintln!("refused after {refused:?} once the policy gained the target");
     assert!(resources(&after).contains(&"widgets.scope.example.dev".to_string()));
     assert!(
         resources(&after).contains(&"konvoyclusters.kommander.mesosphere.io".to_string()),
@@ -372,7 +371,62 @@ async fn scope_follows(cp: &ControlPlane) {
         "the scope owns the rules and nothing else: {owned}"
     );
 
-    // The aggregation controller granted the kind: the controller watches Widgets as well.
+    // Admission needs no RBAC for the kind; the controller does, and until it has it the
+    // policy's status says so.
+    let kinds_watched = |want: &str| {
+        let o = cp.kubectl(&[
+            "get",
+            "supportpolicy",
+            "scope-widgets",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"KindsWatched\")].reason}",
+        ]);
+        stdout(&o).trim() == want
+    };
+    let reported = within(Duration::from_secs(30), || kinds_watched("Forbidden")).await;
+    eprintln!("KindsWatched=Forbidden after {reported:?}");
+    assert!(
+        reported.is_some(),
+        "no KindsWatched=Forbidden condition on the policy:\n{}",
+        op.logs()
+    );
+    let message = cp.kubectl_ok(
+        &[
+            "get",
+            "supportpolicy",
+            "scope-widgets",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"KindsWatched\")].message}",
+        ],
+        None,
+    );
+    assert!(
+        message.contains("Widget.scope.example.dev/v1")
+            && message.contains("supportgate.dev/aggregate-to-supportgate"),
+        "{message}"
+    );
+    assert!(
+        op.child.try_wait().expect("operator status").is_none(),
+        "no crash on 403"
+    );
+    // No retry storm: the refused lists and watches back off (at most ~1 every 800 ms at the
+    // start, doubling to 30 s).
+    let refused_calls = || {
+        cp.audit_log()
+            .lines()
+            .filter(|l| l.contains("\"code\":403") && l.contains("\"resource\":\"widgets\""))
+            .count()
+    };
+    let first = refused_calls();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let more = refused_calls() - first;
+    assert!(
+        more <= 6,
+        "{more} refused widget requests in 5 s: a retry storm"
+    );
+
+    // The RBAC, granted through the aggregation label alone.
+    cp.kubectl_ok(&["apply", "-f", "-"], Some(WIDGETS_ROLE));
     let aggregated = within(Duration::from_secs(30), || {
         let role = get_json(cp, &["clusterrole", &format!("{FULLNAME}-aggregated")]);
         role["rules"].to_string().contains("widgets")
@@ -400,6 +454,13 @@ async fn scope_follows(cp: &ControlPlane) {
         "the controller wrote no Supported condition on a Widget (RBAC via aggregation):\n{}",
         op.logs()
     );
+    let cleared = within(Duration::from_secs(30), || kinds_watched("Watching")).await;
+    assert!(
+        cleared.is_some(),
+        "KindsWatched stayed False:\n{}",
+        op.logs()
+    );
+    eprintln!("KindsWatched=Watching {cleared:?} after the Supported condition");
 
     // The target removed (the policy falls back to the presets): the object is admitted.
     cp.kubectl_ok(
@@ -424,7 +485,7 @@ async fn scope_follows(cp: &ControlPlane) {
         resources(&last),
         op.logs()
     );
-    eprintln!("admitted {:?} after the target was removed", admitted);
+    eprintln!("admitted after {admitted:?} once the target was removed");
     assert!(!resources(&last).contains(&"widgets.scope.example.dev".to_string()));
     assert_eq!(others(&last), others(&before), "only the rules changed");
 
