@@ -140,7 +140,7 @@ async fn sync_once(
 
 /// What woke the loop.
 enum Wake {
-    Config(Option<ValidatingWebhookConfiguration>),
+    Config(Option<Box<ValidatingWebhookConfiguration>>),
     Other,
     Ended,
 }
@@ -164,12 +164,12 @@ pub async fn keep_rules(
     let mut tick = tokio::time::interval(cfg.resync);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leader_gone = false;
-    let mut live: Option<ValidatingWebhookConfiguration> = None;
+    let mut live: Option<Box<ValidatingWebhookConfiguration>> = None;
     let mut backoff = Duration::ZERO;
     loop {
         let wake = tokio::select! {
             ev = events.next() => match ev {
-                Some(Ok(Event::Apply(v) | Event::InitApply(v))) => Wake::Config(Some(v)),
+                Some(Ok(Event::Apply(v) | Event::InitApply(v))) => Wake::Config(Some(Box::new(v))),
                 Some(Ok(Event::Delete(_))) => Wake::Config(None),
                 Some(Ok(_)) => Wake::Other,
                 Some(Err(e)) => {
