@@ -371,6 +371,31 @@ async fn scope_follows(cp: &ControlPlane) {
         "the scope owns the rules and nothing else: {owned}"
     );
 
+    // Someone puts the chart's initial rules back (as a `helm upgrade` does): healed at once.
+    let initial = json!([{"op": "replace", "path": "/webhooks/0/rules", "value": before["webhooks"][0]["rules"]}]);
+    cp.kubectl_ok(
+        &[
+            "patch",
+            "validatingwebhookconfiguration",
+            FULLNAME,
+            "--type=json",
+            "-p",
+            &initial.to_string(),
+        ],
+        None,
+    );
+    let healed = within(Duration::from_secs(10), || {
+        let vwc = get_json(cp, &["validatingwebhookconfiguration", FULLNAME]);
+        resources(&vwc).contains(&"widgets.scope.example.dev".to_string())
+    })
+    .await;
+    assert!(
+        healed.is_some(),
+        "the rules were not put back:\n{}",
+        op.logs()
+    );
+    eprintln!("rules reset to the chart's: healed after {healed:?}");
+
     // Admission needs no RBAC for the kind; the controller does, and until it has it the
     // policy's status says so.
     let kinds_watched = |want: &str| {
@@ -503,7 +528,7 @@ async fn scope_follows(cp: &ControlPlane) {
         })
         .count();
     // (The chart's initial rules are already the default policy's: no write for them.)
-    assert_eq!(writes, 2, "rules writes for two policy changes");
+    assert_eq!(writes, 3, "rules writes: two policy changes and one heal");
 
     for name in ["scope-widgets", "scope-default"] {
         cp.kubectl_ok(&["delete", "supportpolicy", name], None);
