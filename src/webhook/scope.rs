@@ -56,7 +56,7 @@ pub fn rules_for<'a>(
     targets: impl IntoIterator<Item = &'a CompiledTarget>,
 ) -> Vec<RuleWithOperations> {
     let mut per_resource: BTreeMap<(String, String), Versions> = BTreeMap::new();
-    for t in targets {
+    for t in targets.into_iter().filter(|t| routable(t)) {
         let key = (t.spec.api_group.clone(), t.spec.resource.clone());
         let entry = per_resource
             .entry(key)
@@ -88,6 +88,17 @@ pub fn rules_for<'a>(
             scope: Some("*".into()),
         })
         .collect()
+}
+
+/// Whether a target names one resource: a wildcard or a subresource in a policy would send
+/// far more than the policy can judge to a fail-closed webhook (every kind of a group, or of
+/// the cluster), so such a target never widens the rules.
+fn routable(t: &CompiledTarget) -> bool {
+    let plain = |s: &str| !s.contains('*') && !s.contains('/');
+    plain(&t.spec.api_group)
+        && !t.spec.resource.is_empty()
+        && plain(&t.spec.resource)
+        && t.spec.versions.iter().all(|v| plain(v) && !v.is_empty())
 }
 
 /// Whether any webhook of the configuration has other rules than `wanted`.
@@ -286,6 +297,18 @@ mod tests {
         assert_eq!(flat(&rules_for(all.iter())), ["x.io/*:things"]);
         assert_eq!(flat(&rules_for(all.iter().rev())), ["x.io/*:things"]);
         assert!(rules_for(std::iter::empty()).is_empty());
+    }
+
+    #[test]
+    fn wildcards_and_subresources_never_widen_the_rules() {
+        let ts = [
+            target("*", &["v1"], "things"),
+            target("x.io", &["v1"], "*"),
+            target("x.io", &["*"], "things"),
+            target("x.io", &["v1"], "things/status"),
+            target("x.io", &["v1"], "things"),
+        ];
+        assert_eq!(flat(&rules_for(ts.iter())), ["x.io/v1:things"]);
     }
 
     #[test]
