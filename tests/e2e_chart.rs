@@ -1443,6 +1443,8 @@ async fn rbac_proof(cp: &ControlPlane, release: &str, self_managed: bool) {
         "watch addons.kubeaddons.mesosphere.io",
         "patch policyreports.wgpolicyk8s.io",
         "create leases.coordination.k8s.io",
+        // The rules follow the policies: the configuration is watched by name in both modes.
+        "watch validatingwebhookconfigurations.admissionregistration.k8s.io",
     ];
     if self_managed {
         needed.extend([

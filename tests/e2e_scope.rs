@@ -530,6 +530,54 @@ async fn scope_follows(cp: &ControlPlane) {
     // (The chart's initial rules are already the default policy's: no write for them.)
     assert_eq!(writes, 3, "rules writes: two policy changes and one heal");
 
+    // Several replicas: only the leader writes. A second replica follows; the leader dies
+    // without giving up its Lease; the rules are changed under them. The follower leaves them
+    // alone until it has taken the Lease over, then puts the policies' rules back.
+    let certs_b = CertFiles::new();
+    let mut args_b = arg_refs.clone();
+    args_b.push("--identity=scope-b");
+    let mut b = Operator::start_with_kubeconfig(cp, &kubeconfig, &certs_b, &args_b);
+    b.wait_ready().await;
+    op.child.kill().expect("kill the leader");
+    let _ = op.child.wait();
+    let mut changed = last["webhooks"][0]["rules"].clone();
+    changed.as_array_mut().expect("rules").truncate(1);
+    let reset = json!([{"op": "replace", "path": "/webhooks/0/rules", "value": changed}]);
+    cp.kubectl_ok(
+        &[
+            "patch",
+            "validatingwebhookconfiguration",
+            FULLNAME,
+            "--type=json",
+            "-p",
+            &reset.to_string(),
+        ],
+        None,
+    );
+    let rules_now = || {
+        get_json(cp, &["validatingwebhookconfiguration", FULLNAME])["webhooks"][0]["rules"].clone()
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        rules_now(),
+        changed,
+        "a follower wrote the rules:\n{}",
+        b.logs()
+    );
+    let took_over = within(Duration::from_secs(40), || {
+        rules_now() == last["webhooks"][0]["rules"]
+    })
+    .await;
+    assert!(
+        took_over.is_some() && b.logs().contains("became the leader"),
+        "the new leader did not put the rules back:\n{}",
+        b.logs()
+    );
+    eprintln!(
+        "the follower left the rules alone; as the new leader it healed them {took_over:?} later"
+    );
+    drop(b);
+
     for name in ["scope-widgets", "scope-default"] {
         cp.kubectl_ok(&["delete", "supportpolicy", name], None);
     }
