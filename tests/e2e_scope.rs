@@ -449,6 +449,7 @@ async fn scope_follows(cp: &ControlPlane) {
         more <= 6,
         "{more} refused widget requests in 5 s: a retry storm"
     );
+    eprintln!("{more} refused widget requests in 5 s while forbidden");
 
     // The RBAC, granted through the aggregation label alone.
     cp.kubectl_ok(&["apply", "-f", "-"], Some(WIDGETS_ROLE));
