@@ -208,6 +208,42 @@ fn resources(vwc: &Value) -> Vec<String> {
         .collect()
 }
 
+const APPS: &str = "scope-apps";
+
+/// What the phases of the test share. Fields drop in order: the operator, then the release
+/// (uninstalled), then the aggregation controller.
+struct Scene<'a> {
+    cp: &'a ControlPlane,
+    op: Operator,
+    args: Vec<String>,
+    kubeconfig: std::path::PathBuf,
+    /// The operator's certificate files (kept until it stops).
+    _certs: CertFiles,
+    _release: Release<'a>,
+    kcm: Aggregator,
+    /// The webhook configuration before any policy changed its rules.
+    before: Value,
+}
+
+fn apply(cp: &ControlPlane, doc: &str) -> Output {
+    cp.kubectl_in(&["-n", APPS, "apply", "-f", "-"], Some(doc))
+}
+
+fn violating() -> String {
+    widget("w1", "v1.5.6", "1.17.17")
+}
+
+fn kinds_watched(cp: &ControlPlane, want: &str) -> bool {
+    let o = cp.kubectl(&[
+        "get",
+        "supportpolicy",
+        "scope-widgets",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"KindsWatched\")].reason}",
+    ]);
+    stdout(&o).trim() == want
+}
+
 #[test]
 fn the_webhook_scope_follows_the_policies_with_no_helm_upgrade() {
     let cp = ControlPlane::shared();
@@ -215,10 +251,29 @@ fn the_webhook_scope_follows_the_policies_with_no_helm_upgrade() {
         .enable_all()
         .build()
         .unwrap()
-        .block_on(scope_follows(cp));
+        .block_on(async {
+            let mut scene = install(cp).await;
+            a_new_kind_is_refused_within_seconds(&scene).await;
+            forbidden_until_granted(&mut scene).await;
+            let last = removing_the_target_admits(&scene).await;
+            // Rules are written only when they change (the chart's initial rules are already
+            // the default policy's: no write for them).
+            assert_eq!(
+                rules_writes(cp),
+                3,
+                "rules writes: two policy changes and one heal"
+            );
+            only_the_leader_writes(&mut scene, &last).await;
+            for name in ["scope-widgets", "scope-default"] {
+                cp.kubectl_ok(&["delete", "supportpolicy", name], None);
+            }
+            cp.kubectl_ok(&["delete", "clusterrole", "supportgate-widgets"], None);
+        });
 }
 
-async fn scope_follows(cp: &ControlPlane) {
+/// The chart installed, the operator running as its ServiceAccount with its arguments, the
+/// webhook configuration pointed at it and effective.
+async fn install(cp: &ControlPlane) -> Scene<'_> {
     cp.kubectl_ok(
         &["apply", "--server-side", "--force-conflicts", "-f", "crds/"],
         None,
@@ -252,7 +307,7 @@ async fn scope_follows(cp: &ControlPlane) {
         ],
     );
     assert!(o.status.success(), "helm install: {}", stderr(&o));
-    let _release = Release(cp);
+    let release = Release(cp);
     cp.kubectl_ok(&["apply", "-f", "-"], Some(&policy("scope-default", None)));
 
     // The chart's own arguments, as the kubelet expands them; addresses and files the test's.
@@ -302,9 +357,8 @@ async fn scope_follows(cp: &ControlPlane) {
         ],
         None,
     );
-    let apps = "scope-apps";
-    cp.create_namespace(apps);
-    wait_webhook_effective(cp, apps, &konvoy_cluster("old", "v1.5.6")).await;
+    cp.create_namespace(APPS);
+    wait_webhook_effective(cp, APPS, &konvoy_cluster("old", "v1.5.6")).await;
     let before = get_json(cp, &["validatingwebhookconfiguration", FULLNAME]);
     assert!(
         before["webhooks"][0]["clientConfig"]["caBundle"].is_string(),
@@ -312,11 +366,26 @@ async fn scope_follows(cp: &ControlPlane) {
     );
     assert!(!resources(&before).contains(&"widgets.scope.example.dev".to_string()));
 
+    Scene {
+        cp,
+        op,
+        args,
+        kubeconfig,
+        _certs: certs,
+        _release: release,
+        kcm,
+        before,
+    }
+}
+
+/// A policy adds a target for a new kind: a violating object is refused within seconds, and
+/// only the rules of the configuration changed (and stay the policies').
+async fn a_new_kind_is_refused_within_seconds(s: &Scene<'_>) {
+    let (cp, op, before) = (s.cp, &s.op, &s.before);
     // With no policy targeting Widgets, the API server never asks the webhook about them.
-    let apply = |doc: &str| cp.kubectl_in(&["-n", apps, "apply", "-f", "-"], Some(doc));
-    let o = apply(&widget("w0", "v1.5.6", "1.17.17"));
+    let o = apply(cp, &widget("w0", "v1.5.6", "1.17.17"));
     assert!(o.status.success(), "{}", stderr(&o));
-    cp.kubectl_ok(&["-n", apps, "delete", "widget", "w0"], None);
+    cp.kubectl_ok(&["-n", APPS, "delete", "widget", "w0"], None);
 
     // A new kind: its target in a policy (its RBAC comes after, through the aggregation label).
     let widgets_target = json!([{
@@ -328,9 +397,8 @@ async fn scope_follows(cp: &ControlPlane) {
         &["apply", "-f", "-"],
         Some(&policy("scope-widgets", Some(widgets_target))),
     );
-    let violating = widget("w1", "v1.5.6", "1.17.17");
     let refused = within(Duration::from_secs(20), || {
-        let o = apply(&violating);
+        let o = apply(cp, &violating());
         !o.status.success() && stderr(&o).contains("[konvoy-unsupported]")
     })
     .await;
@@ -355,7 +423,7 @@ async fn scope_follows(cp: &ControlPlane) {
         "the union keeps the other policy's targets: {:?}",
         resources(&after)
     );
-    assert_eq!(others(&after), others(&before), "only the rules changed");
+    assert_eq!(others(&after), others(before), "only the rules changed");
     let owner = after["metadata"]["managedFields"]
         .as_array()
         .into_iter()
@@ -395,25 +463,20 @@ async fn scope_follows(cp: &ControlPlane) {
         op.logs()
     );
     eprintln!("rules reset to the chart's: healed after {healed:?}");
+}
 
+/// Until its RBAC is granted through the aggregation label, the policy says the kind cannot be
+/// watched; no crash, no retry storm; then the controller watches it.
+async fn forbidden_until_granted(s: &mut Scene<'_>) {
+    let cp = s.cp;
     // Admission needs no RBAC for the kind; the controller does, and until it has it the
     // policy's status says so.
-    let kinds_watched = |want: &str| {
-        let o = cp.kubectl(&[
-            "get",
-            "supportpolicy",
-            "scope-widgets",
-            "-o",
-            "jsonpath={.status.conditions[?(@.type==\"KindsWatched\")].reason}",
-        ]);
-        stdout(&o).trim() == want
-    };
-    let reported = within(Duration::from_secs(30), || kinds_watched("Forbidden")).await;
+    let reported = within(Duration::from_secs(30), || kinds_watched(cp, "Forbidden")).await;
     eprintln!("KindsWatched=Forbidden after {reported:?}");
     assert!(
         reported.is_some(),
         "no KindsWatched=Forbidden condition on the policy:\n{}",
-        op.logs()
+        s.op.logs()
     );
     let message = cp.kubectl_ok(
         &[
@@ -431,7 +494,7 @@ async fn scope_follows(cp: &ControlPlane) {
         "{message}"
     );
     assert!(
-        op.child.try_wait().expect("operator status").is_none(),
+        s.op.child.try_wait().expect("operator status").is_none(),
         "no crash on 403"
     );
     // No retry storm: the refused lists and watches back off (at most ~1 every 800 ms at the
@@ -458,14 +521,14 @@ async fn scope_follows(cp: &ControlPlane) {
         role["rules"].to_string().contains("widgets")
     })
     .await;
-    assert!(aggregated.is_some(), "no aggregation:\n{}", kcm.logs());
+    assert!(aggregated.is_some(), "no aggregation:\n{}", s.kcm.logs());
     let compliant = widget("w2", "v1.8.5", "1.20.13");
-    let o = apply(&compliant);
+    let o = apply(cp, &compliant);
     assert!(o.status.success(), "{}", stderr(&o));
     let watched = within(Duration::from_secs(60), || {
         let o = cp.kubectl(&[
             "-n",
-            apps,
+            APPS,
             "get",
             "widget",
             "w2",
@@ -478,16 +541,21 @@ async fn scope_follows(cp: &ControlPlane) {
     assert!(
         watched.is_some(),
         "the controller wrote no Supported condition on a Widget (RBAC via aggregation):\n{}",
-        op.logs()
+        s.op.logs()
     );
-    let cleared = within(Duration::from_secs(30), || kinds_watched("Watching")).await;
+    let cleared = within(Duration::from_secs(30), || kinds_watched(cp, "Watching")).await;
     assert!(
         cleared.is_some(),
         "KindsWatched stayed False:\n{}",
-        op.logs()
+        s.op.logs()
     );
     eprintln!("KindsWatched=Watching {cleared:?} after the Supported condition");
+}
 
+/// The target removed (the policy falls back to the presets): the object is admitted. Returns
+/// the configuration then.
+async fn removing_the_target_admits(s: &Scene<'_>) -> Value {
+    let (cp, op, before) = (s.cp, &s.op, &s.before);
     // The target removed (the policy falls back to the presets): the object is admitted.
     cp.kubectl_ok(
         &[
@@ -501,7 +569,7 @@ async fn scope_follows(cp: &ControlPlane) {
         None,
     );
     let admitted = within(Duration::from_secs(20), || {
-        apply(&violating).status.success()
+        apply(cp, &violating()).status.success()
     })
     .await;
     let last = get_json(cp, &["validatingwebhookconfiguration", FULLNAME]);
@@ -513,11 +581,14 @@ async fn scope_follows(cp: &ControlPlane) {
     );
     eprintln!("admitted after {admitted:?} once the target was removed");
     assert!(!resources(&last).contains(&"widgets.scope.example.dev".to_string()));
-    assert_eq!(others(&last), others(&before), "only the rules changed");
+    assert_eq!(others(&last), others(before), "only the rules changed");
 
-    // Rules are written only when they change: one write per policy change above.
-    let writes = cp
-        .audit_log()
+    last
+}
+
+/// How many times the operator's account patched the configuration.
+fn rules_writes(cp: &ControlPlane) -> usize {
+    cp.audit_log()
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|e| {
@@ -527,20 +598,21 @@ async fn scope_follows(cp: &ControlPlane) {
                 && e["user"]["username"] == format!("system:serviceaccount:{NS}:{FULLNAME}")
                 && e["objectRef"]["name"] == FULLNAME
         })
-        .count();
-    // (The chart's initial rules are already the default policy's: no write for them.)
-    assert_eq!(writes, 3, "rules writes: two policy changes and one heal");
+        .count()
+}
 
+async fn only_the_leader_writes(s: &mut Scene<'_>, last: &Value) {
+    let cp = s.cp;
     // Several replicas: only the leader writes. A second replica follows; the leader dies
     // without giving up its Lease; the rules are changed under them. The follower leaves them
     // alone until it has taken the Lease over, then puts the policies' rules back.
     let certs_b = CertFiles::new();
-    let mut args_b = arg_refs.clone();
+    let mut args_b: Vec<&str> = s.args.iter().map(String::as_str).collect();
     args_b.push("--identity=scope-b");
-    let mut b = Operator::start_with_kubeconfig(cp, &kubeconfig, &certs_b, &args_b);
+    let mut b = Operator::start_with_kubeconfig(cp, &s.kubeconfig, &certs_b, &args_b);
     b.wait_ready().await;
-    op.child.kill().expect("kill the leader");
-    let _ = op.child.wait();
+    s.op.child.kill().expect("kill the leader");
+    let _ = s.op.child.wait();
     let mut changed = last["webhooks"][0]["rules"].clone();
     changed.as_array_mut().expect("rules").truncate(1);
     let reset = json!([{"op": "replace", "path": "/webhooks/0/rules", "value": changed}]);
@@ -578,10 +650,4 @@ async fn scope_follows(cp: &ControlPlane) {
         "the follower left the rules alone; as the new leader it healed them {took_over:?} later"
     );
     drop(b);
-
-    for name in ["scope-widgets", "scope-default"] {
-        cp.kubectl_ok(&["delete", "supportpolicy", name], None);
-    }
-    cp.kubectl_ok(&["delete", "clusterrole", "supportgate-widgets"], None);
-    drop(op);
 }
