@@ -16,6 +16,7 @@ use supportgate::controller::leader::LeaseConfig;
 use supportgate::engine::version::Version;
 use supportgate::runtime::logging::LogFormat;
 use supportgate::runtime::run::{RunConfig, run_blocking};
+use supportgate::webhook::scope::ScopeConfig;
 use supportgate::webhook::selfcerts::SelfManagedConfig;
 
 /// Enforces a vendor's version support policy on Kubernetes clusters and addons.
@@ -115,9 +116,14 @@ struct RunArgs {
     /// The Secret that holds the self-managed CA and serving certificate.
     #[arg(long, default_value = "supportgate-tls")]
     cert_secret_name: String,
-    /// The ValidatingWebhookConfiguration whose caBundle is kept in sync.
+    /// The ValidatingWebhookConfiguration whose caBundle (self-managed certificates) and rules
+    /// (--sync-webhook-rules) are kept in sync.
     #[arg(long, default_value = "supportgate")]
     webhook_config_name: String,
+    /// Keep the webhook configuration's rules equal to the union of the targets of all valid
+    /// SupportPolicies (only the leader writes them).
+    #[arg(long, env = "SUPPORTGATE_SYNC_WEBHOOK_RULES")]
+    sync_webhook_rules: bool,
     /// The Service the API server calls; its DNS names go into the certificate.
     #[arg(long, default_value = "supportgate")]
     service_name: String,
@@ -189,6 +195,10 @@ impl RunArgs {
                 validity_days: self.cert_validity_days,
                 rotate_before_days: self.cert_rotate_before_days,
                 check_every: Duration::from_secs(self.cert_check_seconds.max(1)),
+            }),
+            webhook_scope: self.sync_webhook_rules.then(|| ScopeConfig {
+                webhook_config_name: self.webhook_config_name.clone(),
+                resync: Duration::from_secs(60),
             }),
             fault_panic: self.fault_panic.clone(),
             webhook_limits: self.limits.limits(),

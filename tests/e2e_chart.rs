@@ -156,8 +156,15 @@ fn expected_rbac(fullname: &str, self_managed: bool) -> (BTreeSet<String>, BTree
         json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]}),
         json!({"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [fullname], "verbs": ["get", "update"]}),
     ];
+    // Its own webhook configuration: the rules follow the policies (watched by name, patched)
+    // in both modes; the self-managed caBundle is written with an update.
+    let webhook_verbs = if self_managed {
+        json!(["get", "list", "watch", "patch", "update"])
+    } else {
+        json!(["get", "list", "watch", "patch"])
+    };
+    cluster.push(json!({"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingwebhookconfigurations"], "resourceNames": [fullname], "verbs": webhook_verbs}));
     if self_managed {
-        cluster.push(json!({"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingwebhookconfigurations"], "resourceNames": [fullname], "verbs": ["get", "patch", "update"]}));
         ns.push(json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}));
         ns.push(json!({"apiGroups": [""], "resources": ["secrets"], "resourceNames": [format!("{fullname}-tls")], "verbs": ["get", "list", "watch", "update", "patch"]}));
     }
@@ -521,8 +528,12 @@ fn every_rendered_manifest_passes_server_side_validation_and_pod_security() {
     let ns = "chart-dry-run";
     restricted_namespace(cp, ns);
 
+    // Two ClusterRoles and bindings: the operator's own, and the aggregated one that grants
+    // what ClusterRoles labelled supportgate.dev/aggregate-to-supportgate add.
     let base = [
         "ClusterRole",
+        "ClusterRole",
+        "ClusterRoleBinding",
         "ClusterRoleBinding",
         "CustomResourceDefinition",
         "Deployment",
@@ -788,6 +799,10 @@ fn helm_install_upgrade_and_uninstall_in_the_self_managed_certificate_mode() {
             "--webhook-config-name=sg-supportgate",
             "--service-name=sg-supportgate",
             "--namespace=$(POD_NAMESPACE)",
+            "--cert-validity-days=365",
+            "--cert-rotate-before-days=30",
+            "--cert-check-seconds=3600",
+            "--sync-webhook-rules",
         ]
     );
     assert_eq!(
@@ -1079,9 +1094,15 @@ fn helm_install_in_the_cert_manager_mode() {
     );
     let args = strs(&pod["containers"][0]["args"]);
     assert!(
-        !args.iter().any(|a| a.starts_with("--self-managed-certs")
-            || a.starts_with("--cert-secret-name")
-            || a.starts_with("--webhook-config-name")),
+        !args
+            .iter()
+            .any(|a| a.starts_with("--self-managed-certs") || a.starts_with("--cert-secret-name")),
+        "{args:?}"
+    );
+    // The rules follow the policies with cert-manager too.
+    assert!(
+        args.contains(&"--sync-webhook-rules".to_string())
+            && args.contains(&"--webhook-config-name=sgcm-supportgate".to_string()),
         "{args:?}"
     );
     assert!(args.contains(&"--leader-election-lease=sgcm-supportgate".to_string()));
@@ -1097,11 +1118,18 @@ fn helm_install_in_the_cert_manager_mode() {
     let who = (ns, fullname);
     assert!(!allowed(cp, who, "get", "secrets:sgcm-supportgate-tls", ns));
     assert!(!allowed(cp, who, "create", "secrets", ns));
-    assert!(!allowed(
+    assert!(allowed(
         cp,
         who,
         "patch",
         "validatingwebhookconfigurations.admissionregistration.k8s.io:sgcm-supportgate",
+        ""
+    ));
+    assert!(!allowed(
+        cp,
+        who,
+        "patch",
+        "validatingwebhookconfigurations.admissionregistration.k8s.io:someone-else",
         ""
     ));
     assert!(allowed(
@@ -1415,6 +1443,8 @@ async fn rbac_proof(cp: &ControlPlane, release: &str, self_managed: bool) {
         "watch addons.kubeaddons.mesosphere.io",
         "patch policyreports.wgpolicyk8s.io",
         "create leases.coordination.k8s.io",
+        // The rules follow the policies: the configuration is watched by name in both modes.
+        "watch validatingwebhookconfigurations.admissionregistration.k8s.io",
     ];
     if self_managed {
         needed.extend([

@@ -121,9 +121,17 @@ async fn a_panic_in_any_other_task_takes_the_process_down() {
         ("webhook-server", true),
         // With the health server gone, /readyz cannot answer at all; the exit is what counts.
         ("health-server", false),
+        ("webhook-scope", true),
     ]
     .map(|(task, observable)| async move {
-        let (death, logs) = kill_task(cp, task, &["--no-leader-election"]).await;
+        let mut extra = vec!["--no-leader-election"];
+        if task == "webhook-scope" {
+            extra.extend([
+                "--sync-webhook-rules",
+                "--webhook-config-name=supervised-scope",
+            ]);
+        }
+        let (death, logs) = kill_task(cp, task, &extra).await;
         (task, observable, death, logs)
     });
     for (task, observable, death, logs) in futures::future::join_all(runs).await {

@@ -149,6 +149,9 @@ pub(crate) fn reconcile_kinds(
             if let Ok(mut stores) = session.stores.lock() {
                 stores.remove(key);
             }
+            if let Ok(mut forbidden) = session.forbidden.lock() {
+                forbidden.remove(key);
+            }
         }
         keep
     });

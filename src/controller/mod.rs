@@ -91,6 +91,9 @@ pub(crate) struct Session {
     last: Mutex<HashMap<String, Condition>>,
     /// Each object's latest verdicts, merged and per policy, for the policies' status counts.
     seen: Mutex<HashMap<String, Seen>>,
+    /// Targeted kinds the API server refuses to let this account list or watch (403), with its
+    /// message: shown in the targeting policies' `KindsWatched` condition.
+    forbidden: Mutex<BTreeMap<KindKey, String>>,
     dirty: Notify,
 }
 
@@ -148,6 +151,7 @@ async fn run_session(client: Client, shared: Arc<Shared>, cfg: ControllerConfig)
         stores: Mutex::new(BTreeMap::new()),
         last: Mutex::new(HashMap::new()),
         seen: Mutex::new(HashMap::new()),
+        forbidden: Mutex::new(BTreeMap::new()),
         dirty: Notify::new(),
     });
 

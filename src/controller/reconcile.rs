@@ -47,8 +47,12 @@ pub(crate) async fn run_kind(session: Arc<Session>, key: KindKey, kind: Kind) {
     // A deleted object is never reconciled: wake the status pass so that the policies' counts
     // and the fleet gauges forget it now, not at the next unrelated change.
     let on_delete = session.clone();
+    let access = (session.clone(), key.clone());
+    // A 403 backs off like any watch error (up to 30 s between tries, no storm); it is also
+    // recorded, for the policies' status, until a list or watch succeeds.
     let objects = watcher::watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
+        .inspect(move |ev| note_access(&access.0, &access.1, ev))
         .modify(|o: &mut DynamicObject| o.managed_fields_mut().clear())
         .reflect(writer)
         .inspect(move |ev| {
@@ -80,6 +84,52 @@ pub(crate) async fn run_kind(session: Arc<Session>, key: KindKey, kind: Kind) {
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
+}
+
+/// The API server's message when it refused this account the list or watch (403).
+pub(crate) fn forbidden(e: &watcher::Error) -> Option<String> {
+    let status = match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.as_ref(),
+        watcher::Error::WatchError(s) => s.as_ref(),
+        _ => return None,
+    };
+    (status.code == 403).then(|| status.message.clone())
+}
+
+/// Records whether the kind's watch is refused; wakes the policy status writer on a change.
+fn note_access(
+    session: &Session,
+    key: &KindKey,
+    ev: &Result<watcher::Event<DynamicObject>, watcher::Error>,
+) {
+    let now = match ev {
+        Ok(_) => None,
+        Err(e) => match forbidden(e) {
+            Some(message) => Some(message),
+            // Other errors say nothing about access.
+            None => return,
+        },
+    };
+    let Ok(mut map) = session.forbidden.lock() else {
+        return;
+    };
+    let changed = match now {
+        Some(message) => {
+            let changed = map.get(key) != Some(&message);
+            if changed {
+                tracing::warn!(kind = %key.2, group = %key.0, error = %message, "not allowed to watch a targeted kind; grant it with a ClusterRole labelled supportgate.dev/aggregate-to-supportgate");
+                map.insert(key.clone(), message);
+            }
+            changed
+        }
+        None => map.remove(key).is_some(),
+    };
+    drop(map);
+    if changed {
+        session.dirty.notify_one();
+    }
 }
 
 /// `group/Kind/namespace/name`: how memory and the status tallies know an object.

@@ -2,7 +2,7 @@
 //! which objects it denies, and whether it is valid. Counts come from what the reconciles
 //! recorded, never from a second evaluation.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +16,10 @@ use tracing::Instrument;
 
 use crate::api::{ObjectCounts, SupportPolicy, SupportPolicyStatus};
 use crate::controller::Session;
+use crate::controller::discovery::KindKey;
 use crate::controller::metrics::{policy_view, publish_fleet};
 use crate::engine::Verdict;
+use crate::engine::policy::Policy;
 use crate::engine::vendor;
 use crate::runtime::clock::today_utc;
 use crate::runtime::metrics::{FleetLabels, ObjectSupportLabels};
@@ -68,6 +70,11 @@ pub(crate) async fn policy_status_loop(session: Arc<Session>) {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let tallies = tally(&session);
         let today = today_utc();
+        let forbidden = session
+            .forbidden
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default();
         let sources = session.shared.policy_sources.load();
         let statuses: Vec<_> = sources
             .iter()
@@ -76,7 +83,13 @@ pub(crate) async fn policy_status_loop(session: Arc<Session>) {
                 let empty = Tally::default();
                 let t = tallies.get(&name).unwrap_or(&empty);
                 let max = session.cfg.max_denied_listed;
-                policy_status(source, t, today, max, written.get(&name))
+                let previous = written.get(&name);
+                let mut status = policy_status(source, t, today, max, previous);
+                if let Ok(policy) = &source.compiled {
+                    let watched = kinds_watched(&source.object, policy, &forbidden, previous);
+                    status.conditions.push(watched);
+                }
+                status
             })
             .collect();
         let views = sources.iter().zip(&statuses);
@@ -220,6 +233,40 @@ pub fn policy_status(
     }
 }
 
+/// The `KindsWatched` condition: False, naming the kinds, while the API server refuses this
+/// account the list or watch of a kind the policy targets (403).
+pub fn kinds_watched(
+    sp: &SupportPolicy,
+    policy: &Policy,
+    forbidden: &BTreeMap<KindKey, String>,
+    previous: Option<&SupportPolicyStatus>,
+) -> Condition {
+    let refused: Vec<String> = forbidden
+        .iter()
+        .filter(|((group, _, kind), _)| {
+            policy
+                .targets()
+                .iter()
+                .any(|t| &t.spec.api_group == group && &t.spec.kind == kind)
+        })
+        .map(|((group, version, kind), why)| format!("{kind}.{group}/{version}: {why}"))
+        .collect();
+    let (ok, reason, message) = if refused.is_empty() {
+        (
+            true,
+            "Watching",
+            "every targeted kind that is installed is watched".to_string(),
+        )
+    } else {
+        let message = format!(
+            "not allowed to watch {} (403); grant get, list, watch (and get, patch on their status) with a ClusterRole labelled supportgate.dev/aggregate-to-supportgate: \"true\"",
+            refused.join("; ")
+        );
+        (false, "Forbidden", message)
+    };
+    condition(sp, previous, "KindsWatched", ok, reason, message)
+}
+
 /// The policy's `Ready` condition; its transition time moves only when the status flips.
 fn ready_condition(
     sp: &SupportPolicy,
@@ -228,14 +275,25 @@ fn ready_condition(
     reason: &str,
     message: String,
 ) -> Condition {
+    condition(sp, previous, "Ready", ok, reason, message)
+}
+
+fn condition(
+    sp: &SupportPolicy,
+    previous: Option<&SupportPolicyStatus>,
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+) -> Condition {
     let status = if ok { "True" } else { "False" };
     let last = previous
-        .and_then(|p| p.conditions.iter().find(|c| c.type_ == "Ready"))
+        .and_then(|p| p.conditions.iter().find(|c| c.type_ == type_))
         .filter(|c| c.status == status)
         .map(|c| c.last_transition_time.clone())
         .unwrap_or_else(|| Time(Timestamp::now()));
     Condition {
-        type_: "Ready".into(),
+        type_: type_.into(),
         status: status.into(),
         reason: reason.into(),
         message,
@@ -299,5 +357,47 @@ mod tests {
             st.conditions[0].message
         );
         assert_eq!(st.objects, None, "no counts from an invalid policy");
+    }
+
+    #[test]
+    fn a_forbidden_kind_shows_in_the_policies_that_target_it() {
+        let sp: SupportPolicy =
+            serde_norway::from_str(crate::engine::policy::DEFAULT_POLICY_YAML).unwrap();
+        let policy = Policy::compile(&sp).unwrap();
+        let mut forbidden = BTreeMap::new();
+        let ok = kinds_watched(&sp, &policy, &forbidden, None);
+        assert_eq!(
+            (ok.status.as_str(), ok.reason.as_str()),
+            ("True", "Watching")
+        );
+        forbidden.insert(
+            ("example.dev".into(), "v1".into(), "Widget".into()),
+            "widgets is forbidden".into(),
+        );
+        let other = kinds_watched(&sp, &policy, &forbidden, None);
+        assert_eq!(other.status, "True", "a kind this policy does not target");
+        forbidden.insert(
+            (
+                "kommander.mesosphere.io".into(),
+                "v1beta1".into(),
+                "KonvoyCluster".into(),
+            ),
+            "konvoyclusters is forbidden".into(),
+        );
+        let refused = kinds_watched(&sp, &policy, &forbidden, None);
+        assert_eq!(
+            (refused.status.as_str(), refused.reason.as_str()),
+            ("False", "Forbidden")
+        );
+        assert!(
+            refused.message.contains(
+                "KonvoyCluster.kommander.mesosphere.io/v1beta1: konvoyclusters is forbidden"
+            ) && !refused.message.contains("Widget")
+                && refused
+                    .message
+                    .contains("supportgate.dev/aggregate-to-supportgate"),
+            "{}",
+            refused.message
+        );
     }
 }

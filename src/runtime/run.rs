@@ -24,6 +24,7 @@ use crate::runtime::policies::watch_policies;
 use crate::runtime::state::Shared;
 use crate::runtime::supervisor::{Supervisor, TaskExit, task};
 use crate::webhook::limits::ServerLimits;
+use crate::webhook::scope::{ScopeConfig, keep_rules};
 use crate::webhook::selfcerts::{self, SelfManagedConfig};
 use crate::webhook::server::{bind, serve_webhook_with};
 use crate::webhook::tls::{
@@ -51,6 +52,8 @@ pub struct RunConfig {
     pub controller_config: ControllerConfig,
     /// Issue and rotate the serving certificate in a Secret instead of reading files.
     pub self_managed_certs: Option<SelfManagedConfig>,
+    /// Keep the webhook configuration's rules equal to the policies' targets.
+    pub webhook_scope: Option<ScopeConfig>,
     /// Test only: `<task>:<file>` panics the task once the file exists.
     pub fault_panic: Option<String>,
     /// Timeouts, HTTP/2 caps and the connection cap of the webhook server.
@@ -88,8 +91,15 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         task::POLICY_WATCHER,
         watch_policies(client.clone(), shared.clone()),
     );
-    if cfg.controller {
-        start_controller(&client, &cfg, &shared, &mut tasks);
+    // Who may write cluster-wide state: the leader, or every replica without an election.
+    let leading = if cfg.controller {
+        start_controller(&client, &cfg, &shared, &mut tasks)
+    } else {
+        watch::channel(true).1
+    };
+    if let Some(scope) = cfg.webhook_scope.clone() {
+        let keep = keep_rules(client.clone(), shared.clone(), scope, leading);
+        tasks.spawn(task::WEBHOOK_SCOPE, keep);
     }
 
     let failure = tokio::select! {
@@ -167,13 +177,14 @@ async fn start_servers(
     Ok(())
 }
 
-/// Starts the controller, behind leader election unless this is the only replica.
+/// Starts the controller, behind leader election unless this is the only replica. Returns
+/// whether this replica leads.
 fn start_controller(
     client: &Client,
     cfg: &RunConfig,
     shared: &Arc<Shared>,
     tasks: &mut Supervisor,
-) {
+) -> watch::Receiver<bool> {
     let (lead_tx, lead_rx) = watch::channel(false);
     // The controller stops when the sender goes away; without an election it lives in the
     // controller's own task, so it goes only with it.
@@ -191,13 +202,14 @@ fn start_controller(
     let run = controller::run(
         client.clone(),
         shared.clone(),
-        lead_rx,
+        lead_rx.clone(),
         cfg.controller_config.clone(),
     );
     tasks.spawn(task::CONTROLLER, async move {
         let _keep_leading = keep_leading;
         run.await;
     });
+    lead_rx
 }
 
 /// Drains, stops the servers and every task. After a task failure, readiness fails at once and

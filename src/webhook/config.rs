@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
-    RuleWithOperations, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+    ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use kube::api::ObjectMeta;
@@ -36,36 +36,8 @@ pub struct WebhookSettings {
     pub excluded_namespaces: Vec<String>,
 }
 
-/// One rule per target: its group, versions (all when unspecified) and resource, CREATE and
-/// UPDATE only (DELETE is never blocked), and no subresources.
-pub fn rules_for<'a>(
-    targets: impl IntoIterator<Item = &'a CompiledTarget>,
-) -> Vec<RuleWithOperations> {
-    let mut by_group: BTreeMap<(String, Vec<String>), Vec<String>> = BTreeMap::new();
-    for t in targets {
-        let versions = if t.spec.versions.is_empty() {
-            vec!["*".to_string()]
-        } else {
-            t.spec.versions.clone()
-        };
-        let resources = by_group
-            .entry((t.spec.api_group.clone(), versions))
-            .or_default();
-        if !resources.contains(&t.spec.resource) {
-            resources.push(t.spec.resource.clone());
-        }
-    }
-    by_group
-        .into_iter()
-        .map(|((group, versions), resources)| RuleWithOperations {
-            api_groups: Some(vec![group]),
-            api_versions: Some(versions),
-            operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
-            resources: Some(resources),
-            scope: Some("*".into()),
-        })
-        .collect()
-}
+/// The rules for the targets: the union, sorted (see [`crate::webhook::scope::rules_for`]).
+pub use crate::webhook::scope::rules_for;
 
 pub fn validating_webhook_configuration<'a>(
     settings: &WebhookSettings,
