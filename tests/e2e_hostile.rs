@@ -866,7 +866,13 @@ async fn stream_reviews(
 async fn sigterm_lets_in_flight_reviews_finish_before_exit() {
     let cp = ControlPlane::shared();
     let certs = CertFiles::new();
-    let mut op = Operator::start(cp, &certs, &["--shutdown-grace-seconds=20"]);
+    // A short drain: the listener must close well within the wait below even on a loaded machine
+    // (the drain itself is covered by the chaos suite's replica restarts).
+    let mut op = Operator::start(
+        cp,
+        &certs,
+        &["--shutdown-grace-seconds=20", "--shutdown-drain-seconds=1"],
+    );
     op.wait_ready().await;
     let ca = certs.generated.ca_pem.clone();
     let port = op.webhook_port;
