@@ -294,3 +294,76 @@ async fn the_schema_refuses_a_target_that_checks_nothing() {
     assert_eq!(stored.trim(), "$.spec.provisioner.version", "unchanged");
     cp.kubectl_ok(&["delete", "supportpolicy", name, "--wait=true"], None);
 }
+
+/// A webhook behind a Service is reached at an endpoint's address only (the control plane runs
+/// with endpoint routing). This control plane has no pods, so such a call must fail at once with
+/// "no endpoints", never by dialling the Service's ClusterIP from the machine's network stack,
+/// which would send a packet off the machine.
+#[tokio::test]
+async fn a_service_backed_webhook_is_never_dialled_at_its_cluster_ip() {
+    let cp = ControlPlane::shared();
+    let ns = "svc-routing";
+    cp.create_namespace(ns);
+    cp.kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: nowhere, namespace: {ns}}}\n\
+             spec: {{ports: [{{port: 443, targetPort: 8443}}]}}\n"
+        )),
+    );
+    let vwc = "svc-routing.supportgate.dev";
+    cp.kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {{name: {vwc}}}
+webhooks:
+- name: {vwc}
+  admissionReviewVersions: [v1]
+  sideEffects: None
+  failurePolicy: Fail
+  timeoutSeconds: 5
+  namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {ns}}}}}
+  rules: [{{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}}]
+  clientConfig: {{service: {{name: nowhere, namespace: {ns}, port: 443}}}}
+"#
+        )),
+    );
+    let cluster_ip = cp.kubectl_ok(
+        &[
+            "-n",
+            ns,
+            "get",
+            "service",
+            "nowhere",
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ],
+        None,
+    );
+    // The configuration takes a moment to reach the admission chain; until then creates pass.
+    let mut last = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let name = format!("probe-{}", deadline.elapsed().as_nanos());
+        let o = cp.kubectl_in(
+            &["-n", ns, "create", "configmap", &name, "--from-literal=a=b"],
+            None,
+        );
+        last = String::from_utf8_lossy(&o.stderr).into_owned();
+        if !o.status.success() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    cp.kubectl_ok(&["delete", "validatingwebhookconfiguration", vwc], None);
+    assert!(
+        last.contains("failed calling webhook") && last.contains("endpoints"),
+        "the call must fail for want of endpoints: {last}"
+    );
+    assert!(
+        !last.contains(cluster_ip.trim()) && !last.contains("x509") && !last.contains("dial tcp"),
+        "the API server must not dial the ClusterIP {cluster_ip}: {last}"
+    );
+}
