@@ -33,8 +33,11 @@ enum Command {
     Check(CheckArgs),
     /// Run the operator: the admission webhook (HTTPS) and health/metrics (plain HTTP).
     Run(Box<RunArgs>),
-    /// Print the SupportPolicy CustomResourceDefinition.
-    Crd,
+    /// Print the SupportPolicy and SupportException CustomResourceDefinitions.
+    Crd {
+        /// Print only this kind's CRD: SupportPolicy or SupportException.
+        kind: Option<String>,
+    },
     /// Print the embedded default SupportPolicy.
     DefaultPolicy,
     /// Print a ValidatingWebhookConfiguration for a webhook reached at a URL (outside the
@@ -217,7 +220,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Crd => supportgate::cli::print_crd(),
+        Command::Crd { kind } => supportgate::cli::print_crd(kind.as_deref()),
         Command::DefaultPolicy => supportgate::cli::print_default_policy(),
         Command::Check(args) => check_command::run(&args),
         Command::WebhookConfig(args) => webhook_config::run(args),

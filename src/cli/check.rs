@@ -215,7 +215,12 @@ impl Report {
                 let Evaluation {
                     verdict,
                     violations,
-                } = evaluate_target(policy, t, &o.object, ctx);
+                } = ctx.exceptions.apply(
+                    [policy],
+                    &o.object,
+                    ctx.today,
+                    evaluate_target(policy, t, &o.object, ctx),
+                );
                 self.results.push(CheckResult {
                     object: r,
                     verdict,

@@ -35,13 +35,10 @@ pub struct CheckArgs {
     pub paths: Vec<String>,
 }
 
-/// Loads `--policy`, or the embedded default.
+/// Loads `--policy`, or the embedded default; SupportExceptions in the file are checked and
+/// left out.
 pub fn load_policy(path: Option<&str>) -> anyhow::Result<Policy> {
-    match path {
-        None => Ok(Policy::embedded_default()),
-        Some(path) => Policy::from_yaml(&read_input(path)?)
-            .with_context(|| format!("loading the policy from {path}")),
-    }
+    crate::cli::policy_file::load(path).map(|(p, _)| p)
 }
 
 fn context(args: &CheckArgs) -> anyhow::Result<Context> {
@@ -63,8 +60,8 @@ fn context(args: &CheckArgs) -> anyhow::Result<Context> {
 
 /// Runs `check` and returns its exit code: 0 when nothing is denied, 1 when anything is.
 pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
-    let policy = load_policy(args.policy.as_deref())?;
-    let ctx = context(args)?;
+    let (policy, exceptions) = crate::cli::policy_file::load(args.policy.as_deref())?;
+    let ctx = context(args)?.with_exceptions(std::sync::Arc::new(exceptions));
     let mut report = Report::default();
     for path in &args.paths {
         let text = match read_input(path) {

@@ -133,6 +133,7 @@ mod tests {
             violations: rules
                 .iter()
                 .map(|(r, s)| Violation {
+                    exception: None,
                     rule: *r,
                     severity: *s,
                     message: format!("{} happened", r.id()),
@@ -256,6 +257,7 @@ mod tests {
     fn long_messages_are_cut_on_a_char_boundary() {
         let mut e = eval(Verdict::Denied, &[]);
         e.violations.push(Violation {
+            exception: None,
             rule: Rule::VersionInvalid,
             severity: Severity::Deny,
             message: "é".repeat(40_000),

@@ -194,12 +194,14 @@ mod tests {
             verdict: Verdict::Denied,
             violations: vec![
                 Violation {
+                    exception: None,
                     rule: Rule::ExperimentalComponent,
                     severity: Severity::Deny,
                     message: "m".into(),
                     field: Some("f".into()),
                 },
                 Violation {
+                    exception: None,
                     rule: Rule::SecondarySupport,
                     severity: Severity::Info,
                     message: "n".into(),

@@ -6,6 +6,7 @@
 //! check` all go through [`policyset::PolicySet`], so admission, audit and CI never disagree.
 
 pub mod evaluate;
+pub mod exceptions;
 mod jsonpath_functions;
 pub mod policy;
 pub mod policyset;

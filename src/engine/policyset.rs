@@ -73,7 +73,11 @@ impl PolicySet {
                 }
             });
         }
-        merged
+        // SupportExceptions last, on the merged verdict, so every caller gets them.
+        merged.map(|e| {
+            ctx.exceptions
+                .apply(self.policies.iter().map(|p| &**p), object, ctx.today, e)
+        })
     }
 }
 
