@@ -123,6 +123,13 @@ struct RunArgs {
     /// The namespace supportgate runs in (its Secret and Service live there).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     namespace: String,
+    /// Another namespace whose SupportExceptions count, besides --namespace (repeatable).
+    /// Trust only namespaces that the owners of the clusters cannot write to.
+    #[arg(long = "exception-namespace", value_name = "NAMESPACE")]
+    exception_namespaces: Vec<String>,
+    /// Test only: shift the clock the policy dates are compared with, in seconds.
+    #[arg(long, default_value_t = 0, hide = true)]
+    test_clock_offset_seconds: i64,
     /// Another DNS name or IP address for the self-managed certificate (repeatable).
     #[arg(long = "cert-extra-name")]
     cert_extra_names: Vec<String>,
@@ -188,6 +195,10 @@ impl RunArgs {
                 check_every: Duration::from_secs(self.cert_check_seconds.max(1)),
             }),
             fault_panic: self.fault_panic.clone(),
+            exception_namespaces: std::iter::once(self.namespace.clone())
+                .chain(self.exception_namespaces.iter().cloned())
+                .collect(),
+            test_clock_offset_seconds: self.test_clock_offset_seconds,
             controller_config: ControllerConfig {
                 field_manager: self.field_manager.clone(),
                 concurrency: self.reconcile_concurrency.max(1),

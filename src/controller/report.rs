@@ -138,6 +138,9 @@ pub fn report_body(
         if let Some(f) = &v.field {
             r["properties"] = json!({"field": f});
         }
+        if let Some(x) = &v.exception {
+            r["properties"]["exception"] = json!(x);
+        }
         results.push(r);
     }
     if evaluation

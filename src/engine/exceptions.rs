@@ -313,6 +313,35 @@ impl ExceptionSet {
             .min()
     }
 
+    /// The next day after `today` on which what the exceptions named in `e` say changes: the
+    /// start of their warning period or their expiry. The controller requeues for it.
+    pub fn next_change<'p>(
+        &self,
+        policies: impl IntoIterator<Item = &'p Policy>,
+        e: &Evaluation,
+        today: Date,
+    ) -> Option<Date> {
+        let limits = Limits::of(policies);
+        let named: BTreeSet<&str> = e
+            .violations
+            .iter()
+            .filter_map(|v| v.exception.as_deref())
+            .collect();
+        self.exceptions
+            .iter()
+            .filter(|x| named.contains(x.key.as_str()))
+            .flat_map(|x| {
+                let warn = x
+                    .expires
+                    .checked_sub(jiff::Span::new().days(i64::from(limits.nearing_days)))
+                    .ok();
+                [Some(x.expires), warn]
+            })
+            .flatten()
+            .filter(|d| *d > today)
+            .min()
+    }
+
     /// Turns each deny violation that an active exception covers into a warning naming it.
     pub fn apply<'p>(
         &self,
@@ -346,9 +375,10 @@ impl ExceptionSet {
             };
             v.severity = Severity::Warn;
             v.exception = Some(x.key.clone());
+            // Constant across the warning period, so the message does not change every day.
             let left = days_between(today, x.expires).unwrap_or(0);
             let soon = if left <= i64::from(limits.nearing_days) {
-                format!("; the exception ends in {left} days")
+                format!("; it ends within {} days", limits.nearing_days)
             } else {
                 String::new()
             };

@@ -113,9 +113,7 @@ fn expiry_day_edges() {
     }
     let e = evaluate(base(), &old_cluster(), date(2027, 1, 30));
     assert!(
-        e.violations[0]
-            .message
-            .contains("the exception ends in 1 days"),
+        e.violations[0].message.contains("it ends within 90 days"),
         "nearing expiry warns: {}",
         e.violations[0].message
     );
@@ -125,7 +123,7 @@ fn expiry_day_edges() {
         today(),
     );
     assert!(
-        !e.violations[0].message.contains("ends in"),
+        !e.violations[0].message.contains("ends within"),
         "far out: no warning"
     );
 }
@@ -324,4 +322,27 @@ fn next_expiry_is_the_earliest_future_one() {
     let set = ExceptionSet::new(vec![mk("2027-01-31"), mk("2026-12-01"), mk("2026-11-24")]);
     assert_eq!(set.next_expiry(today()), Some(date(2026, 12, 1)));
     assert_eq!(set.next_expiry(date(2027, 1, 31)), None);
+}
+
+#[test]
+fn the_next_change_is_the_warning_start_or_the_expiry() {
+    let set = PolicySet::embedded_default();
+    let e = evaluate(base(), &old_cluster(), today());
+    let x = CompiledException::compile(&exception(base(), "2026-11-20")).unwrap();
+    let xs = ExceptionSet::new(vec![Arc::new(x)]);
+    let p = || set.policies().iter().map(|p| &**p);
+    // 2027-01-31 minus 90 days is 2026-11-02, already past: the expiry is next.
+    assert_eq!(xs.next_change(p(), &e, today()), Some(date(2027, 1, 31)));
+    assert_eq!(
+        xs.next_change(p(), &e, date(2026, 10, 1)),
+        Some(date(2026, 11, 2))
+    );
+    let plain = set
+        .evaluate(&old_cluster(), &Context::new(today()))
+        .unwrap();
+    assert_eq!(
+        xs.next_change(p(), &plain, today()),
+        None,
+        "not covered: no requeue"
+    );
 }

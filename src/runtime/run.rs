@@ -50,6 +50,10 @@ pub struct RunConfig {
     pub controller_config: ControllerConfig,
     /// Issue and rotate the serving certificate in a Secret instead of reading files.
     pub self_managed_certs: Option<SelfManagedConfig>,
+    /// The namespaces whose SupportExceptions count (the release namespace and any others).
+    pub exception_namespaces: Vec<String>,
+    /// Test only: seconds added to the clock the policy dates are compared with.
+    pub test_clock_offset_seconds: i64,
     /// Test only: `<task>:<file>` panics the task once the file exists.
     pub fault_panic: Option<String>,
 }
@@ -67,6 +71,7 @@ pub fn run_blocking(cfg: RunConfig, log_format: LogFormat) -> anyhow::Result<()>
 
 pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let mut tasks = Supervisor::with_fault(cfg.fault_panic.as_deref())?;
+    crate::runtime::clock::set_test_offset_seconds(cfg.test_clock_offset_seconds);
     let client = Client::try_default()
         .await
         .context("connecting to the Kubernetes API (KUBECONFIG or in-cluster config)")?;
@@ -84,6 +89,14 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     tasks.spawn(
         task::POLICY_WATCHER,
         watch_policies(client.clone(), shared.clone()),
+    );
+    tasks.spawn(
+        task::EXCEPTION_WATCHER,
+        crate::runtime::exceptions::watch_exceptions(
+            client.clone(),
+            shared.clone(),
+            cfg.exception_namespaces.clone(),
+        ),
     );
     if cfg.controller {
         start_controller(&client, &cfg, &shared, &mut tasks);

@@ -20,13 +20,15 @@ pub mod task {
     pub const CONTROLLER: &str = "controller";
     pub const CERTIFICATES: &str = "certificate-manager";
     pub const POLICY_WATCHER: &str = "policy-watcher";
-    pub const ALL: [&str; 6] = [
+    pub const EXCEPTION_WATCHER: &str = "exception-watcher";
+    pub const ALL: [&str; 7] = [
         WEBHOOK_SERVER,
         HEALTH_SERVER,
         LEADER_ELECTION,
         CONTROLLER,
         CERTIFICATES,
         POLICY_WATCHER,
+        EXCEPTION_WATCHER,
     ];
 }
 
