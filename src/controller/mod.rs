@@ -16,6 +16,7 @@
 
 pub mod condition;
 pub mod discovery;
+pub mod exception_status;
 pub mod leader;
 pub mod plan;
 pub mod reconcile;

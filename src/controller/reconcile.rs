@@ -287,7 +287,14 @@ fn remember(
         Some(ns) => format!("{ns}/{} ({})", obj.name_any(), ctx.ar.kind),
         None => format!("{} ({})", obj.name_any(), ctx.ar.kind),
     };
+    let excepted_by: std::collections::BTreeSet<String> = verdicts
+        .merged
+        .violations
+        .iter()
+        .filter_map(|v| v.exception.clone())
+        .collect();
     let seen = Seen {
+        excepted_by: excepted_by.into_iter().collect(),
         display,
         merged: verdicts.merged.verdict,
         per_policy: verdicts.per_policy,

@@ -27,6 +27,8 @@ pub struct Seen {
     pub display: String,
     pub merged: Verdict,
     pub per_policy: Vec<(String, Verdict)>,
+    /// The SupportExceptions (`namespace/name`) that cover it.
+    pub excepted_by: Vec<String>,
 }
 
 /// A policy's objects by verdict.
@@ -53,14 +55,16 @@ impl Tally {
 /// Keeps every SupportPolicy's status (window, counts, denied objects, Ready) current.
 pub(crate) async fn policy_status_loop(session: Arc<Session>) {
     let mut written: HashMap<String, SupportPolicyStatus> = HashMap::new();
+    let mut exceptions_written = HashMap::new();
     let api: Api<SupportPolicy> = Api::all(session.client.clone());
     loop {
-        session.dirty.notified().await;
+        crate::controller::exception_status::wait(&session).await;
         // At most one pass a second: a policy change re-evaluates every object, and the counts
         // are read from what the reconciles recorded, never recomputed here.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let (tallies, merged) = tally(&session);
         publish_counts(&session, &merged);
+        crate::controller::exception_status::write_all(&session, &mut exceptions_written).await;
         let today = today_utc();
         for source in session.shared.policy_sources.load().iter() {
             let name = source.object.name_any();
