@@ -19,6 +19,7 @@ use supportgate::webhook::config::rules_for;
 
 const CHART: &str = "charts/supportgate";
 const CRD_NAME: &str = "crd/supportpolicies.supportgate.dev";
+const CRD_NAMES: [&str; 2] = [CRD_NAME, "crd/supportexceptions.supportgate.dev"];
 
 /// Tests that create or delete the cluster-scoped SupportPolicy CRD run one at a time, also when
 /// the test binary is run with several threads.
@@ -169,40 +170,38 @@ fn expected_rbac(fullname: &str, self_managed: bool) -> (BTreeSet<String>, BTree
 /// Installs crds/ (server-side, taking the fields over from whoever applied them before) and
 /// waits until the CRD is established. Other tests of this binary delete and re-create it.
 fn ensure_project_crd(cp: &ControlPlane) {
-    let deleting = cp.kubectl_ok(
-        &[
-            "get",
-            CRD_NAME,
-            "--ignore-not-found",
-            "-o",
-            "jsonpath={.metadata.deletionTimestamp}",
-        ],
-        None,
-    );
-    if !deleting.trim().is_empty() {
-        cp.kubectl_ok(&["wait", "--for=delete", CRD_NAME, "--timeout=60s"], None);
+    for crd in CRD_NAMES {
+        let deleting = cp.kubectl_ok(
+            &[
+                "get",
+                crd,
+                "--ignore-not-found",
+                "-o",
+                "jsonpath={.metadata.deletionTimestamp}",
+            ],
+            None,
+        );
+        if !deleting.trim().is_empty() {
+            cp.kubectl_ok(&["wait", "--for=delete", crd, "--timeout=60s"], None);
+        }
     }
     cp.kubectl_ok(
         &["apply", "--server-side", "--force-conflicts", "-f", "crds/"],
         None,
     );
-    cp.kubectl_ok(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            CRD_NAME,
-        ],
-        None,
-    );
+    for crd in CRD_NAMES {
+        cp.kubectl_ok(
+            &["wait", "--for=condition=Established", "--timeout=60s", crd],
+            None,
+        );
+    }
 }
 
-/// Deletes the SupportPolicy CRD (a fresh cluster, as a first install meets it).
+/// Deletes the project's CRDs (a fresh cluster, as a first install meets it).
 fn delete_project_crd(cp: &ControlPlane) {
-    cp.kubectl_ok(
-        &["delete", CRD_NAME, "--ignore-not-found", "--wait=true"],
-        None,
-    );
+    for crd in CRD_NAMES.iter().rev() {
+        cp.kubectl_ok(&["delete", crd, "--ignore-not-found", "--wait=true"], None);
+    }
 }
 
 /// A namespace that enforces the `restricted` Pod Security profile and warns about violations

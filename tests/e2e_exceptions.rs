@@ -176,6 +176,38 @@ async fn exceptions_admit_mark_expire_and_need_trust() {
     })
     .await;
 
+    // Malformed exceptions are refused by the CRD's schema and CEL rules.
+    let good = exception(TRUSTED, "x", expires).replace("name: legacy,", "name: bad,");
+    for (bad, want) in [
+        (
+            good.replace(
+                "  match: {namespaces: [exceptions-e2e], names: [x]}\n",
+                "  match: {}\n",
+            ),
+            "match must give at least one of namespaces, names, kinds or selector",
+        ),
+        (
+            good.replace("[konvoy-unsupported]", "[no-such-rule]"),
+            "Unsupported value: \"no-such-rule\"",
+        ),
+        (
+            good.replace("[konvoy-unsupported]", "[]"),
+            "should have at least 1 items",
+        ),
+        (
+            good.replace(&format!("  expires: \"{expires}\"\n"), ""),
+            "spec.expires: Required value",
+        ),
+    ] {
+        assert_ne!(bad, good);
+        let o = apply(&bad);
+        assert!(
+            !o.status.success() && stderr(&o).contains(want),
+            "{want}: {}",
+            stderr(&o)
+        );
+    }
+
     // The same exception in a namespace the operator does not trust: no effect.
     let o = apply(&exception(UNTRUSTED, "new-west", expires));
     assert!(o.status.success(), "{}", stderr(&o));
