@@ -208,6 +208,19 @@ async fn exceptions_admit_mark_expire_and_need_trust() {
         );
     }
 
+    // `kubectl explain` documents the fields.
+    let explain = cp.kubectl_ok(&["explain", "supportexception.spec"], None);
+    for want in [
+        "reason",
+        "expires",
+        "rules",
+        "match",
+        "versions",
+        "maxExceptionDays",
+    ] {
+        assert!(explain.contains(want), "{want} missing from:\n{explain}");
+    }
+
     // The same exception in a namespace the operator does not trust: no effect.
     let o = apply(&exception(UNTRUSTED, "new-west", expires));
     assert!(o.status.success(), "{}", stderr(&o));

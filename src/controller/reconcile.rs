@@ -153,7 +153,9 @@ fn evaluate(
             .iter()
             .filter_map(|p| {
                 let t = p.target_for(&ar.api_version, &ar.kind)?;
-                Some((p.name.clone(), evaluate_target(p, t, &value, ectx).verdict))
+                let e = evaluate_target(p, t, &value, ectx);
+                let e = ectx.exceptions.apply([&**p], &value, ectx.today, e);
+                Some((p.name.clone(), e.verdict))
             })
             .collect(),
     };

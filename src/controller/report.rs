@@ -248,6 +248,29 @@ mod tests {
     }
 
     #[test]
+    fn excepted_results_name_their_exception() {
+        let (ar, obj) = addon(Some("kubeaddons"));
+        let at = ReportRef::for_object(&ar, &obj, true);
+        let mut e = denied();
+        e.verdict = Verdict::Warned;
+        e.violations[0].severity = Severity::Warn;
+        e.violations[0].exception = Some("supportgate/legacy".into());
+        let c = condition(&e);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "Excepted")
+        );
+        let r = report_body(&at, &e, "default", &c, Timestamp::UNIX_EPOCH);
+        assert_eq!(r["results"][0]["result"], "warn");
+        assert_eq!(
+            r["results"][0]["properties"]["exception"],
+            "supportgate/legacy"
+        );
+        assert_eq!(r["results"][0]["properties"]["field"], "f");
+        assert!(r["results"][1]["properties"].get("exception").is_none());
+    }
+
+    #[test]
     fn the_condition_reads_back_from_the_report() {
         let (ar, obj) = addon(Some("ns"));
         let at = ReportRef::for_object(&ar, &obj, true);
