@@ -68,7 +68,8 @@ lint: deps ## rustfmt and clippy, warnings are errors
 
 .PHONY: crds
 crds: ## regenerate crds/ from the Rust types
-	cargo run --quiet --locked -- crd > crds/supportgate.dev_supportpolicies.yaml
+	cargo run --quiet --locked -- crd SupportPolicy > crds/supportgate.dev_supportpolicies.yaml
+	cargo run --quiet --locked -- crd SupportException > crds/supportgate.dev_supportexceptions.yaml
 
 .PHONY: manifests
 manifests: tools ## regenerate manifests/ and the chart templates made from crds/ and examples/

@@ -34,8 +34,11 @@ enum Command {
     Check(CheckArgs),
     /// Run the operator: the admission webhook (HTTPS) and health/metrics (plain HTTP).
     Run(Box<RunArgs>),
-    /// Print the SupportPolicy CustomResourceDefinition.
-    Crd,
+    /// Print the SupportPolicy and SupportException CustomResourceDefinitions.
+    Crd {
+        /// Print only this kind's CRD: SupportPolicy or SupportException.
+        kind: Option<String>,
+    },
     /// Print the embedded default SupportPolicy, or (--diff) what taking it would change.
     DefaultPolicy(supportgate::cli::default_policy::DefaultPolicyArgs),
     /// Print a ValidatingWebhookConfiguration for a webhook reached at a URL (outside the
@@ -130,6 +133,13 @@ struct RunArgs {
     /// The namespace supportgate runs in (its Secret and Service live there).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     namespace: String,
+    /// Another namespace whose SupportExceptions count, besides --namespace (repeatable).
+    /// Trust only namespaces that the owners of the clusters cannot write to.
+    #[arg(long = "exception-namespace", value_name = "NAMESPACE")]
+    exception_namespaces: Vec<String>,
+    /// Test only: shift the clock the policy dates are compared with, in seconds.
+    #[arg(long, default_value_t = 0, hide = true)]
+    test_clock_offset_seconds: i64,
     /// Another DNS name or IP address for the self-managed certificate (repeatable).
     #[arg(long = "cert-extra-name")]
     cert_extra_names: Vec<String>,
@@ -202,6 +212,10 @@ impl RunArgs {
             }),
             fault_panic: self.fault_panic.clone(),
             webhook_limits: self.limits.limits(),
+            exception_namespaces: std::iter::once(self.namespace.clone())
+                .chain(self.exception_namespaces.iter().cloned())
+                .collect(),
+            test_clock_offset_seconds: self.test_clock_offset_seconds,
             controller_config: ControllerConfig {
                 field_manager: self.field_manager.clone(),
                 concurrency: self.reconcile_concurrency.max(1),
@@ -234,7 +248,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Crd => supportgate::cli::print_crd(),
+        Command::Crd { kind } => supportgate::cli::print_crd(kind.as_deref()),
         Command::DefaultPolicy(args) => {
             supportgate::cli::default_policy::run(&args, &mut std::io::stdout().lock())
                 .map_err(Into::into)

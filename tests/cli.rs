@@ -286,7 +286,11 @@ fn yaml_floats_are_denied_with_advice() {
 fn checked_in_crds_match_the_types() {
     let o = run(&["crd"]);
     assert_eq!(code(&o), 0);
-    let on_disk = include_str!("../crds/supportgate.dev_supportpolicies.yaml");
+    let on_disk = format!(
+        "{}---\n{}",
+        include_str!("../crds/supportgate.dev_supportpolicies.yaml"),
+        include_str!("../crds/supportgate.dev_supportexceptions.yaml")
+    );
     assert!(
         String::from_utf8_lossy(&o.stdout) == on_disk,
         "crds/ drifted from src/api/: run `make crds` and commit the result"
@@ -714,4 +718,79 @@ fn a_second_policy_can_only_make_verdicts_stricter() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// A policy file with a SupportPolicy and a SupportException: the excepted denial becomes a
+/// warning naming the exception; the other clusters keep their verdicts.
+#[test]
+fn exceptions_in_the_policy_file_apply_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("policy.yaml");
+    let exception = include_str!("../examples/exceptions/legacy-west.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "{}---\n{exception}",
+            include_str!("../examples/policies/default.yaml")
+        ),
+    )
+    .unwrap();
+    let check = |today: &str| {
+        run(&[
+            "check",
+            today,
+            "--output=json",
+            "--policy",
+            p.to_str().unwrap(),
+            "examples/clusters/konvoyclusters.yaml",
+        ])
+    };
+    let o = check(TODAY);
+    assert_eq!(code(&o), 1, "docs-sample is still denied");
+    let j = json_of(&o);
+    let old = j["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "old-west")
+        .unwrap();
+    assert_eq!(old["verdict"], "warned", "{old:#}");
+    let v = &old["violations"][0];
+    assert_eq!(
+        (&v["rule"], &v["severity"], &v["exception"]),
+        (
+            &Value::from("konvoy-unsupported"),
+            &Value::from("warn"),
+            &Value::from("supportgate/legacy-west")
+        )
+    );
+    assert!(
+        v["message"].as_str().unwrap().contains("until 2027-01-31"),
+        "{v}"
+    );
+    let o = check("--today=2027-01-31");
+    let j = json_of(&o);
+    let old = j["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "old-west")
+        .unwrap();
+    assert_eq!(old["verdict"], "denied", "expired on its expiry day");
+    assert!(old["violations"][0].get("exception").is_none());
+
+    // A malformed exception is an input error, never silently applied or ignored.
+    std::fs::write(
+        &p,
+        format!(
+            "{}---\n{}",
+            include_str!("../examples/policies/default.yaml"),
+            exception.replace("[konvoy-unsupported]", "[no-such-rule]")
+        ),
+    )
+    .unwrap();
+    let o = check(TODAY);
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("unknown rule id `no-such-rule`"), "{err}");
 }

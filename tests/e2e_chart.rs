@@ -19,6 +19,7 @@ use supportgate::webhook::config::rules_for;
 
 const CHART: &str = "charts/supportgate";
 const CRD_NAME: &str = "crd/supportpolicies.supportgate.dev";
+const CRD_NAMES: [&str; 2] = [CRD_NAME, "crd/supportexceptions.supportgate.dev"];
 
 /// Tests that create or delete the cluster-scoped SupportPolicy CRD run one at a time, also when
 /// the test binary is run with several threads.
@@ -143,6 +144,8 @@ fn expected_rbac(fullname: &str, self_managed: bool) -> (BTreeSet<String>, BTree
     let mut cluster = vec![
         json!({"apiGroups": ["supportgate.dev"], "resources": ["supportpolicies"], "verbs": ["get", "list", "watch"]}),
         json!({"apiGroups": ["supportgate.dev"], "resources": ["supportpolicies/status"], "verbs": ["get", "patch", "update"]}),
+        json!({"apiGroups": ["supportgate.dev"], "resources": ["supportexceptions"], "verbs": ["get", "list", "watch"]}),
+        json!({"apiGroups": ["supportgate.dev"], "resources": ["supportexceptions/status"], "verbs": ["get", "patch", "update"]}),
         json!({"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["get", "list", "watch"]}),
         json!({"apiGroups": ["wgpolicyk8s.io"], "resources": ["policyreports", "clusterpolicyreports"], "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]}),
         json!({"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}),
@@ -174,40 +177,38 @@ fn expected_rbac(fullname: &str, self_managed: bool) -> (BTreeSet<String>, BTree
 /// Installs crds/ (server-side, taking the fields over from whoever applied them before) and
 /// waits until the CRD is established. Other tests of this binary delete and re-create it.
 fn ensure_project_crd(cp: &ControlPlane) {
-    let deleting = cp.kubectl_ok(
-        &[
-            "get",
-            CRD_NAME,
-            "--ignore-not-found",
-            "-o",
-            "jsonpath={.metadata.deletionTimestamp}",
-        ],
-        None,
-    );
-    if !deleting.trim().is_empty() {
-        cp.kubectl_ok(&["wait", "--for=delete", CRD_NAME, "--timeout=60s"], None);
+    for crd in CRD_NAMES {
+        let deleting = cp.kubectl_ok(
+            &[
+                "get",
+                crd,
+                "--ignore-not-found",
+                "-o",
+                "jsonpath={.metadata.deletionTimestamp}",
+            ],
+            None,
+        );
+        if !deleting.trim().is_empty() {
+            cp.kubectl_ok(&["wait", "--for=delete", crd, "--timeout=60s"], None);
+        }
     }
     cp.kubectl_ok(
         &["apply", "--server-side", "--force-conflicts", "-f", "crds/"],
         None,
     );
-    cp.kubectl_ok(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            CRD_NAME,
-        ],
-        None,
-    );
+    for crd in CRD_NAMES {
+        cp.kubectl_ok(
+            &["wait", "--for=condition=Established", "--timeout=60s", crd],
+            None,
+        );
+    }
 }
 
-/// Deletes the SupportPolicy CRD (a fresh cluster, as a first install meets it).
+/// Deletes the project's CRDs (a fresh cluster, as a first install meets it).
 fn delete_project_crd(cp: &ControlPlane) {
-    cp.kubectl_ok(
-        &["delete", CRD_NAME, "--ignore-not-found", "--wait=true"],
-        None,
-    );
+    for crd in CRD_NAMES.iter().rev() {
+        cp.kubectl_ok(&["delete", crd, "--ignore-not-found", "--wait=true"], None);
+    }
 }
 
 /// A namespace that enforces the `restricted` Pod Security profile and warns about violations
@@ -535,7 +536,8 @@ fn every_rendered_manifest_passes_server_side_validation_and_pod_security() {
         "ClusterRole",
         "ClusterRoleBinding",
         "ClusterRoleBinding",
-        "CustomResourceDefinition",
+        "CustomResourceDefinition", // SupportPolicy
+        "CustomResourceDefinition", // SupportException
         "Deployment",
         "PodDisruptionBudget",
         "Role",
@@ -594,8 +596,8 @@ fn every_rendered_manifest_passes_server_side_validation_and_pod_security() {
                     "PodDisruptionBudget",
                     "ServiceAccount",
                 ] {
-                    let at = k.iter().position(|x| x == gone).unwrap();
-                    k.remove(at);
+                    assert!(k.iter().any(|x| x == gone), "{gone}");
+                    k.retain(|x| x != gone);
                 }
                 k
             },
@@ -1495,7 +1497,10 @@ fn the_chart_crd_and_policy_are_crds_and_examples_byte_for_byte_and_manifests_ar
     let crd_chart = template(cp, "sg", "ns", &[]);
     let crd_doc = crd_chart
         .split("\n---\n")
-        .find(|d| d.contains("\nkind: CustomResourceDefinition\n"))
+        .find(|d| {
+            d.contains("\nkind: CustomResourceDefinition\n")
+                && d.contains("\n  name: supportpolicies.supportgate.dev\n")
+        })
         .expect("the chart renders the CRD");
     assert_eq!(
         from_spec(crd_doc).trim_end(),

@@ -2,7 +2,7 @@
 
 use kube::CustomResourceExt;
 
-use crate::api::SupportPolicy;
+use crate::api::{SupportException, SupportPolicy};
 
 /// The header tells readers not to edit the file by hand.
 const HEADER: &str =
@@ -17,3 +17,12 @@ pub fn support_policy_crd_yaml() -> Result<String, serde_norway::Error> {
 
 /// File name of the CRD under `crds/`, following the controller-gen convention.
 pub const SUPPORT_POLICY_CRD_FILE: &str = "supportgate.dev_supportpolicies.yaml";
+
+/// The `SupportException` CRD as YAML, byte-for-byte what
+/// `crds/supportgate.dev_supportexceptions.yaml` must contain.
+pub fn support_exception_crd_yaml() -> Result<String, serde_norway::Error> {
+    let body = serde_norway::to_string(&SupportException::crd())?;
+    Ok(format!("{HEADER}{body}"))
+}
+
+pub const SUPPORT_EXCEPTION_CRD_FILE: &str = "supportgate.dev_supportexceptions.yaml";

@@ -2,6 +2,8 @@
 
 pub mod crd;
 pub mod object;
+mod support_exception;
 mod support_policy;
 
+pub use support_exception::*;
 pub use support_policy::*;

@@ -71,6 +71,12 @@ pub struct SupportPolicySpec {
     #[schemars(length(max = 50))]
     pub targets: Vec<Target>,
 
+    /// The longest a SupportException may last, counted from its creation: one whose
+    /// `expires` lies further out is invalid and applies to nothing.
+    #[serde(default = "default_max_exception_days")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub max_exception_days: i32,
+
     /// Also record every verdict in a wgpolicyk8s.io PolicyReport, not only in the object's
     /// status condition.
     #[serde(default)]
@@ -104,6 +110,9 @@ fn default_product_name() -> String {
 }
 fn default_support_window() -> i32 {
     3
+}
+fn default_max_exception_days() -> i32 {
+    crate::engine::exceptions::DEFAULT_MAX_EXCEPTION_DAYS
 }
 fn default_nearing_end_days() -> i32 {
     90

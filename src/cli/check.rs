@@ -16,7 +16,7 @@ use std::sync::Arc;
 use jiff::civil::Date;
 
 use crate::engine::coverage::{Coverage, unresolved_fields};
-use crate::engine::policy::{Policy, PolicyError};
+use crate::engine::policy::PolicyError;
 use crate::engine::policyset::PolicySet;
 use crate::engine::version::{Version, VersionError};
 use crate::engine::{Context, Evaluation, Verdict, Violation};
@@ -368,6 +368,8 @@ pub enum CheckError {
     Input(#[from] InputError),
     #[error("loading the policy from {path}: {source}")]
     Policy { path: String, source: PolicyError },
+    #[error("{0:#}")]
+    PolicyFile(anyhow::Error),
     #[error("--today {0}: expected YYYY-MM-DD")]
     Today(String),
     #[error("--kubernetes-version {given}: {source}")]
@@ -378,15 +380,9 @@ pub enum CheckError {
 
 /// Runs `check`: the report as text or JSON, and the exit code.
 pub fn run(opts: &CheckOptions, today_utc: Date) -> Result<(String, u8), CheckError> {
-    let mut loaded = Vec::with_capacity(opts.policies.len());
-    for path in &opts.policies {
-        let text = read_input(path)?;
-        let policy = Policy::from_yaml(&text).map_err(|source| CheckError::Policy {
-            path: path.clone(),
-            source,
-        })?;
-        loaded.push(Arc::new(policy));
-    }
+    let (loaded, exceptions) =
+        crate::cli::policy_file::load_all(&opts.policies).map_err(CheckError::PolicyFile)?;
+    let loaded = loaded.into_iter().map(Arc::new).collect();
     // None given: the embedded default, as in a cluster without SupportPolicies.
     let policies = PolicySet::from_policies(loaded);
     let today = match &opts.today {
@@ -405,7 +401,9 @@ pub fn run(opts: &CheckOptions, today_utc: Date) -> Result<(String, u8), CheckEr
         ),
         None => None,
     };
-    let ctx = Context::new(today).with_hosting_kubernetes(hosting);
+    let ctx = Context::new(today)
+        .with_hosting_kubernetes(hosting)
+        .with_exceptions(Arc::new(exceptions));
     let mut report = Report::default();
     for path in &opts.paths {
         let text = match read_input(path) {

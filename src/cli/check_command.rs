@@ -1,9 +1,7 @@
 //! The arguments of `supportgate check`, wired to [`crate::cli::check::run`], which loads the
 //! policies, reads every input and renders the report.
 
-use anyhow::Context as _;
-
-use crate::cli::check::{CheckOptions, read_input};
+use crate::cli::check::CheckOptions;
 use crate::engine::policy::Policy;
 
 /// How the report is printed.
@@ -35,11 +33,7 @@ pub struct CheckArgs {
 
 /// Loads a policy file, or the embedded default.
 pub fn load_policy(path: Option<&str>) -> anyhow::Result<Policy> {
-    match path {
-        None => Ok(Policy::embedded_default()),
-        Some(path) => Policy::from_yaml(&read_input(path)?)
-            .with_context(|| format!("loading the policy from {path}")),
-    }
+    crate::cli::policy_file::load(path).map(|(p, _)| p)
 }
 
 /// Runs `check` and returns its exit code: 0 when nothing is denied, 1 when anything is, 2 when

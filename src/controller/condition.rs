@@ -7,6 +7,8 @@ use crate::engine::rules::{Rule, Severity};
 use crate::engine::{Evaluation, Verdict};
 
 pub const CONDITION_TYPE: &str = "Supported";
+/// The reason of `Supported=False` while a SupportException covers every denial.
+pub const EXCEPTED: &str = "Excepted";
 /// The API server caps a condition message at 32768 characters.
 const MAX_MESSAGE: usize = 32 * 1024;
 
@@ -18,12 +20,16 @@ pub fn supported_condition(
     previous: Option<&Condition>,
     now: Time,
 ) -> Condition {
-    let status = if e.verdict == Verdict::Denied {
+    // An excepted object is still unsupported; the condition says so and names the exception.
+    let excepted =
+        e.verdict != Verdict::Denied && e.violations.iter().any(|v| v.exception.is_some());
+    let status = if e.verdict == Verdict::Denied || excepted {
         "False"
     } else {
         "True"
     };
     let reason = match e.verdict {
+        _ if excepted => EXCEPTED,
         Verdict::Denied => e.first_denial().map_or("Unsupported", |v| v.rule.reason()),
         Verdict::Warned => e
             .of(Severity::Warn)
@@ -88,6 +94,8 @@ pub enum Transition {
     SupportLost,
     SupportRestored,
     SupportEndingSoon,
+    /// A SupportException stopped covering the object (expired, deleted, or out of scope).
+    ExceptionExpired,
 }
 
 impl Transition {
@@ -96,6 +104,7 @@ impl Transition {
             Transition::SupportLost => "SupportLost",
             Transition::SupportRestored => "SupportRestored",
             Transition::SupportEndingSoon => "SupportEndingSoon",
+            Transition::ExceptionExpired => "ExceptionExpired",
         }
     }
 
@@ -109,6 +118,9 @@ impl Transition {
 pub fn transition(previous: Option<&Condition>, new: &Condition) -> Option<Transition> {
     let was = previous.map(|p| (p.status.as_str(), p.reason.as_str()));
     match (was, new.status.as_str()) {
+        (Some(("False", EXCEPTED)), "False") if new.reason != EXCEPTED => {
+            Some(Transition::ExceptionExpired)
+        }
         (Some(("False", _)), "False") => None,
         (_, "False") => Some(Transition::SupportLost),
         (Some(("False", _)), "True") => Some(Transition::SupportRestored),
@@ -133,6 +145,7 @@ mod tests {
             violations: rules
                 .iter()
                 .map(|(r, s)| Violation {
+                    exception: None,
                     rule: *r,
                     severity: *s,
                     message: format!("{} happened", r.id()),
@@ -253,9 +266,59 @@ mod tests {
     }
 
     #[test]
+    fn excepted_objects_stay_unsupported_and_losing_cover_is_an_event() {
+        let now = t("2026-01-01T00:00:00Z");
+        let mut e = eval(
+            Verdict::Warned,
+            &[(Rule::KonvoyUnsupported, Severity::Warn)],
+        );
+        e.violations[0].exception = Some("supportgate/legacy-west".into());
+        e.violations[0].message =
+            "Konvoy 1.5 is out of support (excepted by SupportException supportgate/legacy-west until 2027-01-31: DR)".into();
+        let excepted = supported_condition(&e, None, None, now.clone());
+        assert_eq!(
+            (excepted.status.as_str(), excepted.reason.as_str()),
+            ("False", EXCEPTED)
+        );
+        assert!(
+            excepted
+                .message
+                .contains("supportgate/legacy-west until 2027-01-31"),
+            "{}",
+            excepted.message
+        );
+        let lost = supported_condition(
+            &eval(
+                Verdict::Denied,
+                &[(Rule::KonvoyUnsupported, Severity::Deny)],
+            ),
+            None,
+            None,
+            now.clone(),
+        );
+        let ok = supported_condition(&eval(Verdict::Allowed, &[]), None, None, now);
+        assert_eq!(
+            transition(Some(&excepted), &lost),
+            Some(Transition::ExceptionExpired)
+        );
+        assert_eq!(
+            transition(Some(&lost), &excepted),
+            None,
+            "granted: no event"
+        );
+        assert_eq!(transition(Some(&excepted), &excepted), None);
+        assert_eq!(
+            transition(Some(&excepted), &ok),
+            Some(Transition::SupportRestored)
+        );
+        assert_eq!(transition(None, &excepted), Some(Transition::SupportLost));
+    }
+
+    #[test]
     fn long_messages_are_cut_on_a_char_boundary() {
         let mut e = eval(Verdict::Denied, &[]);
         e.violations.push(Violation {
+            exception: None,
             rule: Rule::VersionInvalid,
             severity: Severity::Deny,
             message: "é".repeat(40_000),

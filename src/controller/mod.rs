@@ -17,6 +17,7 @@
 
 pub mod condition;
 pub mod discovery;
+pub mod exception_status;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
@@ -139,6 +140,8 @@ pub async fn run(
 }
 
 async fn run_session(client: Client, shared: Arc<Shared>, cfg: ControllerConfig) {
+    // Until the exceptions are known, every excepted object would look as if it lost its cover.
+    let _ = shared.exceptions_synced.subscribe().wait_for(|s| *s).await;
     let reporter = Reporter {
         controller: cfg.reporter.clone(),
         instance: Some(cfg.instance.clone()),

@@ -130,6 +130,12 @@ fn transition_note(t: Transition, condition: &Condition) -> Note {
         Transition::SupportLost => format!("no longer supported: {}", condition.message),
         Transition::SupportRestored => "supported again by the version support policy".into(),
         Transition::SupportEndingSoon => condition.message.clone(),
+        Transition::ExceptionExpired => {
+            format!(
+                "no longer covered by a SupportException: {}",
+                condition.message
+            )
+        }
     };
     let type_ = if t.is_warning() {
         EventType::Warning

@@ -8,6 +8,7 @@ fn eval(verdict: Verdict, rules: &[(Rule, Severity)]) -> Evaluation {
         violations: rules
             .iter()
             .map(|(r, s)| Violation {
+                exception: None,
                 rule: *r,
                 severity: *s,
                 message: format!("{} happened", r.id()),

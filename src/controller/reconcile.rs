@@ -179,12 +179,17 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<KindCtx>) -> Result<Action,
         events = effects.events.len(),
         "reconciled"
     );
+    let next_exception_change = s.shared.exceptions.load().next_change(
+        policies.policies().iter().map(|p| &**p),
+        &verdicts.merged,
+        today_utc(),
+    );
     remember(&ctx, &obj, key, verdicts, &effects);
     s.shared
         .metrics
         .reconcile_duration
         .observe(started.elapsed().as_secs_f64());
-    Ok(requeue(&policies))
+    Ok(requeue(&policies, next_exception_change))
 }
 
 /// An object's verdicts: merged over every policy (what it is told), and each policy's own
@@ -348,7 +353,14 @@ fn remember(
         None => format!("{} ({})", obj.name_any(), ctx.ar.kind),
     };
     let verdict = verdicts.merged.verdict;
+    let excepted_by: std::collections::BTreeSet<String> = verdicts
+        .merged
+        .violations
+        .iter()
+        .filter_map(|v| v.exception.clone())
+        .collect();
     let seen = Seen {
+        excepted_by: excepted_by.into_iter().collect(),
         display,
         merged: verdict,
         per_policy: verdicts.per_policy,
@@ -370,11 +382,12 @@ fn remember(
 
 /// Requeue for the next date on which any policy's support changes; otherwise only changes to
 /// the object or the policies wake it.
-fn requeue(policies: &PolicySet) -> Action {
+fn requeue(policies: &PolicySet, next_exception_change: Option<jiff::civil::Date>) -> Action {
     let next = policies
         .policies()
         .iter()
         .filter_map(|p| p.next_transition(today_utc()))
+        .chain(next_exception_change)
         .min();
     match next.and_then(until) {
         Some(wait) => Action::requeue(wait),
@@ -385,7 +398,7 @@ fn requeue(policies: &PolicySet) -> Action {
 /// Time until the start of `day` (UTC), plus a second of margin.
 fn until(day: jiff::civil::Date) -> Option<Duration> {
     let at = day.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
-    let secs = at.as_second() - Timestamp::now().as_second() + 1;
+    let secs = at.as_second() - crate::runtime::clock::now().as_second() + 1;
     (secs > 0).then(|| Duration::from_secs(secs as u64))
 }
 

@@ -138,6 +138,9 @@ pub fn report_body(
         if let Some(f) = &v.field {
             r["properties"] = json!({"field": f});
         }
+        if let Some(x) = &v.exception {
+            r["properties"]["exception"] = json!(x);
+        }
         results.push(r);
     }
     if evaluation
@@ -194,12 +197,14 @@ mod tests {
             verdict: Verdict::Denied,
             violations: vec![
                 Violation {
+                    exception: None,
                     rule: Rule::ExperimentalComponent,
                     severity: Severity::Deny,
                     message: "m".into(),
                     field: Some("f".into()),
                 },
                 Violation {
+                    exception: None,
                     rule: Rule::SecondarySupport,
                     severity: Severity::Info,
                     message: "n".into(),
@@ -240,6 +245,29 @@ mod tests {
         assert_eq!(r["kind"], "ClusterPolicyReport");
         assert_eq!(r["results"][0]["result"], "pass");
         assert!(r["metadata"].get("namespace").is_none());
+    }
+
+    #[test]
+    fn excepted_results_name_their_exception() {
+        let (ar, obj) = addon(Some("kubeaddons"));
+        let at = ReportRef::for_object(&ar, &obj, true);
+        let mut e = denied();
+        e.verdict = Verdict::Warned;
+        e.violations[0].severity = Severity::Warn;
+        e.violations[0].exception = Some("supportgate/legacy".into());
+        let c = condition(&e);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "Excepted")
+        );
+        let r = report_body(&at, &e, "default", &c, Timestamp::UNIX_EPOCH);
+        assert_eq!(r["results"][0]["result"], "warn");
+        assert_eq!(
+            r["results"][0]["properties"]["exception"],
+            "supportgate/legacy"
+        );
+        assert_eq!(r["results"][0]["properties"]["field"], "f");
+        assert!(r["results"][1]["properties"].get("exception").is_none());
     }
 
     #[test]

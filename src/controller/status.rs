@@ -36,6 +36,8 @@ pub struct Seen {
     pub fleet: FleetLabels,
     /// Its `supportgate_object_support` series, when those are enabled.
     pub support: Option<ObjectSupportLabels>,
+    /// The SupportExceptions (`namespace/name`) that cover it.
+    pub excepted_by: Vec<String>,
 }
 
 /// A policy's objects by verdict.
@@ -62,13 +64,15 @@ impl Tally {
 /// Keeps every SupportPolicy's status (window, counts, denied objects, Ready) current.
 pub(crate) async fn policy_status_loop(session: Arc<Session>) {
     let mut written: HashMap<String, SupportPolicyStatus> = HashMap::new();
+    let mut exceptions_written = HashMap::new();
     let api: Api<SupportPolicy> = Api::all(session.client.clone());
     loop {
-        session.dirty.notified().await;
+        crate::controller::exception_status::wait(&session).await;
         // At most one pass a second: a policy change re-evaluates every object, and the counts
         // are read from what the reconciles recorded, never recomputed here.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let tallies = tally(&session);
+        crate::controller::exception_status::write_all(&session, &mut exceptions_written).await;
         let today = today_utc();
         let forbidden = session
             .forbidden

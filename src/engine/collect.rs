@@ -54,6 +54,7 @@ impl Out {
                 severity,
                 message: cut(message, MAX_MESSAGE_CHARS),
                 field: Some(cut(at.field.clone(), MAX_FIELD_CHARS)),
+                exception: None,
             },
             pointer: Some(at.pointer.clone()),
         });
@@ -74,6 +75,7 @@ impl Out {
                 severity,
                 message: cut(message, MAX_MESSAGE_CHARS),
                 field: Some(cut(field.to_string(), MAX_FIELD_CHARS)),
+                exception: None,
             },
             pointer: None,
         });

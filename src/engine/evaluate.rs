@@ -24,6 +24,8 @@ pub struct Context {
     /// The Kubernetes version of the cluster the objects live in, for targets that carry no
     /// Kubernetes version of their own (kubeaddons Addons).
     pub hosting_kubernetes: Option<Version>,
+    /// The SupportExceptions in force (see [`crate::engine::exceptions`]).
+    pub exceptions: std::sync::Arc<crate::engine::exceptions::ExceptionSet>,
 }
 
 impl Context {
@@ -31,7 +33,16 @@ impl Context {
         Context {
             today,
             hosting_kubernetes: None,
+            exceptions: Default::default(),
         }
+    }
+
+    pub fn with_exceptions(
+        mut self,
+        x: std::sync::Arc<crate::engine::exceptions::ExceptionSet>,
+    ) -> Self {
+        self.exceptions = x;
+        self
     }
 
     pub fn with_hosting_kubernetes(mut self, v: Option<Version>) -> Self {
@@ -48,6 +59,9 @@ pub struct Violation {
     /// Where in the object, e.g. `spec.provisioner.version`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The SupportException (`namespace/name`) that turned this denial into a warning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exception: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -13,6 +13,7 @@ mod checks;
 mod collect;
 pub mod coverage;
 pub mod evaluate;
+pub mod exceptions;
 mod jsonpath_functions;
 pub mod messages;
 pub mod policy;

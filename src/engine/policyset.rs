@@ -61,8 +61,15 @@ impl PolicySet {
             Some((old_object, before)) => ratchet(old_object, &before, object, out),
             None => out,
         };
+        // SupportExceptions last, on the merged verdict, so every caller gets them.
+        let evaluation = ctx.exceptions.apply(
+            self.policies.iter().map(|p| &**p),
+            object,
+            ctx.today,
+            out.finish().0,
+        );
         Some(Assessment {
-            evaluation: out.finish().0,
+            evaluation,
             per_policy,
         })
     }

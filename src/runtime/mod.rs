@@ -2,6 +2,7 @@
 //! metrics, the clock, logging, and the supervision of its long-lived tasks.
 
 pub mod clock;
+pub mod exceptions;
 pub mod health;
 pub mod logging;
 pub mod metrics;

@@ -54,6 +54,10 @@ pub struct RunConfig {
     pub self_managed_certs: Option<SelfManagedConfig>,
     /// Keep the webhook configuration's rules equal to the policies' targets.
     pub webhook_scope: Option<ScopeConfig>,
+    /// The namespaces whose SupportExceptions count (the release namespace and any others).
+    pub exception_namespaces: Vec<String>,
+    /// Test only: seconds added to the clock the policy dates are compared with.
+    pub test_clock_offset_seconds: i64,
     /// Test only: `<task>:<file>` panics the task once the file exists.
     pub fault_panic: Option<String>,
     /// Timeouts, HTTP/2 caps and the connection cap of the webhook server.
@@ -73,6 +77,7 @@ pub fn run_blocking(cfg: RunConfig, log_format: LogFormat) -> anyhow::Result<()>
 
 pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let mut tasks = Supervisor::with_fault(cfg.fault_panic.as_deref())?;
+    crate::runtime::clock::set_test_offset_seconds(cfg.test_clock_offset_seconds);
     let client = Client::try_default()
         .await
         .context("connecting to the Kubernetes API (KUBECONFIG or in-cluster config)")?;
@@ -90,6 +95,14 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     tasks.spawn(
         task::POLICY_WATCHER,
         watch_policies(client.clone(), shared.clone()),
+    );
+    tasks.spawn(
+        task::EXCEPTION_WATCHER,
+        crate::runtime::exceptions::watch_exceptions(
+            client.clone(),
+            shared.clone(),
+            cfg.exception_namespaces.clone(),
+        ),
     );
     // Who may write cluster-wide state: the leader, or every replica without an election.
     let leading = if cfg.controller {

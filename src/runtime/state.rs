@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::api::SupportPolicy;
 use crate::engine::Context;
+use crate::engine::exceptions::ExceptionSet;
 use crate::engine::policy::Policy;
 use crate::engine::policyset::PolicySet;
 use crate::engine::version::Version;
@@ -37,6 +38,13 @@ pub struct Shared {
     pub max_body_bytes: usize,
     pub policies_synced: AtomicBool,
     pub tls_loaded: AtomicBool,
+    /// The valid SupportExceptions of the trusted namespaces (see [`crate::runtime::exceptions`]).
+    pub exceptions: ArcSwap<ExceptionSet>,
+    /// Every SupportException of the trusted namespaces, valid or not, for their status.
+    pub exception_sources: ArcSwap<Vec<crate::runtime::exceptions::ExceptionSource>>,
+    /// True once the exceptions have been listed: until then the controller does not start,
+    /// so a restart never reports an excepted object as having lost its cover.
+    pub exceptions_synced: watch::Sender<bool>,
     /// Bumped whenever `policies` is replaced, so the controller re-evaluates everything.
     pub policy_changes: watch::Sender<u64>,
     /// Set on SIGTERM: /readyz fails so the endpoint is removed while reviews are still served.
@@ -59,6 +67,9 @@ impl Shared {
             max_body_bytes,
             policies_synced: AtomicBool::new(false),
             tls_loaded: AtomicBool::new(false),
+            exceptions: ArcSwap::from_pointee(ExceptionSet::default()),
+            exception_sources: ArcSwap::from_pointee(Vec::new()),
+            exceptions_synced: watch::Sender::new(false),
             policy_changes: watch::Sender::new(0),
             draining: AtomicBool::new(false),
             failed: OnceLock::new(),
@@ -82,6 +93,18 @@ impl Shared {
         self.set_policies(PolicySet::from_policies(valid));
     }
 
+    /// Publishes the trusted namespaces' SupportExceptions; every object is re-evaluated, as
+    /// for a policy change.
+    pub fn publish_exceptions(&self, sources: Vec<crate::runtime::exceptions::ExceptionSource>) {
+        let valid = sources
+            .iter()
+            .filter_map(|s| s.compiled.as_ref().ok().cloned())
+            .collect();
+        self.exception_sources.store(Arc::new(sources));
+        self.exceptions.store(Arc::new(ExceptionSet::new(valid)));
+        self.policy_changes.send_modify(|n| *n += 1);
+    }
+
     /// Records the first fatal failure; readiness fails from now on.
     pub fn fail(&self, why: String) {
         let _ = self.failed.set(why);
@@ -89,6 +112,7 @@ impl Shared {
 
     pub fn is_ready(&self) -> bool {
         self.policies_synced.load(Ordering::Acquire)
+            && *self.exceptions_synced.borrow()
             && self.tls_loaded.load(Ordering::Acquire)
             && !self.draining.load(Ordering::Acquire)
             && self.failed.get().is_none()
@@ -96,6 +120,8 @@ impl Shared {
 
     pub fn context(&self) -> Context {
         let today = crate::runtime::clock::today_utc();
-        Context::new(today).with_hosting_kubernetes(self.hosting_kubernetes.clone())
+        Context::new(today)
+            .with_hosting_kubernetes(self.hosting_kubernetes.clone())
+            .with_exceptions(self.exceptions.load_full())
     }
 }

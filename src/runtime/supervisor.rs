@@ -21,7 +21,8 @@ pub mod task {
     pub const CERTIFICATES: &str = "certificate-manager";
     pub const POLICY_WATCHER: &str = "policy-watcher";
     pub const WEBHOOK_SCOPE: &str = "webhook-scope";
-    pub const ALL: [&str; 7] = [
+    pub const EXCEPTION_WATCHER: &str = "exception-watcher";
+    pub const ALL: [&str; 8] = [
         WEBHOOK_SERVER,
         HEALTH_SERVER,
         LEADER_ELECTION,
@@ -29,6 +30,7 @@ pub mod task {
         CERTIFICATES,
         POLICY_WATCHER,
         WEBHOOK_SCOPE,
+        EXCEPTION_WATCHER,
     ];
 }
 

@@ -1,0 +1,144 @@
+//! The `SupportException` custom resource (`supportgate.dev/v1alpha1`, namespaced): a dated,
+//! reasoned exemption of matching objects from some deny rules.
+//!
+//! Wire format only; [`crate::engine::exceptions`] compiles a spec into typed values once. The
+//! schema and CEL rules reject what they can (no expiry, unknown rule ids, an empty match); the
+//! rest (a date that does not exist, a lifetime over the policy's cap) is reported in the status.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::{CustomResource, KubeSchema};
+use schemars::Schema;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::rules::Rule;
+
+/// Exempts the objects it matches from the listed deny rules until it expires: their denials
+/// become warnings naming the exception. Counts only in the namespaces supportgate trusts (its
+/// release namespace by default).
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "supportgate.dev",
+    version = "v1alpha1",
+    kind = "SupportException",
+    plural = "supportexceptions",
+    shortname = "sx",
+    category = "supportgate",
+    namespaced,
+    doc = "A dated exemption of matching objects from some supportgate deny rules.",
+    status = "SupportExceptionStatus",
+    printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".spec.expires"}"#,
+    printcolumn = r#"{"name":"Rules","type":"string","jsonPath":".spec.rules"}"#,
+    printcolumn = r#"{"name":"Covered","type":"integer","jsonPath":".status.covered"}"#,
+    printcolumn = r#"{"name":"Expired","type":"string","jsonPath":".status.conditions[?(@.type==\"Expired\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SupportExceptionSpec {
+    /// Why the exception is granted, shown in every message it produces (required), e.g. "DR
+    /// cluster for ACME; upgrade booked for January".
+    #[schemars(length(min = 1, max = 512))]
+    pub reason: String,
+
+    /// The day (`YYYY-MM-DD`, UTC) the exception stops applying: it covers objects until the
+    /// end of the day before. At most the policy's `maxExceptionDays` after its creation.
+    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
+    pub expires: String,
+
+    /// The ids of the rules it excepts, e.g. `konvoy-unsupported`. Only deny violations of
+    /// these rules are turned into warnings; every other rule still applies.
+    #[schemars(schema_with = "rule_ids_schema")]
+    pub rules: Vec<String>,
+
+    /// Which objects it covers: every given field must match, and at least one must be given.
+    #[serde(rename = "match")]
+    pub match_: ExceptionMatch,
+
+    /// Holds only while the object stays on these versions: a cluster that moves to another
+    /// version loses the cover. Absent: any version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<ExceptionVersions>,
+}
+
+/// The objects an exception covers. Every given field must match.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = kube::core::Rule::new(
+    "has(self.namespaces) || has(self.names) || has(self.kinds) || has(self.selector)"
+).message("match must give at least one of namespaces, names, kinds or selector"))]
+pub struct ExceptionMatch {
+    /// The objects' namespaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 100))]
+    pub namespaces: Option<Vec<String>>,
+    /// The objects' names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 100))]
+    pub names: Option<Vec<String>>,
+    /// The objects' kinds, e.g. `{apiGroup: kommander.mesosphere.io, kind: KonvoyCluster}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 50))]
+    pub kinds: Option<Vec<ExceptionKind>>,
+    /// The objects' labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+}
+
+/// An API group and kind.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExceptionKind {
+    /// API group, e.g. `kommander.mesosphere.io` (empty for the core group).
+    #[serde(default)]
+    #[schemars(length(max = 253))]
+    pub api_group: String,
+    /// Kind, e.g. `KonvoyCluster`.
+    #[schemars(length(min = 1, max = 63))]
+    pub kind: String,
+}
+
+/// The versions an exception holds for, as `MAJOR.MINOR` lists.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExceptionVersions {
+    /// Product (Konvoy) minors, e.g. `["1.5"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50), inner(regex(pattern = r"^v?[0-9]+\.[0-9]+$")))]
+    pub konvoy: Vec<String>,
+    /// Kubernetes minors, e.g. `["1.17"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50), inner(regex(pattern = r"^v?[0-9]+\.[0-9]+$")))]
+    pub kubernetes: Vec<String>,
+}
+
+/// What the controller last observed.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SupportExceptionStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// How many objects the exception currently turns a denial into a warning for.
+    #[serde(default)]
+    pub covered: i32,
+    /// Up to 20 covered objects, as `namespace/name (Kind)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub covered_objects: Vec<String>,
+    /// `Ready`: False with the reason when the exception is invalid (a lifetime beyond the
+    /// policy's cap, an untrusted namespace). `Expired`: True from the expiry date on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// `rules`: a non-empty set of known rule ids, generated from [`Rule::ALL`] so that the schema
+/// never lags behind the engine.
+fn rule_ids_schema(_: &mut schemars::SchemaGenerator) -> Schema {
+    let ids: Vec<&str> = Rule::ALL.iter().map(|r| r.id()).collect();
+    schemars::json_schema!({
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 50,
+        "x-kubernetes-list-type": "set",
+        "items": {"type": "string", "enum": ids},
+    })
+}

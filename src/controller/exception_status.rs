@@ -1,0 +1,260 @@
+//! Every trusted SupportException's status: how many objects it covers (from what the reconciles
+//! recorded, never a second evaluation), `Ready` (valid, within the policies' cap) and `Expired`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use tracing::Instrument;
+
+use crate::api::{SupportException, SupportExceptionStatus};
+use crate::controller::Session;
+use crate::engine::exceptions::{ExceptionState, Limits};
+use crate::runtime::clock::today_utc;
+use crate::runtime::exceptions::ExceptionSource;
+
+const MAX_LISTED: usize = 20;
+
+/// The status of one exception, given the objects it covers (`namespace/name (Kind)`).
+pub fn exception_status(
+    source: &ExceptionSource,
+    covered: &[String],
+    today: Date,
+    limits: Limits,
+    previous: Option<&SupportExceptionStatus>,
+) -> SupportExceptionStatus {
+    let x = &source.object;
+    let cond = |type_: &str, ok: bool, reason: &str, message: String| {
+        condition(x, previous, type_, ok, reason, message)
+    };
+    let (ready, expired) = match &source.compiled {
+        Err(e) => (cond("Ready", false, "InvalidSpec", e.clone()), None),
+        Ok(c) => match c.state(today, limits) {
+            ExceptionState::Invalid(why) => {
+                (cond("Ready", false, "BeyondMaxExceptionDays", why), None)
+            }
+            state => {
+                let gone = state == ExceptionState::Expired;
+                let expired = if gone {
+                    cond(
+                        "Expired",
+                        true,
+                        "Expired",
+                        format!("expired on {}; it covers nothing", c.expires),
+                    )
+                } else {
+                    cond(
+                        "Expired",
+                        false,
+                        "Active",
+                        format!("applies until {} (exclusive)", c.expires),
+                    )
+                };
+                (
+                    cond("Ready", true, "Valid", format!("excepts {}", rule_list(c))),
+                    Some(expired),
+                )
+            }
+        },
+    };
+    let mut listed = covered.to_vec();
+    listed.sort();
+    listed.truncate(MAX_LISTED);
+    SupportExceptionStatus {
+        observed_generation: x.metadata.generation,
+        covered: i32::try_from(covered.len()).unwrap_or(i32::MAX),
+        covered_objects: listed,
+        conditions: std::iter::once(ready).chain(expired).collect(),
+    }
+}
+
+fn rule_list(c: &crate::engine::exceptions::CompiledException) -> String {
+    c.rules
+        .iter()
+        .map(|r| r.id())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A condition whose transition time moves only when its status flips.
+fn condition(
+    x: &SupportException,
+    previous: Option<&SupportExceptionStatus>,
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+) -> Condition {
+    let status = if ok { "True" } else { "False" };
+    let last = previous
+        .or(x.status.as_ref())
+        .and_then(|p| p.conditions.iter().find(|c| c.type_ == type_))
+        .filter(|c| c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| Time(Timestamp::now()));
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        last_transition_time: last,
+        observed_generation: x.metadata.generation,
+    }
+}
+
+/// Writes the status of every trusted exception whose status changed.
+pub(crate) async fn write_all(
+    session: &Session,
+    written: &mut HashMap<String, SupportExceptionStatus>,
+) {
+    let covered = covered_by(session);
+    let today = today_utc();
+    let limits = Limits::of(
+        session
+            .shared
+            .policies
+            .load()
+            .policies()
+            .iter()
+            .map(|p| &**p),
+    );
+    for source in session.shared.exception_sources.load().iter() {
+        let (ns, name) = (
+            source.object.namespace().unwrap_or_default(),
+            source.object.name_any(),
+        );
+        let key = format!("{ns}/{name}");
+        let objects = covered.get(&key).map(Vec::as_slice).unwrap_or_default();
+        let status = exception_status(source, objects, today, limits, written.get(&key));
+        if written.get(&key) == Some(&status) {
+            continue;
+        }
+        let api: Api<SupportException> = Api::namespaced(session.client.clone(), &ns);
+        let body = json!({"apiVersion": "supportgate.dev/v1alpha1", "kind": "SupportException", "status": status});
+        let pp = PatchParams::apply(&session.cfg.field_manager).force();
+        let span = tracing::info_span!("exception_status", exception = %key);
+        match api
+            .patch_status(&name, &pp, &Patch::Apply(&body))
+            .instrument(span)
+            .await
+        {
+            Ok(_) => {
+                written.insert(key, status);
+            }
+            Err(e) => {
+                tracing::warn!(exception = %key, error = %e, "writing SupportException status failed; retrying");
+                session.dirty.notify_one();
+            }
+        }
+    }
+}
+
+/// Exception key to the objects it covers, from the reconciles' records.
+fn covered_by(session: &Session) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let Ok(seen) = session.seen.lock() {
+        for s in seen.values() {
+            for x in &s.excepted_by {
+                out.entry(x.clone()).or_default().push(s.display.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Waits for the reconciles to record something, or for the next exception expiry (whose
+/// `Expired` condition flips even when it covers nothing).
+pub(crate) async fn wait(session: &Session) {
+    let today = today_utc();
+    let next = session
+        .shared
+        .exceptions
+        .load()
+        .next_expiry(today)
+        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map(|z| z.timestamp().as_second() - crate::runtime::clock::now().as_second() + 1);
+    match next {
+        Some(secs) if secs > 0 => {
+            tokio::select! {
+                () = session.dirty.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(secs as u64)) => {}
+            }
+        }
+        _ => session.dirty.notified().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::policy::Policy;
+    use jiff::civil::date;
+
+    fn source(expires: &str) -> ExceptionSource {
+        let x: SupportException = serde_json::from_value(json!({
+            "apiVersion": "supportgate.dev/v1alpha1", "kind": "SupportException",
+            "metadata": {"name": "legacy-west", "namespace": "supportgate", "generation": 2,
+                         "creationTimestamp": "2026-11-20T10:00:00Z"},
+            "spec": {"reason": "DR", "expires": expires, "rules": ["konvoy-unsupported"],
+                     "match": {"names": ["old-west"]}}
+        }))
+        .unwrap();
+        ExceptionSource::compile(std::sync::Arc::new(x))
+    }
+
+    fn find<'s>(s: &'s SupportExceptionStatus, t: &str) -> Option<&'s Condition> {
+        s.conditions.iter().find(|c| c.type_ == t)
+    }
+
+    #[test]
+    fn status_counts_cover_and_flips_expired_on_the_day() {
+        let limits = Limits::of([&Policy::embedded_default()]);
+        let covered = ["kommander/old-west (KonvoyCluster)".to_string()];
+        let s = exception_status(
+            &source("2027-01-31"),
+            &covered,
+            date(2027, 1, 30),
+            limits,
+            None,
+        );
+        assert_eq!((s.covered, s.observed_generation), (1, Some(2)));
+        assert_eq!(s.covered_objects, covered);
+        assert_eq!(find(&s, "Ready").unwrap().status, "True");
+        assert_eq!(find(&s, "Expired").unwrap().status, "False");
+        let s = exception_status(
+            &source("2027-01-31"),
+            &[],
+            date(2027, 1, 31),
+            limits,
+            Some(&s),
+        );
+        let e = find(&s, "Expired").unwrap();
+        assert_eq!((e.status.as_str(), e.reason.as_str()), ("True", "Expired"));
+        assert_eq!(s.covered, 0);
+    }
+
+    #[test]
+    fn invalid_exceptions_say_why() {
+        let limits = Limits::of([&Policy::embedded_default()]);
+        let s = exception_status(&source("2027-05-20"), &[], date(2026, 11, 24), limits, None);
+        let r = find(&s, "Ready").unwrap();
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("False", "BeyondMaxExceptionDays")
+        );
+        assert!(r.message.contains("181 days"), "{}", r.message);
+        assert!(find(&s, "Expired").is_none());
+        let s = exception_status(&source("2027-02-30"), &[], date(2026, 11, 24), limits, None);
+        let r = find(&s, "Ready").unwrap();
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("False", "InvalidSpec")
+        );
+        assert!(r.message.contains("spec.expires"), "{}", r.message);
+    }
+}

@@ -1,0 +1,348 @@
+//! Table tests of exceptions: both sides of every edge (expiry day, version scope, the cap,
+//! the match fields), on the real KonvoyCluster shape and the embedded default policy.
+
+use jiff::civil::date;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::engine::Context;
+use crate::engine::policyset::PolicySet;
+
+fn today() -> Date {
+    date(2026, 11, 24)
+}
+
+/// A Konvoy 1.5 cluster: unsupported (denied) under the embedded default policy, nothing else.
+fn old_cluster() -> Value {
+    json!({
+        "apiVersion": "kommander.mesosphere.io/v1beta1",
+        "kind": "KonvoyCluster",
+        "metadata": {"name": "old-west", "namespace": "kommander", "labels": {"team": "acme"}},
+        "spec": {
+            "provisioner": {"provider": "aws", "version": "v1.5.3"},
+            "cluster": {"kubernetes": {"version": "1.17.17"}}
+        }
+    })
+}
+
+/// An exception document as users write it, created on `created`.
+fn exception(spec: Value, created: &str) -> SupportException {
+    serde_json::from_value(json!({
+        "apiVersion": "supportgate.dev/v1alpha1",
+        "kind": "SupportException",
+        "metadata": {"name": "legacy-west", "namespace": "supportgate",
+                     "creationTimestamp": format!("{created}T10:00:00Z")},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+fn base() -> Value {
+    json!({
+        "reason": "DR cluster for ACME",
+        "expires": "2027-01-31",
+        "rules": ["konvoy-unsupported"],
+        "match": {"namespaces": ["kommander"], "names": ["old-west"],
+                  "kinds": [{"apiGroup": "kommander.mesosphere.io", "kind": "KonvoyCluster"}],
+                  "selector": {"matchLabels": {"team": "acme"}}},
+        "versions": {"konvoy": ["1.5"], "kubernetes": ["1.17"]}
+    })
+}
+
+fn with(mut v: Value, pointer: &str, new: Value) -> Value {
+    *v.pointer_mut(pointer).unwrap() = new;
+    v
+}
+
+fn evaluate(spec: Value, obj: &Value, today: Date) -> Evaluation {
+    let x = CompiledException::compile(&exception(spec, "2026-11-20")).unwrap();
+    let set = PolicySet::embedded_default();
+    let ctx = Context::new(today).with_exceptions(Arc::new(ExceptionSet::new(vec![Arc::new(x)])));
+    set.evaluate(obj, &ctx).unwrap()
+}
+
+fn excepted(e: &Evaluation) -> bool {
+    let v = e
+        .violations
+        .iter()
+        .find(|v| v.rule == Rule::KonvoyUnsupported)
+        .expect("the rule still reports");
+    match v.exception.as_deref() {
+        Some(key) => {
+            assert_eq!(key, "supportgate/legacy-west");
+            assert_eq!(v.severity, Severity::Warn);
+            assert_eq!(e.verdict, Verdict::Warned, "{e:#?}");
+            assert!(
+                v.message
+                    .contains("excepted by SupportException supportgate/legacy-west until 2027-01-31: DR cluster for ACME"),
+                "{}",
+                v.message
+            );
+            true
+        }
+        None => {
+            assert_eq!((v.severity, e.verdict), (Severity::Deny, Verdict::Denied));
+            false
+        }
+    }
+}
+
+#[test]
+fn a_matching_exception_turns_the_denial_into_a_warning() {
+    assert!(!excepted(
+        &PolicySet::embedded_default()
+            .evaluate(&old_cluster(), &Context::new(today()))
+            .unwrap()
+    ));
+    assert!(excepted(&evaluate(base(), &old_cluster(), today())));
+}
+
+#[test]
+fn expiry_day_edges() {
+    let cases = [
+        (date(2027, 1, 30), true, "the day before expiry"),
+        (date(2027, 1, 31), false, "the expiry day"),
+        (date(2027, 2, 1), false, "after"),
+    ];
+    for (day, want, why) in cases {
+        assert_eq!(
+            excepted(&evaluate(base(), &old_cluster(), day)),
+            want,
+            "{why}"
+        );
+    }
+    let e = evaluate(base(), &old_cluster(), date(2027, 1, 30));
+    assert!(
+        e.violations[0].message.contains("it ends within 90 days"),
+        "nearing expiry warns: {}",
+        e.violations[0].message
+    );
+    let e = evaluate(
+        with(base(), "/expires", json!("2027-04-30")),
+        &old_cluster(),
+        today(),
+    );
+    assert!(
+        !e.violations[0].message.contains("ends within"),
+        "far out: no warning"
+    );
+}
+
+#[test]
+fn version_scope_and_match_fields() {
+    let obj = old_cluster();
+    let moved = with(obj.clone(), "/spec/provisioner/version", json!("v1.4.9"));
+    let k8s_moved = with(
+        obj.clone(),
+        "/spec/cluster/kubernetes/version",
+        json!("1.16.3"),
+    );
+    let cases: [(Value, &Value, bool, &str); 10] = [
+        (base(), &moved, false, "konvoy moved off the listed minor"),
+        (
+            base(),
+            &k8s_moved,
+            false,
+            "kubernetes moved off the listed minor",
+        ),
+        (
+            with(base(), "/versions", json!({})),
+            &k8s_moved,
+            true,
+            "no version scope",
+        ),
+        (
+            with(base(), "/versions/konvoy", json!(["1.4", "1.5"])),
+            &obj,
+            true,
+            "one of the minors",
+        ),
+        (
+            with(base(), "/match/namespaces", json!(["other"])),
+            &obj,
+            false,
+            "namespace",
+        ),
+        (
+            with(base(), "/match/names", json!(["new-east"])),
+            &obj,
+            false,
+            "name",
+        ),
+        (
+            with(
+                base(),
+                "/match/kinds/0/apiGroup",
+                json!("konvoy.mesosphere.io"),
+            ),
+            &obj,
+            false,
+            "kind group",
+        ),
+        (
+            with(
+                base(),
+                "/match/selector",
+                json!({"matchLabels": {"team": "other"}}),
+            ),
+            &obj,
+            false,
+            "selector",
+        ),
+        (
+            with(base(), "/rules", json!(["kommander-mismatch"])),
+            &obj,
+            false,
+            "another rule",
+        ),
+        (
+            with(base(), "/match", json!({"names": ["old-west"]})),
+            &obj,
+            true,
+            "one field",
+        ),
+    ];
+    for (spec, o, want, why) in cases {
+        assert_eq!(excepted(&evaluate(spec, o, today())), want, "{why}");
+    }
+}
+
+#[test]
+fn only_denials_of_listed_rules_are_excepted() {
+    // A bad KBA ref on top: kba-kubernetes-mismatch stays a denial, so the verdict stays denied.
+    let mut obj = old_cluster();
+    obj["spec"]["cluster"]["addons"] = json!([{"configRepository": "https://github.com/mesosphere/kubernetes-base-addons",
+        "configVersion": "stable-1.16-2.0.0", "addonsList": []}]);
+    let e = evaluate(base(), &obj, today());
+    assert_eq!(e.verdict, Verdict::Denied);
+    let by_rule = |r| e.violations.iter().find(|v| v.rule == r).unwrap();
+    assert_eq!(by_rule(Rule::KonvoyUnsupported).severity, Severity::Warn);
+    assert_eq!(
+        by_rule(Rule::KbaKubernetesMismatch).severity,
+        Severity::Deny
+    );
+    assert_eq!(by_rule(Rule::KbaKubernetesMismatch).exception, None);
+}
+
+#[test]
+fn the_cap_counts_from_creation() {
+    let limits = Limits::of([&Policy::embedded_default()]);
+    assert_eq!(limits.max_days, 180);
+    let at = |expires: &str, created: &str| {
+        CompiledException::compile(&exception(
+            with(base(), "/expires", json!(expires)),
+            created,
+        ))
+        .unwrap()
+        .state(today(), limits)
+    };
+    // 2026-11-20 + 180 days = 2027-05-19.
+    assert_eq!(at("2027-05-19", "2026-11-20"), ExceptionState::Active);
+    let ExceptionState::Invalid(why) = at("2027-05-20", "2026-11-20") else {
+        panic!("181 days is beyond the cap");
+    };
+    assert!(
+        why.contains("181 days") && why.contains("maxExceptionDays"),
+        "{why}"
+    );
+    let x = CompiledException::compile(&exception(
+        with(base(), "/expires", json!("2027-05-20")),
+        "2026-11-20",
+    ))
+    .unwrap();
+    assert!(
+        !excepted(&evaluate(
+            with(base(), "/expires", json!("2027-05-20")),
+            &old_cluster(),
+            today()
+        )),
+        "an exception beyond the cap applies to nothing: {x:?}"
+    );
+    let strict = Policy::from_yaml(&crate::engine::policy::DEFAULT_POLICY_YAML.replace(
+        "supportWindow: 3",
+        "supportWindow: 3\n  maxExceptionDays: 30",
+    ))
+    .unwrap();
+    let l = Limits::of([&Policy::embedded_default(), &strict]);
+    assert_eq!(l.max_days, 30, "the strictest policy caps");
+}
+
+#[test]
+fn bad_input_is_refused_with_every_problem() {
+    let cases = [
+        (
+            with(base(), "/expires", json!("2027-02-30")),
+            "spec.expires",
+        ),
+        (
+            with(base(), "/rules", json!(["no-such-rule"])),
+            "unknown rule id `no-such-rule`",
+        ),
+        (with(base(), "/rules", json!([])), "at least one rule id"),
+        (
+            with(base(), "/match", json!({})),
+            "spec.match: must give at least one",
+        ),
+        (
+            with(base(), "/match", json!({"names": []})),
+            "spec.match: must give at least one",
+        ),
+        (with(base(), "/reason", json!("  ")), "spec.reason"),
+        (
+            with(
+                base(),
+                "/match/selector",
+                json!({"matchExpressions": [{"key": "a", "operator": "Bogus"}]}),
+            ),
+            "spec.match.selector",
+        ),
+    ];
+    for (spec, want) in cases {
+        let err = CompiledException::compile(&exception(spec, "2026-11-20")).unwrap_err();
+        assert!(err.to_string().contains(want), "{err} lacks {want}");
+        assert!(
+            err.to_string()
+                .starts_with("SupportException supportgate/legacy-west:"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn next_expiry_is_the_earliest_future_one() {
+    let mk = |expires: &str| {
+        Arc::new(
+            CompiledException::compile(&exception(
+                with(base(), "/expires", json!(expires)),
+                "2026-11-20",
+            ))
+            .unwrap(),
+        )
+    };
+    let set = ExceptionSet::new(vec![mk("2027-01-31"), mk("2026-12-01"), mk("2026-11-24")]);
+    assert_eq!(set.next_expiry(today()), Some(date(2026, 12, 1)));
+    assert_eq!(set.next_expiry(date(2027, 1, 31)), None);
+}
+
+#[test]
+fn the_next_change_is_the_warning_start_or_the_expiry() {
+    let set = PolicySet::embedded_default();
+    let e = evaluate(base(), &old_cluster(), today());
+    let x = CompiledException::compile(&exception(base(), "2026-11-20")).unwrap();
+    let xs = ExceptionSet::new(vec![Arc::new(x)]);
+    let p = || set.policies().iter().map(|p| &**p);
+    // 2027-01-31 minus 90 days is 2026-11-02, already past: the expiry is next.
+    assert_eq!(xs.next_change(p(), &e, today()), Some(date(2027, 1, 31)));
+    assert_eq!(
+        xs.next_change(p(), &e, date(2026, 10, 1)),
+        Some(date(2026, 11, 2))
+    );
+    let plain = set
+        .evaluate(&old_cluster(), &Context::new(today()))
+        .unwrap();
+    assert_eq!(
+        xs.next_change(p(), &plain, today()),
+        None,
+        "not covered: no requeue"
+    );
+}

@@ -1,0 +1,290 @@
+//! End to end: a SupportException in the operator's namespace lets a refused cluster in with a
+//! warning, the controller's condition says `Excepted`, the exception expires at midnight (the
+//! operator's clock shifted by the hidden test flag, so midnight is seconds away) and the
+//! condition flips with an `ExceptionExpired` event, without polling; an exception in an
+//! untrusted namespace has no effect.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use kube::Api;
+use kube::api::{DeleteParams, DynamicObject, GroupVersionKind, PostParams};
+use kube::core::ApiResource;
+use serde_json::Value;
+use support::operator::{CertFiles, Operator, wait_webhook_effective};
+use support::{ControlPlane, eventually, stderr};
+use supportgate::api::SupportException;
+use supportgate::engine::policyset::PolicySet;
+use supportgate::webhook::config::{Endpoint, WebhookSettings, validating_webhook_configuration};
+
+const NS: &str = "exceptions-e2e";
+const TRUSTED: &str = "supportgate-exc";
+const UNTRUSTED: &str = "untrusted-exc";
+const WAIT: Duration = Duration::from_secs(45);
+
+/// A Konvoy 1.5 cluster: refused as unsupported, and nothing else wrong with it.
+fn cluster(name: &str) -> String {
+    format!(
+        "apiVersion: kommander.mesosphere.io/v1beta1\nkind: KonvoyCluster\nmetadata: {{name: {name}, namespace: {NS}}}\nspec:\n  provisioner: {{provider: aws, version: v1.5.6}}\n  cluster:\n    kubernetes: {{version: 1.17.17}}\n    addons:\n    - configRepository: https://github.com/mesosphere/kubernetes-base-addons\n      configVersion: stable-1.17-2.7.0\n      addonsList: [{{name: prometheus, enabled: true}}]\n    - configRepository: https://github.com/mesosphere/kubeaddons-kommander\n      configVersion: stable-1.17-1.1.4\n      addonsList: [{{name: kommander, enabled: true}}]\n"
+    )
+}
+
+fn exception(namespace: &str, cluster: &str, expires: Date) -> String {
+    format!(
+        "apiVersion: supportgate.dev/v1alpha1\nkind: SupportException\nmetadata: {{name: legacy, namespace: {namespace}}}\nspec:\n  reason: DR cluster for ACME\n  expires: \"{expires}\"\n  rules: [konvoy-unsupported]\n  match: {{namespaces: [{NS}], names: [{cluster}]}}\n  versions: {{konvoy: [\"1.5\"]}}\n"
+    )
+}
+
+async fn register(cp: &ControlPlane, url: String, ca_bundle: Vec<u8>) {
+    let settings = WebhookSettings {
+        name: "supportgate-exceptions-e2e".into(),
+        endpoint: Endpoint::Url(url),
+        ca_bundle_pem: ca_bundle,
+        failure_policy: "Fail".into(),
+        timeout_seconds: 5,
+        excluded_namespaces: vec!["kube-system".into()],
+    };
+    let vwc = validating_webhook_configuration(&settings, PolicySet::embedded_default().targets());
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(cp.client().await);
+    let _ = api.delete(&settings.name, &DeleteParams::default()).await;
+    api.create(&PostParams::default(), &vwc)
+        .await
+        .expect("create the ValidatingWebhookConfiguration");
+}
+
+fn supported(obj: &DynamicObject) -> Option<Value> {
+    obj.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Supported")
+        .cloned()
+}
+
+fn events_for(cp: &ControlPlane, name: &str) -> Vec<String> {
+    cp.kubectl_ok(
+        &[
+            "-n",
+            NS,
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={name}"),
+            "-o",
+            "jsonpath={range .items[*]}{.reason}{\"\\n\"}{end}",
+        ],
+        None,
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+/// Seconds to add to the clock so that it reads `at` now.
+fn offset_to(at: Timestamp) -> i64 {
+    at.duration_since(Timestamp::now()).as_secs()
+}
+
+fn midnight_after(day: Date) -> Timestamp {
+    day.tomorrow()
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .unwrap()
+        .timestamp()
+}
+
+#[tokio::test]
+async fn exceptions_admit_mark_expire_and_need_trust() {
+    let cp = ControlPlane::shared();
+    cp.install_crds();
+    cp.install_crd_files("crds/supportgate.dev_supportexceptions.yaml");
+    cp.install_crd_files("tests/fixtures/crds/");
+    for ns in [NS, TRUSTED, UNTRUSTED] {
+        cp.create_namespace(ns);
+    }
+    let client = cp.client().await;
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kommander.mesosphere.io", "v1beta1", "KonvoyCluster"),
+        "konvoyclusters",
+    );
+    let clusters: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &ar);
+    let exceptions: Api<SupportException> = Api::namespaced(client.clone(), TRUSTED);
+
+    // The operator's "today" is fixed at noon of the day the test starts, whatever the real time,
+    // so the exception (expiring the next day) is active however long this phase takes.
+    let day = jiff::Zoned::now()
+        .with_time_zone(jiff::tz::TimeZone::UTC)
+        .date();
+    let noon = midnight_after(day) - SignedDuration::from_hours(12);
+    let certs = CertFiles::new();
+    let ns_flag = format!("--namespace={TRUSTED}");
+    let start = |offset: i64| {
+        Operator::start(
+            cp,
+            &certs,
+            &[
+                "--no-leader-election",
+                &ns_flag,
+                &format!("--test-clock-offset-seconds={offset}"),
+            ],
+        )
+    };
+    let mut op = start(offset_to(noon));
+    op.wait_ready().await;
+    register(cp, op.url(), certs.generated.ca_pem.clone().into_bytes()).await;
+    wait_webhook_effective(cp, NS, &cluster("old-west")).await;
+
+    let expires = day.tomorrow().unwrap();
+    let apply = |doc: &str| cp.kubectl_in(&["apply", "-f", "-"], Some(doc));
+    let o = apply(&exception(TRUSTED, "old-west", expires));
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // The refused cluster is admitted with a warning naming the exception, once the operator
+    // has seen it.
+    let admitted = eventually(WAIT, "old-west admitted under the exception", || async {
+        let o = apply(&cluster("old-west"));
+        o.status.success().then(|| stderr(&o))
+    })
+    .await;
+    assert!(
+        admitted.contains("[konvoy-unsupported]")
+            && admitted.contains(&format!(
+                "excepted by SupportException {TRUSTED}/legacy until {expires}"
+            )),
+        "{admitted}\n{}",
+        op.logs()
+    );
+
+    // The condition stays truthful: unsupported, excepted, naming the exception and the date.
+    let c = eventually(WAIT, "old-west Supported=False (Excepted)", || async {
+        let c = supported(&clusters.get("old-west").await.ok()?)?;
+        (c["status"] == "False" && c["reason"] == "Excepted").then_some(c)
+    })
+    .await;
+    let msg = c["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("{TRUSTED}/legacy until {expires}")),
+        "{msg}"
+    );
+    eventually(WAIT, "the exception's status to count old-west", || async {
+        let st = exceptions.get("legacy").await.ok()?.status?;
+        let expired = st.conditions.iter().find(|c| c.type_ == "Expired")?;
+        (st.covered == 1 && expired.status == "False").then_some(())
+    })
+    .await;
+
+    // Malformed exceptions are refused by the CRD's schema and CEL rules.
+    let good = exception(TRUSTED, "x", expires).replace("name: legacy,", "name: bad,");
+    for (bad, want) in [
+        (
+            good.replace(
+                "  match: {namespaces: [exceptions-e2e], names: [x]}\n",
+                "  match: {}\n",
+            ),
+            "match must give at least one of namespaces, names, kinds or selector",
+        ),
+        (
+            good.replace("[konvoy-unsupported]", "[no-such-rule]"),
+            "Unsupported value: \"no-such-rule\"",
+        ),
+        (
+            good.replace("[konvoy-unsupported]", "[]"),
+            "should have at least 1 items",
+        ),
+        (
+            good.replace(&format!("  expires: \"{expires}\"\n"), ""),
+            "spec.expires: Required value",
+        ),
+    ] {
+        assert_ne!(bad, good);
+        let o = apply(&bad);
+        assert!(
+            !o.status.success() && stderr(&o).contains(want),
+            "{want}: {}",
+            stderr(&o)
+        );
+    }
+
+    // `kubectl explain` documents the fields.
+    let explain = cp.kubectl_ok(&["explain", "supportexception.spec"], None);
+    for want in [
+        "reason",
+        "expires",
+        "rules",
+        "match",
+        "versions",
+        "maxExceptionDays",
+    ] {
+        assert!(explain.contains(want), "{want} missing from:\n{explain}");
+    }
+
+    // The same exception in a namespace the operator does not trust: no effect.
+    let o = apply(&exception(UNTRUSTED, "new-west", expires));
+    assert!(o.status.success(), "{}", stderr(&o));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let o = apply(&cluster("new-west"));
+    assert!(
+        !o.status.success() && stderr(&o).contains("[konvoy-unsupported]"),
+        "an untrusted exception must not apply: {}",
+        stderr(&o)
+    );
+
+    // Restart with the clock a few seconds before the expiry. The controller requeues for the
+    // expiry itself; nothing changes on the object, and nothing polls.
+    drop(op);
+    let expiry = midnight_after(day);
+    let lead = SignedDuration::from_secs(12);
+    let mut op = start(offset_to(expiry - lead));
+    let started = Instant::now();
+    op.wait_ready().await;
+    let ready = started.elapsed();
+    assert!(
+        ready < Duration::from_secs(8),
+        "the operator took {ready:?} to get ready; the expiry {lead:?} ahead may have passed \
+         before its first reconcile, which would not test the requeue at expiry"
+    );
+    let flipped = eventually(
+        WAIT + Duration::from_secs(12),
+        "old-west to lose its cover",
+        || async {
+            let c = supported(&clusters.get("old-west").await.ok()?)?;
+            (c["reason"] == "KonvoyUnsupported").then_some(c)
+        },
+    )
+    .await;
+    let after = started.elapsed();
+    assert_eq!(flipped["status"], "False");
+    assert!(
+        after >= Duration::from_secs(10),
+        "the flip came {after:?} after the restart, before the expiry {lead:?} ahead\n{}",
+        op.logs()
+    );
+    eprintln!("exception expiry observed {after:?} after the restart (expiry {lead:?} ahead)");
+    eventually(WAIT, "the ExceptionExpired event", || async {
+        let events = events_for(cp, "old-west");
+        (events.iter().filter(|r| *r == "ExceptionExpired").count() == 1).then_some(())
+    })
+    .await;
+    eventually(WAIT, "the exception's Expired condition", || async {
+        let st = exceptions.get("legacy").await.ok()?.status?;
+        let expired = st.conditions.iter().find(|c| c.type_ == "Expired")?;
+        (st.covered == 0 && expired.status == "True").then_some(())
+    })
+    .await;
+    // Expired: the cluster, deleted and created again, is refused again (by the new process).
+    register(cp, op.url(), certs.generated.ca_pem.clone().into_bytes()).await;
+    wait_webhook_effective(cp, NS, &cluster("west-2")).await;
+    cp.kubectl_ok(&["-n", NS, "delete", "konvoycluster", "old-west"], None);
+    let o = apply(&cluster("old-west"));
+    assert!(
+        !o.status.success() && stderr(&o).contains("[konvoy-unsupported]"),
+        "an expired exception must not apply: {}",
+        stderr(&o)
+    );
+    let _ = Api::<ValidatingWebhookConfiguration>::all(client)
+        .delete("supportgate-exceptions-e2e", &DeleteParams::default())
+        .await;
+}
