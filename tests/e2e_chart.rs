@@ -724,6 +724,13 @@ fn helm_install_upgrade_and_uninstall_in_the_self_managed_certificate_mode() {
     let fullname = "sg-supportgate";
 
     let out = helm_ok(cp, &["install", "sg", CHART, "-n", ns]);
+    // Uninstalled however the test ends: a webhook configuration left behind (failurePolicy
+    // Fail, no pods) would refuse the next tests' objects.
+    let _release = Release {
+        cp,
+        name: "sg".to_string(),
+        namespace: ns.to_string(),
+    };
     assert!(out.contains("STATUS: deployed"), "{out}");
 
     // The CRD is the chart's, kept on uninstall; the default policy is the embedded one.
@@ -796,6 +803,20 @@ fn helm_install_upgrade_and_uninstall_in_the_self_managed_certificate_mode() {
             "--log-format=json",
             "--leader-election-namespace=$(POD_NAMESPACE)",
             "--leader-election-lease=sg-supportgate",
+            "--max-connections=2048",
+            "--tls-handshake-timeout-seconds=10",
+            "--header-read-timeout-seconds=5",
+            "--body-read-timeout-seconds=10",
+            "--idle-timeout-seconds=120",
+            "--h2-max-concurrent-streams=100",
+            "--h2-max-pending-accept-reset-streams=20",
+            "--h2-max-local-error-reset-streams=64",
+            "--h2-max-abandoned-streams=200",
+            "--h2-keep-alive-interval-seconds=20",
+            "--h2-keep-alive-timeout-seconds=10",
+            "--h2-max-header-list-bytes=16384",
+            "--h2-connection-window-bytes=1048576",
+            "--h2-stream-window-bytes=1048576",
             "--self-managed-certs",
             "--cert-secret-name=sg-supportgate-tls",
             "--webhook-config-name=sg-supportgate",
@@ -1289,7 +1310,22 @@ async fn rbac_proof(cp: &ControlPlane, release: &str, self_managed: bool) {
         // The API server reaches the process on loopback, not through the Service.
         args.push("--cert-extra-name=127.0.0.1".to_string());
     }
-    assert_eq!(args[..want.len()], want[..]);
+    // The connection limits (webhook.limits) are checked by the rendering tests; here only the
+    // arguments this proof is about.
+    let limit = |a: &String| {
+        [
+            "--max-connections=",
+            "--tls-handshake-timeout-seconds=",
+            "--header-read-timeout-seconds=",
+            "--body-read-timeout-seconds=",
+            "--idle-timeout-seconds=",
+            "--h2-",
+        ]
+        .iter()
+        .any(|p| a.starts_with(p))
+    };
+    let shown: Vec<String> = args.iter().filter(|a| !limit(a)).cloned().collect();
+    assert_eq!(shown[..want.len()], want[..]);
 
     let token = cp.kubectl_ok(
         &["-n", ns, "create", "token", fullname, "--duration=1h"],
