@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::io::Read;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 
@@ -51,73 +51,11 @@ pub struct SourcedObject {
     pub object: Value,
 }
 
-/// Reads every object from `text`: multi-document YAML or JSON, with `kind: List` expanded.
-/// Problems are returned beside the objects that did parse, so one bad document does not hide the
-/// verdicts of the others.
+/// Reads every object from `text`: multi-document YAML (decoded as kubectl decodes it) or JSON,
+/// with `kind: List` expanded. See [`crate::cli::input::parse`].
 pub fn parse_objects(source_name: &str, text: &str) -> (Vec<SourcedObject>, Vec<InputError>) {
-    let mut objects = Vec::new();
-    let mut errors = Vec::new();
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        match serde_json::from_str::<Value>(text) {
-            Ok(v) => push_document(source_name, 1, v, &mut objects, &mut errors),
-            Err(e) => errors.push(InputError::Parse {
-                source_name: source_name.to_string(),
-                location: Some((e.line(), e.column())),
-                message: e.to_string(),
-            }),
-        }
-        return (objects, errors);
-    }
-    for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
-        match Value::deserialize(doc) {
-            Ok(v) => push_document(source_name, i + 1, v, &mut objects, &mut errors),
-            Err(e) => {
-                errors.push(InputError::Parse {
-                    source_name: source_name.to_string(),
-                    location: e.location().map(|l| (l.line(), l.column())),
-                    message: e.to_string(),
-                });
-                // After a syntax error the parser cannot find the next document reliably.
-                break;
-            }
-        }
-    }
-    (objects, errors)
-}
-
-fn push_document(
-    source: &str,
-    document: usize,
-    v: Value,
-    objects: &mut Vec<SourcedObject>,
-    errors: &mut Vec<InputError>,
-) {
-    if v.is_null() {
-        return; // an empty document, e.g. a trailing `---`
-    }
-    let is_object = v.get("apiVersion").is_some_and(Value::is_string)
-        && v.get("kind").is_some_and(Value::is_string);
-    if !is_object {
-        errors.push(InputError::NotAnObject {
-            source_name: source.to_string(),
-            document,
-        });
-        return;
-    }
-    if v.get("kind").and_then(Value::as_str) == Some("List")
-        && let Some(items) = v.get("items").and_then(Value::as_array)
-    {
-        for item in items {
-            push_document(source, document, item.clone(), objects, errors);
-        }
-        return;
-    }
-    objects.push(SourcedObject {
-        source: source.to_string(),
-        document,
-        object: v,
-    });
+    let (loaded, errors) = crate::cli::input::parse(source_name, text);
+    (loaded.into_iter().map(|l| l.object).collect(), errors)
 }
 
 /// Reads a path, or standard input for `-`.
@@ -160,7 +98,7 @@ pub struct ObjectRef {
 }
 
 impl ObjectRef {
-    fn of(o: &SourcedObject) -> Self {
+    pub fn of(o: &SourcedObject) -> Self {
         let s = |p: &str| {
             o.object
                 .pointer(p)
@@ -190,6 +128,9 @@ pub struct CheckResult {
     pub object: ObjectRef,
     pub verdict: Verdict,
     pub violations: Vec<Violation>,
+    /// `create` or `update`, when `--previous` tells which (see [`crate::cli::previous`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -203,6 +144,9 @@ pub struct Skipped {
 pub struct Report {
     pub results: Vec<CheckResult>,
     pub skipped: Vec<Skipped>,
+    /// Objects of the `--previous` revision that the new one no longer has.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<ObjectRef>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
 }
@@ -220,6 +164,7 @@ impl Report {
                     object: r,
                     verdict,
                     violations,
+                    operation: None,
                 });
             }
             None => self.skipped.push(Skipped {
@@ -245,11 +190,12 @@ impl Report {
         for r in &self.results {
             let _ = writeln!(
                 out,
-                "{:<8} {} {} ({})",
+                "{:<8} {} {} ({}{})",
                 r.verdict.as_str().to_ascii_uppercase(),
                 r.object.kind,
                 r.object.display_name(),
-                r.object.source
+                r.object.source,
+                r.operation.map(|o| format!(", {o}")).unwrap_or_default()
             );
             for v in &r.violations {
                 let field = v
@@ -276,6 +222,15 @@ impl Report {
                 s.object.display_name(),
                 s.object.source,
                 s.reason
+            );
+        }
+        for o in &self.removed {
+            let _ = writeln!(
+                out,
+                "REMOVED  {} {} ({}): not in the new revision",
+                o.kind,
+                o.display_name(),
+                o.source
             );
         }
         for e in &self.errors {

@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 use jiff::civil::Date;
 
-use crate::cli::check::{Report, parse_objects, read_input};
+use crate::cli::check::read_input;
 use crate::engine::Context;
 use crate::engine::policy::Policy;
 use crate::engine::version::Version;
@@ -14,6 +14,8 @@ use crate::engine::version::Version;
 pub enum Output {
     Text,
     Json,
+    /// JUnit XML for CI test reports: one testcase per object, a failure per denial.
+    Junit,
 }
 
 #[derive(Debug, clap::Args)]
@@ -30,7 +32,12 @@ pub struct CheckArgs {
     pub today: Option<String>,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
-    /// Files to check (multi-document YAML or JSON), or `-` for standard input.
+    /// The previous revision of the same manifests (a file or directory; repeatable): matched
+    /// objects are judged as UPDATEs with the webhook's ratcheting, the rest as CREATEs.
+    #[arg(long, value_name = "PATH")]
+    pub previous: Vec<String>,
+    /// Files or directories to check (multi-document YAML or JSON; directories are walked for
+    /// *.yaml, *.yml and *.json), or `-` for standard input.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<String>,
 }
@@ -65,27 +72,14 @@ fn context(args: &CheckArgs) -> anyhow::Result<Context> {
 pub fn run(args: &CheckArgs) -> anyhow::Result<u8> {
     let policy = load_policy(args.policy.as_deref())?;
     let ctx = context(args)?;
-    let mut report = Report::default();
-    for path in &args.paths {
-        let text = match read_input(path) {
-            Ok(t) => t,
-            Err(e) => {
-                report.errors.push(e.to_string());
-                continue;
-            }
-        };
-        let (objects, errors) = parse_objects(path, &text);
-        report.errors.extend(errors.iter().map(ToString::to_string));
-        for o in &objects {
-            report.add(&policy, &ctx, o);
-        }
-    }
+    let report = crate::cli::previous::check_all(&policy, &ctx, &args.paths, &args.previous);
     match args.output {
         Output::Text => print!("{}", report.to_text()),
         Output::Json => println!(
             "{}",
             serde_json::to_string_pretty(&report).context("encoding the report")?
         ),
+        Output::Junit => print!("{}", crate::cli::junit::render(&report)),
     }
     Ok(report.exit_code())
 }

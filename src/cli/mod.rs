@@ -3,7 +3,11 @@
 
 pub mod check;
 pub mod check_command;
+pub mod input;
+pub mod junit;
+pub mod previous;
 pub mod webhook_config;
+pub mod yaml11;
 
 use anyhow::Context as _;
 
