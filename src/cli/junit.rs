@@ -77,13 +77,20 @@ fn result(out: &mut String, r: &CheckResult) {
         .map(|v| format!("{} {} {}\n", v.severity, v.rule.id(), line(v)))
         .collect();
     if !others.is_empty() {
-        let _ = writeln!(out, "      <system-out>{}</system-out>", escape(&others.concat()));
+        let _ = writeln!(
+            out,
+            "      <system-out>{}</system-out>",
+            escape(&others.concat())
+        );
     }
     out.push_str("    </testcase>\n");
 }
 
 fn open_case(out: &mut String, o: &ObjectRef) {
-    let file = o.source.rsplit_once('#').map_or(o.source.as_str(), |(f, _)| f);
+    let file = o
+        .source
+        .rsplit_once('#')
+        .map_or(o.source.as_str(), |(f, _)| f);
     let _ = writeln!(
         out,
         "    <testcase classname=\"{}\" name=\"{}\">",

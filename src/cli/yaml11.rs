@@ -141,7 +141,8 @@ impl Builder {
             }
             Event::MappingStart(anchor, tag) => {
                 collection_tag(tag.as_ref(), "map")?;
-                self.stack.push(Frame::Map(anchor, Map::new(), None, HashSet::new()));
+                self.stack
+                    .push(Frame::Map(anchor, Map::new(), None, HashSet::new()));
                 Ok(())
             }
             Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {

@@ -10,10 +10,14 @@ fn one(text: &str) -> Document {
 
 #[test]
 fn yaml_1_1_booleans_as_kubectl_reads_them() {
-    for t in ["y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True"] {
+    for t in [
+        "y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True",
+    ] {
         assert_eq!(resolve_plain(t), Ok(json!(true)), "{t}");
     }
-    for f in ["n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "FALSE"] {
+    for f in [
+        "n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "FALSE",
+    ] {
         assert_eq!(resolve_plain(f), Ok(json!(false)), "{f}");
     }
     // go-yaml v2's table has three spellings per word, not every case.
