@@ -354,9 +354,8 @@ pub fn resolve_plain(s: &str) -> Result<Value, String> {
     if !s.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '+' | '-' | '.')) {
         return Ok(Value::String(s.to_string()));
     }
-    if let Some(date) = date_only(s) {
-        return Ok(Value::String(date));
-    }
+    // go-yaml resolves `2024-1-2` as a timestamp, but kubectl's decoder keeps timestamps as the
+    // text written (the e2e test checks it), so a date falls through to a string below.
     let plain = s.replace('_', "");
     if let Some(n) = go_parse_int(&plain) {
         return Ok(Value::Number(n));
@@ -368,20 +367,6 @@ pub fn resolve_plain(s: &str) -> Result<Value, String> {
         return Ok(Value::Number(float_number(f)));
     }
     Ok(Value::String(s.to_string()))
-}
-
-/// go-yaml reads an unquoted `2024-1-2` as a timestamp, which JSON carries as RFC 3339.
-fn date_only(s: &str) -> Option<String> {
-    let mut parts = s.split('-');
-    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
-    let digits = |p: &str, lo: usize, hi: usize| {
-        (lo..=hi).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())
-    };
-    if parts.next().is_some() || !digits(y, 4, 4) || !digits(m, 1, 2) || !digits(d, 1, 2) {
-        return None;
-    }
-    let date = jiff::civil::Date::new(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?).ok()?;
-    Some(format!("{date}T00:00:00Z"))
 }
 
 /// Go's `strconv.ParseInt(s, 0, 64)`, then `ParseUint`: `0x`, `0o`, `0b` prefixes and a leading
