@@ -15,6 +15,9 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 /// An alias expands to a copy of its anchor; this caps a document's size after expansion, so a
 /// "billion laughs" input is refused instead of exhausting memory.
 const MAX_NODES_PER_DOCUMENT: usize = 1_000_000;
+/// Nesting deeper than this is refused (as serde_json and serde_yaml do at 128): dropping and
+/// walking a `Value` recurses, and a hostile file must not overflow the stack.
+const MAX_DEPTH: usize = 128;
 
 /// An unquoted scalar that the YAML 1.1 rules turned into something other than its text.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +136,13 @@ impl Builder {
     }
 
     fn apply(&mut self, event: Event) -> Result<(), String> {
+        if matches!(event, Event::SequenceStart(..) | Event::MappingStart(..))
+            && self.stack.len() >= MAX_DEPTH
+        {
+            return Err(format!(
+                "nested deeper than {MAX_DEPTH} levels; refusing it"
+            ));
+        }
         match event {
             Event::SequenceStart(anchor, tag) => {
                 collection_tag(tag.as_ref(), "seq")?;

@@ -132,3 +132,17 @@ fn alias_expansion_is_bounded() {
     assert!(docs.is_empty());
     assert!(errors[0].message.contains("refusing"), "{errors:?}");
 }
+
+#[test]
+fn nesting_is_bounded() {
+    // The parser stops far nesting itself; between its limit and ours, ours does.
+    let far = format!("{}{}", "[".repeat(200_000), "]".repeat(200_000));
+    let (docs, errors) = decode(&far);
+    assert!(docs.is_empty() && !errors.is_empty());
+    let deep = format!("{}{}", "[".repeat(150), "]".repeat(150));
+    let (docs, errors) = decode(&deep);
+    assert!(docs.is_empty());
+    assert!(errors[0].message.contains("deeper"), "{errors:?}");
+    let ok = format!("{}{}", "[".repeat(100), "]".repeat(100));
+    assert_eq!(decode(&ok).0.len(), 1);
+}
