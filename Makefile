@@ -75,6 +75,7 @@ bench: tools ## benchmarks with figures and ratios against same-run baselines (d
 	cargo bench --locked --bench webhook
 	cargo bench --locked --bench apiserver
 	cargo bench --locked --bench controller
+	cargo bench --locked --bench check_inputs
 
 .PHONY: fuzz
 fuzz: deps ## run every cargo-fuzz target for FUZZ_SECONDS (default 60) each; installs nightly and cargo-fuzz if missing
