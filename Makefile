@@ -47,7 +47,7 @@ run-cluster: build tools ## the product installed by Helm from the locally built
 
 .PHONY: unit
 unit: deps ## unit tests and CLI tests (no control plane)
-	cargo test --locked --lib --bins --test cli --test fuzz_corpus --test image_recipe
+	cargo test --locked --lib --bins --test cli --test cli_inputs --test fuzz_corpus --test image_recipe
 
 .PHONY: e2e
 e2e: tools ## end-to-end tests against a real kube-apiserver + etcd, and (e2e_node) a real node
@@ -81,6 +81,7 @@ bench: tools ## benchmarks with figures and ratios against same-run baselines (d
 	cargo bench --locked --bench webhook
 	cargo bench --locked --bench apiserver
 	cargo bench --locked --bench controller
+	cargo bench --locked --bench check_inputs
 
 .PHONY: fuzz
 fuzz: deps ## run every cargo-fuzz target for FUZZ_SECONDS (default 60) each; installs nightly and cargo-fuzz if missing

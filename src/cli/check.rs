@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::io::Read;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 
@@ -58,73 +58,11 @@ pub struct SourcedObject {
     pub object: Value,
 }
 
-/// Reads every object from `text`: multi-document YAML or JSON, with `kind: List` expanded.
-/// Problems are returned beside the objects that did parse, so one bad document does not hide the
-/// verdicts of the others.
+/// Reads every object from `text`: multi-document YAML (decoded as kubectl decodes it) or JSON,
+/// with `kind: List` expanded. See [`crate::cli::input::parse`].
 pub fn parse_objects(source_name: &str, text: &str) -> (Vec<SourcedObject>, Vec<InputError>) {
-    let mut objects = Vec::new();
-    let mut errors = Vec::new();
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        match serde_json::from_str::<Value>(text) {
-            Ok(v) => push_document(source_name, 1, v, &mut objects, &mut errors),
-            Err(e) => errors.push(InputError::Parse {
-                source_name: source_name.to_string(),
-                location: Some((e.line(), e.column())),
-                message: e.to_string(),
-            }),
-        }
-        return (objects, errors);
-    }
-    for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
-        match Value::deserialize(doc) {
-            Ok(v) => push_document(source_name, i + 1, v, &mut objects, &mut errors),
-            Err(e) => {
-                errors.push(InputError::Parse {
-                    source_name: source_name.to_string(),
-                    location: e.location().map(|l| (l.line(), l.column())),
-                    message: e.to_string(),
-                });
-                // After a syntax error the parser cannot find the next document reliably.
-                break;
-            }
-        }
-    }
-    (objects, errors)
-}
-
-fn push_document(
-    source: &str,
-    document: usize,
-    v: Value,
-    objects: &mut Vec<SourcedObject>,
-    errors: &mut Vec<InputError>,
-) {
-    if v.is_null() {
-        return; // an empty document, e.g. a trailing `---`
-    }
-    let is_object = v.get("apiVersion").is_some_and(Value::is_string)
-        && v.get("kind").is_some_and(Value::is_string);
-    if !is_object {
-        errors.push(InputError::NotAnObject {
-            source_name: source.to_string(),
-            document,
-        });
-        return;
-    }
-    if v.get("kind").and_then(Value::as_str) == Some("List")
-        && let Some(items) = v.get("items").and_then(Value::as_array)
-    {
-        for item in items {
-            push_document(source, document, item.clone(), objects, errors);
-        }
-        return;
-    }
-    objects.push(SourcedObject {
-        source: source.to_string(),
-        document,
-        object: v,
-    });
+    let (loaded, errors) = crate::cli::input::parse(source_name, text);
+    (loaded.into_iter().map(|l| l.object).collect(), errors)
 }
 
 /// Reads a path, or standard input for `-`.
@@ -167,7 +105,7 @@ pub struct ObjectRef {
 }
 
 impl ObjectRef {
-    fn of(o: &SourcedObject) -> Self {
+    pub fn of(o: &SourcedObject) -> Self {
         let s = |p: &str| {
             o.object
                 .pointer(p)
@@ -197,6 +135,9 @@ pub struct CheckResult {
     pub object: ObjectRef,
     pub verdict: Verdict,
     pub violations: Vec<Violation>,
+    /// `create` or `update`, when `--previous` tells which (see [`crate::cli::previous`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -211,6 +152,9 @@ pub struct Skipped {
 pub struct Report {
     pub results: Vec<CheckResult>,
     pub skipped: Vec<Skipped>,
+    /// Objects of the `--previous` revision that the new one no longer has.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<ObjectRef>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
     /// Target fields that resolved in none of the checked objects of their kind: a policy
@@ -233,8 +177,20 @@ pub struct PolicyWarning {
 impl Report {
     /// Evaluates one object through the same path as the webhook and the controller.
     pub fn add(&mut self, policies: &PolicySet, ctx: &Context, o: &SourcedObject) {
+        self.add_change(policies, ctx, o, None);
+    }
+
+    /// Adds `o` as the webhook would judge it: a CREATE, or with `old` an UPDATE (ratcheted
+    /// against the previous revision by the same engine call admission makes).
+    pub fn add_change(
+        &mut self,
+        policies: &PolicySet,
+        ctx: &Context,
+        o: &SourcedObject,
+        old: Option<&serde_json::Value>,
+    ) {
         let r = ObjectRef::of(o);
-        match policies.assess(&o.object, None, ctx) {
+        match policies.assess(&o.object, old, ctx) {
             Some(a) => {
                 self.coverage.record(&a);
                 let Evaluation {
@@ -245,6 +201,7 @@ impl Report {
                     object: r,
                     verdict,
                     violations,
+                    operation: None,
                 });
             }
             None => self.skipped.push(Skipped {
@@ -285,11 +242,12 @@ impl Report {
         for r in &self.results {
             let _ = writeln!(
                 out,
-                "{:<8} {} {} ({})",
+                "{:<8} {} {} ({}{})",
                 r.verdict.as_str().to_ascii_uppercase(),
                 r.object.kind,
                 r.object.display_name(),
-                r.object.source
+                r.object.source,
+                r.operation.map(|o| format!(", {o}")).unwrap_or_default()
             );
             for v in &r.violations {
                 let field = v
@@ -316,6 +274,15 @@ impl Report {
                 s.object.display_name(),
                 s.object.source,
                 s.reason
+            );
+        }
+        for o in &self.removed {
+            let _ = writeln!(
+                out,
+                "REMOVED  {} {} ({}): not in the new revision",
+                o.kind,
+                o.display_name(),
+                o.source
             );
         }
         for e in &self.errors {
@@ -356,8 +323,20 @@ pub struct CheckOptions {
     pub kubernetes_version: Option<String>,
     /// `YYYY-MM-DD`; today (UTC) when absent.
     pub today: Option<String>,
-    pub json: bool,
+    pub format: ReportFormat,
     pub paths: Vec<String>,
+    /// The previous revision of the same manifests: matched objects are judged as UPDATEs.
+    pub previous: Vec<String>,
+}
+
+/// How the report is rendered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReportFormat {
+    #[default]
+    Text,
+    Json,
+    /// JUnit XML: one testcase per object, a failure per denial.
+    Junit,
 }
 
 /// Why `check` could not judge anything at all (exit 2); problems with single inputs are part of
@@ -404,26 +383,12 @@ pub fn run(opts: &CheckOptions, today_utc: Date) -> Result<(String, u8), CheckEr
     let ctx = Context::new(today)
         .with_hosting_kubernetes(hosting)
         .with_exceptions(Arc::new(exceptions));
-    let mut report = Report::default();
-    for path in &opts.paths {
-        let text = match read_input(path) {
-            Ok(t) => t,
-            Err(e) => {
-                report.errors.push(e.to_string());
-                continue;
-            }
-        };
-        let (objects, errors) = parse_objects(path, &text);
-        report.errors.extend(errors.iter().map(ToString::to_string));
-        for o in &objects {
-            report.add(&policies, &ctx, o);
-        }
-    }
+    let mut report = crate::cli::previous::check_all(&policies, &ctx, &opts.paths, &opts.previous);
     report.finish(&policies);
-    let text = if opts.json {
-        serde_json::to_string_pretty(&report)? + "\n"
-    } else {
-        report.to_text()
+    let text = match opts.format {
+        ReportFormat::Text => report.to_text(),
+        ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+        ReportFormat::Junit => crate::cli::junit::render(&report),
     };
     Ok((text, report.exit_code()))
 }

@@ -1,7 +1,7 @@
 //! The arguments of `supportgate check`, wired to [`crate::cli::check::run`], which loads the
 //! policies, reads every input and renders the report.
 
-use crate::cli::check::CheckOptions;
+use crate::cli::check::{CheckOptions, ReportFormat};
 use crate::engine::policy::Policy;
 
 /// How the report is printed.
@@ -9,6 +9,8 @@ use crate::engine::policy::Policy;
 pub enum Output {
     Text,
     Json,
+    /// JUnit XML for CI test reports: one testcase per object, a failure per denial.
+    Junit,
 }
 
 #[derive(Debug, clap::Args)]
@@ -26,7 +28,12 @@ pub struct CheckArgs {
     pub today: Option<String>,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
-    /// Files to check (multi-document YAML or JSON), or `-` for standard input.
+    /// The previous revision of the same manifests (a file or directory; repeatable): matched
+    /// objects are judged as UPDATEs with the webhook's ratcheting, the rest as CREATEs.
+    #[arg(long, value_name = "PATH")]
+    pub previous: Vec<String>,
+    /// Files or directories to check (multi-document YAML or JSON; directories are walked for
+    /// *.yaml, *.yml and *.json), or `-` for standard input.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<String>,
 }
@@ -43,8 +50,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         policies: args.policy,
         kubernetes_version: args.kubernetes_version,
         today: args.today,
-        json: matches!(args.output, Output::Json),
+        format: match args.output {
+            Output::Text => ReportFormat::Text,
+            Output::Json => ReportFormat::Json,
+            Output::Junit => ReportFormat::Junit,
+        },
         paths: args.paths,
+        previous: args.previous,
     };
     let (text, code) = crate::cli::check::run(&opts, crate::runtime::clock::today_utc())?;
     print!("{text}");

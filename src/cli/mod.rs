@@ -4,8 +4,12 @@
 pub mod check;
 pub mod check_command;
 pub mod default_policy;
+pub mod input;
+pub mod junit;
 pub mod policy_file;
+pub mod previous;
 pub mod webhook_config;
+pub mod yaml11;
 
 use anyhow::Context as _;
 
