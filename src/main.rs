@@ -220,6 +220,7 @@ impl RunArgs {
                 field_manager: self.field_manager.clone(),
                 concurrency: self.reconcile_concurrency.max(1),
                 instance: identity,
+                object_metrics: self.object_metrics,
                 ..ControllerConfig::default()
             },
         })
