@@ -18,40 +18,13 @@ pub fn load(path: Option<&str>) -> anyhow::Result<(Policy, ExceptionSet)> {
     let Some(path) = path else {
         return Ok((Policy::embedded_default(), ExceptionSet::default()));
     };
-    let text = read_input(path)?;
-    let (docs, errors) = parse_objects(path, &text);
-    if let Some(e) = errors.into_iter().next() {
-        return Err(e).with_context(|| format!("loading the policy from {path}"));
-    }
-    let mut policies = Vec::new();
-    let mut exceptions = Vec::new();
-    for d in docs {
-        let at = format!("{path} document {}", d.document);
-        match d.object.get("kind").and_then(|k| k.as_str()) {
-            Some("SupportPolicy") => {
-                let sp: SupportPolicy = serde_json::from_value(d.object)
-                    .with_context(|| format!("{at}: not a valid SupportPolicy"))?;
-                policies.push(Policy::compile(&sp).with_context(|| at.clone())?);
-            }
-            Some("SupportException") => {
-                let x: SupportException = serde_json::from_value(d.object)
-                    .with_context(|| format!("{at}: not a valid SupportException"))?;
-                exceptions.push(Arc::new(
-                    CompiledException::compile(&x).with_context(|| at.clone())?,
-                ));
-            }
-            other => bail!(
-                "{at}: kind {} is neither SupportPolicy nor SupportException",
-                other.unwrap_or("<none>")
-            ),
-        }
-    }
+    let (mut policies, exceptions) = load_all(&[path.to_string()])?;
     let policy = match policies.len() {
         0 => Policy::embedded_default(),
         1 => policies.remove(0),
-        n => bail!("{path}: {n} SupportPolicies; check evaluates against one"),
+        n => bail!("{path}: {n} SupportPolicies; only one is expected here"),
     };
-    Ok((policy, ExceptionSet::new(exceptions)))
+    Ok((policy, exceptions))
 }
 
 /// Every `--policy` file: the SupportPolicies they hold (none means the embedded default, as in
