@@ -25,6 +25,7 @@ use crate::controller::report::{ReportRef, policies_name, report_body};
 use crate::controller::status::Seen;
 use crate::controller::{ControllerError, Session};
 use crate::engine::policyset::PolicySet;
+use crate::engine::targets::FieldMask;
 use crate::engine::{Context, Evaluation, Verdict};
 use crate::runtime::clock::today_utc;
 use crate::runtime::metrics::ObjectSupportLabels;
@@ -197,6 +198,8 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<KindCtx>) -> Result<Action,
 struct Verdicts {
     merged: Evaluation,
     per_policy: Vec<(String, Verdict)>,
+    /// Per policy and target index, which target fields resolved in the object.
+    resolved: Vec<(String, usize, FieldMask)>,
     /// The opt-in per-object series (`--object-metrics`).
     support: Option<ObjectSupportLabels>,
 }
@@ -216,11 +219,17 @@ fn evaluate(
         .iter()
         .map(|p| (p.policy.clone(), p.verdict))
         .collect();
+    let resolved = assessment
+        .per_policy
+        .iter()
+        .map(|p| (p.policy.clone(), p.target, p.resolved))
+        .collect();
     let merged = assessment.evaluation;
     let support = per_object.then(|| object_support_labels(policies, ar, obj, &value, &merged));
     Some(Verdicts {
         merged,
         per_policy,
+        resolved,
         support,
     })
 }
@@ -364,6 +373,7 @@ fn remember(
         display,
         merged: verdict,
         per_policy: verdicts.per_policy,
+        resolved: verdicts.resolved,
         fleet: fleet_labels(&ctx.ar, obj, verdict, &effects.condition.reason),
         support: verdicts.support,
     };

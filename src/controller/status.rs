@@ -19,7 +19,9 @@ use crate::controller::Session;
 use crate::controller::discovery::KindKey;
 use crate::controller::metrics::{policy_view, publish_fleet};
 use crate::engine::Verdict;
+use crate::engine::coverage::{TargetCoverage, unresolved_fields};
 use crate::engine::policy::Policy;
+use crate::engine::targets::FieldMask;
 use crate::engine::vendor;
 use crate::runtime::clock::today_utc;
 use crate::runtime::metrics::{FleetLabels, ObjectSupportLabels};
@@ -32,6 +34,8 @@ pub struct Seen {
     pub display: String,
     pub merged: Verdict,
     pub per_policy: Vec<(String, Verdict)>,
+    /// Per policy and target index, which target fields resolved in the object.
+    pub resolved: Vec<(String, usize, FieldMask)>,
     /// The object's series in `supportgate_objects` (kind, namespace, verdict, reason).
     pub fleet: FleetLabels,
     /// Its `supportgate_object_support` series, when those are enabled.
@@ -46,6 +50,8 @@ pub struct Tally {
     pub counts: ObjectCounts,
     /// `namespace/name (Kind)` of every denied object.
     pub denied: Vec<String>,
+    /// Per target index: in how many objects each target field resolved.
+    pub coverage: BTreeMap<usize, TargetCoverage>,
 }
 
 impl Tally {
@@ -92,6 +98,8 @@ pub(crate) async fn policy_status_loop(session: Arc<Session>) {
                 if let Ok(policy) = &source.compiled {
                     let watched = kinds_watched(&source.object, policy, &forbidden, previous);
                     status.conditions.push(watched);
+                    let fields = fields_resolved(&source.object, policy, &t.coverage, previous);
+                    status.conditions.push(fields);
                 }
                 status
             })
@@ -112,6 +120,10 @@ pub(crate) async fn policy_status_loop(session: Arc<Session>) {
                 .await
             {
                 Ok(()) => {
+                    let before = written.get(&name).or(source.object.status.as_ref());
+                    if let Some(note) = newly_unresolved(before, &status) {
+                        policy_event(&session, &source.object, UNRESOLVED, note).await;
+                    }
                     let stored = source.object.status.as_ref();
                     if let Some(note) = vendor::event_note(stored, &status) {
                         policy_event(&session, &source.object, vendor::REASON_NEWER, note).await;
@@ -182,6 +194,14 @@ fn tally(session: &Session) -> HashMap<String, Tally> {
                 per.entry(policy.clone())
                     .or_default()
                     .add(*verdict, &s.display);
+            }
+            for (policy, target, mask) in &s.resolved {
+                per.entry(policy.clone())
+                    .or_default()
+                    .coverage
+                    .entry(*target)
+                    .or_default()
+                    .record(*mask);
             }
         }
     }
@@ -271,6 +291,50 @@ pub fn kinds_watched(
     condition(sp, previous, "KindsWatched", ok, reason, message)
 }
 
+/// The condition type raised when a target field selects nothing in any watched object.
+pub const UNRESOLVED: &str = "TargetFieldUnresolved";
+
+/// `TargetFieldUnresolved`: True, naming the fields, when a target field resolved in none of at
+/// least one watched object of its kind (a path with a typo checks nothing, silently). A field
+/// that resolved in only some objects raises nothing.
+pub fn fields_resolved(
+    sp: &SupportPolicy,
+    policy: &Policy,
+    coverage: &BTreeMap<usize, TargetCoverage>,
+    previous: Option<&SupportPolicyStatus>,
+) -> Condition {
+    let unresolved = unresolved_fields(policy, coverage);
+    let (raised, reason, message) = if unresolved.is_empty() {
+        (
+            false,
+            "AllFieldsResolved",
+            "every target field resolves in at least one watched object".to_string(),
+        )
+    } else {
+        let list: Vec<String> = unresolved
+            .iter()
+            .map(|u| format!("{}: {}", u.target, u.message))
+            .collect();
+        (true, "FieldMatchesNothing", list.join("; "))
+    };
+    condition(sp, previous, UNRESOLVED, raised, reason, message)
+}
+
+/// The event note when `TargetFieldUnresolved` turns True (or its message changes while True).
+fn newly_unresolved(
+    before: Option<&SupportPolicyStatus>,
+    now: &SupportPolicyStatus,
+) -> Option<String> {
+    let find = |s: &SupportPolicyStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == UNRESOLVED && c.status == "True")
+            .map(|c| c.message.clone())
+    };
+    let now = find(now)?;
+    (before.and_then(find).as_deref() != Some(now.as_str())).then_some(now)
+}
+
 /// The policy's `Ready` condition; its transition time moves only when the status flips.
 fn ready_condition(
     sp: &SupportPolicy,
@@ -310,6 +374,53 @@ fn condition(
 mod tests {
     use super::*;
     use jiff::civil::date;
+
+    /// Issue #18, reproduction 2: a path with a typo resolves in no watched object; the policy
+    /// says so in `TargetFieldUnresolved` (and an event), and clears it once the path resolves.
+    #[test]
+    fn a_target_field_that_resolves_nowhere_raises_target_field_unresolved() {
+        use crate::engine::targets::FieldKind;
+        let yaml = format!(
+            "{}  targets:\n  - apiGroup: kommander.mesosphere.io\n    kind: KonvoyCluster\n    resource: konvoyclusters\n    fields:\n      productVersion: $.spec.provisioner.verison\n      kubernetesVersion: $.spec.cluster.kubernetes.version\n",
+            crate::engine::policy::DEFAULT_POLICY_YAML
+        );
+        let sp: SupportPolicy = serde_norway::from_str(&yaml).unwrap();
+        let policy = Policy::compile(&sp).unwrap();
+        let mut coverage = BTreeMap::new();
+        let mut only_kubernetes = FieldMask::default();
+        only_kubernetes.insert(FieldKind::KubernetesVersion);
+        coverage
+            .entry(0)
+            .or_insert_with(TargetCoverage::default)
+            .record(only_kubernetes);
+        let c = fields_resolved(&sp, &policy, &coverage, None);
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str(), c.reason.as_str()),
+            (UNRESOLVED, "True", "FieldMatchesNothing")
+        );
+        assert!(
+            c.message
+                .contains("productVersion `$.spec.provisioner.verison`"),
+            "{}",
+            c.message
+        );
+        let raised = SupportPolicyStatus {
+            conditions: vec![c],
+            ..SupportPolicyStatus::default()
+        };
+        assert!(newly_unresolved(None, &raised).is_some(), "announced once");
+        assert_eq!(newly_unresolved(Some(&raised), &raised), None, "not twice");
+
+        // Once the field resolves in one object, the condition clears.
+        let mut both = only_kubernetes;
+        both.insert(FieldKind::ProductVersion);
+        coverage.get_mut(&0).unwrap().record(both);
+        let c = fields_resolved(&sp, &policy, &coverage, Some(&raised));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "AllFieldsResolved")
+        );
+    }
 
     #[test]
     fn policy_status_counts_and_names_denials() {
