@@ -108,6 +108,65 @@ async fn conditions_follow_the_policy_and_survive_restarts() {
     an_addon_gets_a_policy_report(cp).await;
     an_invalid_policy_is_reported(cp, &sp_api).await;
     an_api_server_restart_is_survived(cp, &api, &mut op).await;
+    a_path_with_a_typo_is_reported(cp, &sp_api).await;
+}
+
+/// Issue #18, reproduction 2: a valid JSONPath with a typo matches nothing in any cluster. The
+/// policy raises `TargetFieldUnresolved` naming the field, with an event, instead of passing
+/// everything silently.
+async fn a_path_with_a_typo_is_reported(cp: &ControlPlane, sp_api: &Api<SupportPolicy>) {
+    let typo = format!(
+        "{}  targets:\n  - apiGroup: kommander.mesosphere.io\n    kind: KonvoyCluster\n    resource: konvoyclusters\n    fields:\n      productVersion: $.spec.provisioner.verison\n      kubernetesVersion: $.spec.cluster.kubernetes.version\n",
+        DEFAULT_POLICY_YAML.replace("name: default", "name: typo")
+    );
+    cp.kubectl_ok(&["apply", "-f", "-"], Some(&typo));
+    let raised = eventually(
+        WAIT,
+        "TargetFieldUnresolved=True on the typo policy",
+        || async {
+            let st = sp_api.get("typo").await.ok()?.status?;
+            st.conditions
+                .into_iter()
+                .find(|c| c.type_ == "TargetFieldUnresolved" && c.status == "True")
+        },
+    )
+    .await;
+    assert_eq!(raised.reason, "FieldMatchesNothing");
+    assert!(
+        raised
+            .message
+            .contains("productVersion `$.spec.provisioner.verison`"),
+        "{}",
+        raised.message
+    );
+    let events = eventually(WAIT, "a TargetFieldUnresolved event", || async {
+        let out = cp.kubectl_ok(
+            &[
+                "get",
+                "events",
+                "-A",
+                "--field-selector",
+                "involvedObject.name=typo,reason=TargetFieldUnresolved",
+                "-o",
+                "name",
+            ],
+            None,
+        );
+        (!out.trim().is_empty()).then_some(out)
+    })
+    .await;
+    assert_eq!(events.trim().lines().count(), 1, "one event: {events}");
+    // The default policy's KonvoyCluster paths resolve: its condition (raised, if at all, for
+    // optional Addon fields the one test Addon lacks) never names them.
+    let default = sp_api.get("default").await.unwrap().status.unwrap();
+    let named = default
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "TargetFieldUnresolved")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(!named.contains("KonvoyCluster"), "{named}");
+    cp.kubectl_ok(&["delete", "supportpolicy", "typo"], None);
 }
 
 /// c18, c17 and c16, with a condition another controller owns on c16; the default policy.
