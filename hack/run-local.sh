@@ -27,8 +27,16 @@ supportgate="${SUPPORTGATE_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/suppor
 state="$(mktemp -d "${TMPDIR:-/tmp}/supportgate-run.XXXXXX")"
 sg_pid=""
 cleanup() {
+  local status=$?
   [[ -n "$sg_pid" ]] && kill "$sg_pid" 2>/dev/null && wait "$sg_pid" 2>/dev/null || true
   hack/controlplane/down --dir "$state/cp" --grace 5 >/dev/null 2>&1 || true
+  # Stopped by Ctrl-C or SIGTERM (130) or done: nothing is left behind. After a failure the
+  # logs stay for reading.
+  if [[ $status -eq 0 || $status -eq 130 ]]; then
+    rm -rf "$state"
+  else
+    echo "kept $state (supportgate.log, cp/*.log)" >&2
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -9,8 +9,11 @@ fn make_run_shows_admissions_refusals_and_conditions() {
     // checkout built this binary, and the target directory is shared between checkouts.
     let repo = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo: CARGO_MANIFEST_DIR");
     let cache = std::env::var("SUPPORTGATE_CACHE").unwrap_or_else(|_| format!("{repo}/.cache"));
+    // Its own TMPDIR, to see that the script leaves nothing behind.
+    let tmp = tempfile::tempdir().expect("a temp dir");
     let out = Command::new("hack/run-local.sh")
         .arg("--once")
+        .env("TMPDIR", tmp.path())
         .current_dir(&repo)
         .env("SUPPORTGATE_BIN", env!("CARGO_BIN_EXE_supportgate"))
         .env("SUPPORTGATE_CACHE", cache)
@@ -49,4 +52,9 @@ fn make_run_shows_admissions_refusals_and_conditions() {
         table[1]
     );
     assert!(stdout.contains("1.8, 1.7, 1.6"), "{stdout}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("read the temp dir")
+        .map(|e| e.map(|e| e.path()))
+        .collect();
+    assert!(left.is_empty(), "make run left {left:?} behind");
 }
