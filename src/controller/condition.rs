@@ -75,6 +75,34 @@ fn message(e: &Evaluation) -> String {
     m
 }
 
+/// A status condition of a custom resource of ours (SupportPolicy `Ready`, `KindsWatched`, …;
+/// SupportException `Ready`, `Expired`): its transition time moves only when its status flips
+/// against `previous`, the conditions last written.
+pub fn status_condition(
+    previous: &[Condition],
+    generation: Option<i64>,
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+) -> Condition {
+    let status = if ok { "True" } else { "False" };
+    let last = previous
+        .iter()
+        .find(|c| c.type_ == type_)
+        .filter(|c| c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| Time(jiff::Timestamp::now()));
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        last_transition_time: last,
+        observed_generation: generation,
+    }
+}
+
 /// Whether writing `new` would change anything the condition says.
 pub fn differs(old: Option<&Condition>, new: &Condition) -> bool {
     match old {

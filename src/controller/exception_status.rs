@@ -4,9 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use jiff::Timestamp;
 use jiff::civil::Date;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -14,6 +13,7 @@ use tracing::Instrument;
 
 use crate::api::{SupportException, SupportExceptionStatus};
 use crate::controller::Session;
+use crate::controller::condition::status_condition;
 use crate::engine::exceptions::{ExceptionState, Limits};
 use crate::runtime::clock::today_utc;
 use crate::runtime::exceptions::ExceptionSource;
@@ -90,21 +90,10 @@ fn condition(
     reason: &str,
     message: String,
 ) -> Condition {
-    let status = if ok { "True" } else { "False" };
-    let last = previous
+    let previous = previous
         .or(x.status.as_ref())
-        .and_then(|p| p.conditions.iter().find(|c| c.type_ == type_))
-        .filter(|c| c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| Time(Timestamp::now()));
-    Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message,
-        last_transition_time: last,
-        observed_generation: x.metadata.generation,
-    }
+        .map_or(&[][..], |p| &p.conditions[..]);
+    status_condition(previous, x.metadata.generation, type_, ok, reason, message)
 }
 
 /// Writes the status of every trusted exception whose status changed.

@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use crate::api::{ObjectCounts, SupportPolicy, SupportPolicyStatus};
 use crate::controller::Session;
+use crate::controller::condition::status_condition;
 use crate::controller::discovery::KindKey;
 use crate::controller::metrics::{policy_view, publish_fleet};
 use crate::engine::Verdict;
@@ -354,20 +355,8 @@ fn condition(
     reason: &str,
     message: String,
 ) -> Condition {
-    let status = if ok { "True" } else { "False" };
-    let last = previous
-        .and_then(|p| p.conditions.iter().find(|c| c.type_ == type_))
-        .filter(|c| c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| Time(Timestamp::now()));
-    Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message,
-        last_transition_time: last,
-        observed_generation: sp.metadata.generation,
-    }
+    let previous = previous.map_or(&[][..], |p| &p.conditions[..]);
+    status_condition(previous, sp.metadata.generation, type_, ok, reason, message)
 }
 
 #[cfg(test)]
