@@ -12,6 +12,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 cd "$repo"
+# shellcheck source=hack/lib/apply-examples.sh
+source hack/lib/apply-examples.sh
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 supportgate="${SUPPORTGATE_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/supportgate}"
@@ -59,25 +61,7 @@ for _ in $(seq 1 240); do
   sleep 0.5
 done
 
-log "kubectl apply -f examples/clusters/konvoyclusters.yaml, one cluster at a time"
-python3 - examples/clusters/konvoyclusters.yaml "$state/docs" <<'PY'
-import os, sys
-text = open(sys.argv[1]).read()
-os.makedirs(sys.argv[2], exist_ok=True)
-docs = [d for d in text.split("\n---\n") if "kind:" in d]
-for i, d in enumerate(docs):
-    open(os.path.join(sys.argv[2], f"{i:02d}.yaml"), "w").write(d + "\n")
-PY
-for f in "$state"/docs/*.yaml; do
-  name="$(awk '/^  name:/ {print $2; exit}' "$f")"
-  if out="$(k apply -f "$f" 2>&1)"; then
-    printf '\n\033[32mADMITTED\033[0m %s\n' "$name"
-    grep '^Warning:' <<<"$out" | sed 's/^/  /' || true
-  else
-    printf '\n\033[31mREFUSED\033[0m  %s\n' "$name"
-    sed 's/^/  /' <<<"$out"
-  fi
-done
+apply_examples
 
 log "the Supported conditions written by the leader pod"
 for _ in $(seq 1 240); do
