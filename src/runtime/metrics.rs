@@ -451,7 +451,8 @@ impl Observed {
         self.leader.set(0);
     }
 
-    /// Updates the countdowns to `now`.
+    /// Updates the countdowns: the certificate's to `now`, the days until policy and exception
+    /// dates to today as the policy dates see it (`clock::today_utc`, which a test may shift).
     pub fn refresh(&self, now: jiff::Timestamp) {
         if let Some(not_after) = self.cert_source.get().and_then(|f| f()) {
             self.certificate_expiry.set(not_after as f64);
@@ -461,7 +462,7 @@ impl Observed {
         let Ok(p) = self.published.lock() else {
             return;
         };
-        let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let today = crate::runtime::clock::today_utc();
         for v in &p.policies {
             if let (Some((_, day)), Some(labels)) = (&v.next_change, change_labels(v)) {
                 let days = (*day - today).get_days();
