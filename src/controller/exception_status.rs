@@ -97,7 +97,8 @@ fn condition(
     status_condition(previous, x.metadata.generation, type_, ok, reason, message)
 }
 
-/// Writes the status of every trusted exception whose status changed.
+/// Publishes every trusted exception's gauges and writes the status of those whose status
+/// changed.
 pub(crate) async fn write_all(
     session: &Session,
     written: &mut HashMap<String, SupportExceptionStatus>,
