@@ -2,7 +2,9 @@
 //! warning, the controller's condition says `Excepted`, the exception expires at midnight (the
 //! operator's clock shifted by the hidden test flag, so midnight is seconds away) and the
 //! condition flips with an `ExceptionExpired` event, without polling; an exception in an
-//! untrusted namespace has no effect.
+//! untrusted namespace has no effect. The exception's gauges on `/metrics` follow it: one
+//! covered object and a day left, then none and 0 days once it has expired; none at all for
+//! the untrusted one.
 
 mod support;
 
@@ -15,7 +17,7 @@ use kube::Api;
 use kube::api::{DeleteParams, DynamicObject, GroupVersionKind, PostParams};
 use kube::core::ApiResource;
 use serde_json::Value;
-use support::operator::{CertFiles, Operator, wait_webhook_effective};
+use support::operator::{CertFiles, Operator, http_get, wait_webhook_effective};
 use support::{ControlPlane, eventually, stderr};
 use supportgate::api::SupportException;
 use supportgate::engine::policyset::PolicySet;
@@ -81,6 +83,27 @@ fn events_for(cp: &ControlPlane, name: &str) -> Vec<String> {
     .lines()
     .map(str::to_string)
     .collect()
+}
+
+/// Waits until the operator's `/metrics` has every line of `want` (the exception `legacy`'s
+/// gauges in the trusted namespace: objects covered, Ready, days left); returns the text.
+async fn exception_gauges(op: &Operator, want: [(&str, i64); 3]) -> String {
+    let lines: Vec<String> = want
+        .iter()
+        .map(|(metric, v)| {
+            format!(
+                "supportgate_exception_{metric}{{namespace=\"{TRUSTED}\",exception=\"legacy\"}} {v}"
+            )
+        })
+        .collect();
+    eventually(WAIT, "the exception's gauges", || async {
+        let (_, text) = http_get(op.health_port, "/metrics").await.ok()?;
+        lines
+            .iter()
+            .all(|l| text.lines().any(|t| t == l))
+            .then_some(text)
+    })
+    .await
 }
 
 /// Seconds to add to the clock so that it reads `at` now.
@@ -175,6 +198,8 @@ async fn exceptions_admit_mark_expire_and_need_trust() {
         (st.covered == 1 && expired.status == "False").then_some(())
     })
     .await;
+    // Expiring tomorrow, as the operator's shifted clock sees it.
+    exception_gauges(&op, [("objects", 1), ("ready", 1), ("expires_in_days", 1)]).await;
 
     // Malformed exceptions are refused by the CRD's schema and CEL rules.
     let good = exception(TRUSTED, "x", expires).replace("name: legacy,", "name: bad,");
@@ -231,6 +256,11 @@ async fn exceptions_admit_mark_expire_and_need_trust() {
         "an untrusted exception must not apply: {}",
         stderr(&o)
     );
+    let text = exception_gauges(&op, [("objects", 1), ("ready", 1), ("expires_in_days", 1)]).await;
+    assert!(
+        !text.contains(&format!("namespace=\"{UNTRUSTED}\"")),
+        "no series for an untrusted exception: {text}"
+    );
 
     // Restart with the clock a few seconds before the expiry. The controller requeues for the
     // expiry itself; nothing changes on the object, and nothing polls.
@@ -274,6 +304,8 @@ async fn exceptions_admit_mark_expire_and_need_trust() {
         (st.covered == 0 && expired.status == "True").then_some(())
     })
     .await;
+    // Expired: it covers nothing, and its day has come.
+    exception_gauges(&op, [("objects", 0), ("ready", 1), ("expires_in_days", 0)]).await;
     // Expired: the cluster, deleted and created again, is refused again (by the new process).
     register(cp, op.url(), certs.generated.ca_pem.clone().into_bytes()).await;
     wait_webhook_effective(cp, NS, &cluster("west-2")).await;

@@ -1,7 +1,8 @@
 //! End to end: observability as operators use it. A real Prometheus (Debian's package, on
 //! loopback only) scrapes a real `supportgate run` against the real kube-apiserver, with the
 //! chart's alert rules loaded; its HTTP API must show the fleet gauge, the out-of-support alert,
-//! and data for every query of the shipped dashboard. The chart's PrometheusRule, dashboard
+//! and data for every query of the shipped dashboard, and a SupportException's gauges and
+//! expiry alert (gone once it is deleted). The chart's PrometheusRule, dashboard
 //! ConfigMap and ServiceMonitor are rendered with the real `helm` and accepted by the API server.
 //!
 //! Set SUPPORTGATE_OBS_SAMPLES=<file> to write the dashboard queries with their results as
@@ -20,12 +21,17 @@ use support::operator::{CertFiles, Operator, http_get, post};
 use support::{ControlPlane, eventually, free_port, repo, stderr, stdout};
 use supportgate::engine::policy::DEFAULT_POLICY_YAML;
 use supportgate::runtime::metrics::{
-    ErrorLabels, FleetLabels, Metrics, ObjectSupportLabels, PolicyInfoLabels, PolicyView,
-    RuleLabels, VerdictLabels,
+    ErrorLabels, ExceptionLabels, ExceptionView, FleetLabels, Metrics, ObjectSupportLabels,
+    PolicyInfoLabels, PolicyView, RuleLabels, VerdictLabels,
 };
 use supportgate::webhook::tls::generate_valid;
 
 const NS: &str = "prometheus-e2e";
+/// The namespace whose SupportExceptions the operator trusts (`--exception-namespace`).
+const EXC_NS: &str = "prometheus-e2e-exc";
+const EXC_FLAG: &str = "--exception-namespace=prometheus-e2e-exc";
+/// Days until the test's SupportException expires: within the alert's 14 days.
+const EXC_DAYS: i64 = 10;
 const RULES: &str = "charts/supportgate/files/prometheus-rules.yaml";
 const DASHBOARD: &str = "charts/supportgate/files/grafana-dashboard.json";
 const WAIT: Duration = Duration::from_secs(60);
@@ -178,7 +184,7 @@ fn test_rules() -> String {
         })
         .collect();
     assert!(
-        shortened.iter().filter(|l| l.trim() == "for: 3s").count() >= 6,
+        shortened.iter().filter(|l| l.trim() == "for: 3s").count() >= 7,
         "every alert has a for:"
     );
     shortened.join("\n")
@@ -226,6 +232,21 @@ fn policy() -> String {
     )
 }
 
+fn today() -> jiff::civil::Date {
+    jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+}
+
+/// A SupportException in the trusted namespace covering the cluster `dr`, expiring in
+/// `EXC_DAYS` days.
+fn exception() -> String {
+    let expires = today() + jiff::Span::new().days(EXC_DAYS);
+    format!(
+        "apiVersion: supportgate.dev/v1alpha1\nkind: SupportException\nmetadata: {{name: legacy, namespace: {EXC_NS}}}\nspec:\n  reason: DR cluster, upgrade booked\n  expires: \"{expires}\"\n  rules: [konvoy-unsupported]\n  match: {{namespaces: [{NS}], names: [dr]}}\n"
+    )
+}
+
 /// An AdmissionReview for a KonvoyCluster with Konvoy `konvoy`, posted to the webhook.
 async fn review(op: &Operator, ca: &str, uid: &str, konvoy: &str) -> bool {
     let object: Value =
@@ -265,9 +286,18 @@ async fn traffic(op: &Operator, ca: &str, round: u32) {
 async fn a_real_prometheus_sees_the_fleet_the_alert_and_every_dashboard_query() {
     let cp = ControlPlane::shared();
     cp.install_crds();
+    cp.install_crd_files("crds/supportgate.dev_supportexceptions.yaml");
     cp.install_crd_files("tests/fixtures/crds/");
     cp.create_namespace(NS);
+    cp.create_namespace(EXC_NS);
     cp.kubectl_ok(&["apply", "-f", "-"], Some(&policy()));
+    // An unsupported cluster under a SupportException that expires in 10 days. The exception
+    // exists before supportgate starts, so `dr` is never counted as denied.
+    cp.kubectl_ok(&["apply", "-f", "-"], Some(&exception()));
+    cp.kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&cluster("dr", "v1.5.6", "1.17.17", "1.1.5")),
+    );
     // No webhook is registered: the unsupported cluster exists, as one created before
     // supportgate was installed does.
     cp.kubectl_ok(
@@ -291,7 +321,11 @@ async fn a_real_prometheus_sees_the_fleet_the_alert_and_every_dashboard_query() 
     )
     .expect("certs");
     certs.write(&certs.generated.cert_pem, &certs.generated.key_pem);
-    let mut op = Operator::start(cp, &certs, &["--no-leader-election", "--object-metrics"]);
+    let mut op = Operator::start(
+        cp,
+        &certs,
+        &["--no-leader-election", "--object-metrics", EXC_FLAG],
+    );
     op.wait_ready().await;
     let mut prom = Prometheus::start(op.health_port, &test_rules());
     prom.wait_ready().await;
@@ -299,6 +333,7 @@ async fn a_real_prometheus_sees_the_fleet_the_alert_and_every_dashboard_query() 
 
     the_fleet_gauge_shows_the_cluster(&prom, &op).await;
     the_alert_fires_and_the_others_stay_silent(&prom).await;
+    the_exception_shows_with_its_expiry_and_alert(&prom, &op).await;
     traffic(&op, &ca, 1).await;
     // Two scrapes with the counters moving in between: every rate() has two points.
     wait_scrapes(&prom, 3).await;
@@ -322,7 +357,7 @@ async fn the_fleet_is_right_again_after_a_restart(
         &["apply", "-f", "-"],
         Some(&cluster("old2", "v1.5.6", "1.17.17", "1.1.5")),
     );
-    let mut op = Operator::start(cp, certs, &["--no-leader-election"]);
+    let mut op = Operator::start(cp, certs, &["--no-leader-election", EXC_FLAG]);
     op.wait_ready().await;
     let denied = format!(
         "supportgate_objects{{kind=\"KonvoyCluster\",namespace=\"{NS}\",verdict=\"denied\",reason=\"KonvoyUnsupported\"}} "
@@ -342,6 +377,14 @@ async fn the_fleet_is_right_again_after_a_restart(
         !text.contains("supportgate_object_support{"),
         "per-object series are off without --object-metrics: {text}"
     );
+    // The exception's gauges come back too: they are computed from the new process's view.
+    let covers =
+        format!("supportgate_exception_objects{{namespace=\"{EXC_NS}\",exception=\"legacy\"}} 1");
+    eventually(WAIT, "the exception gauge after a restart", || async {
+        let (_, text) = http_get(op.health_port, "/metrics").await.ok()?;
+        text.lines().any(|l| l == covers).then_some(())
+    })
+    .await;
     // Deleting them removes the series. A deleted object is never reconciled: let the status
     // passes that the restart started settle first, so that only the deletion can wake the next.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -352,6 +395,37 @@ async fn the_fleet_is_right_again_after_a_restart(
         (!text.contains(&denied) && text.contains(&allowed)).then_some(())
     })
     .await;
+    the_deleted_exception_series_go(cp, &op, &denied).await;
+}
+
+/// Deleting the SupportException removes every one of its series, and the cluster it covered
+/// is denied again.
+async fn the_deleted_exception_series_go(cp: &ControlPlane, op: &Operator, denied: &str) {
+    let ours = format!("{{namespace=\"{EXC_NS}\",exception=\"legacy\"}}");
+    let (_, text) = http_get(op.health_port, "/metrics").await.expect("metrics");
+    assert_eq!(
+        text.lines().filter(|l| l.contains(&ours)).count(),
+        4,
+        "objects, ready, expiry and days while it exists: {text}"
+    );
+    cp.kubectl_ok(
+        &["-n", EXC_NS, "delete", "supportexception", "legacy"],
+        None,
+    );
+    let text = eventually(WAIT, "the exception's series to go", || async {
+        let (_, text) = http_get(op.health_port, "/metrics").await.ok()?;
+        let dr_denied = text.lines().any(|l| l == format!("{denied}1"));
+        // Nor does the policy's next change count it any more.
+        let counted = text.contains("change=\"exception_expiry\"");
+        (!text.contains("exception=\"legacy\"") && dr_denied && !counted).then_some(text)
+    })
+    .await;
+    assert!(
+        text.contains(
+            "supportgate_policy_next_change_days{policy=\"default\",change=\"nearing_end\"} 450"
+        ),
+        "{text}"
+    );
 }
 
 /// Waits until Prometheus has scraped `n` more times.
@@ -411,6 +485,88 @@ async fn the_fleet_gauge_shows_the_cluster(prom: &Prometheus, op: &Operator) {
             &json!("1.17.17")
         ),
         "{m}"
+    );
+}
+
+/// The exception's gauges, its part in the policy's next change, and its expiry alert.
+async fn the_exception_shows_with_its_expiry_and_alert(prom: &Prometheus, op: &Operator) {
+    let sel = format!("{{namespace=\"{EXC_NS}\", exception=\"legacy\"}}");
+    let value = |v: &[Value]| v.first().map(|s| s["value"][1].clone());
+    let covers = eventually(WAIT, "the exception gauge in Prometheus", || async {
+        let v = prom
+            .vector(&format!("supportgate_exception_objects{sel}"))
+            .await;
+        (value(&v) == Some(json!("1"))).then_some(v)
+    })
+    .await;
+    assert_eq!(covers.len(), 1, "{covers:?}\n{}", op.logs());
+    let expires = today() + jiff::Span::new().days(EXC_DAYS);
+    let at = expires
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .unwrap()
+        .timestamp()
+        .as_second();
+    for (metric, want) in [
+        ("supportgate_exception_ready", "1".to_string()),
+        (
+            "supportgate_exception_expiry_timestamp_seconds",
+            at.to_string(),
+        ),
+        (
+            "supportgate_exception_expires_in_days",
+            EXC_DAYS.to_string(),
+        ),
+    ] {
+        let v = prom.vector(&format!("{metric}{sel}")).await;
+        assert_eq!(value(&v), Some(json!(want)), "{metric}: {v:?}");
+    }
+    // The cluster it covers is counted as warned (Excepted), not denied.
+    let excepted = prom
+        .vector(&format!(
+            "supportgate_objects{{namespace=\"{NS}\", verdict=\"warned\", reason=\"Excepted\"}}"
+        ))
+        .await;
+    assert_eq!(value(&excepted), Some(json!("1")), "{excepted:?}");
+    // Its expiry is the policy's next date-driven change (before the end of support in 450 days).
+    let next = prom
+        .vector("supportgate_policy_next_change_days{policy=\"default\"}")
+        .await;
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert_eq!(
+        (&next[0]["metric"]["change"], &next[0]["value"][1]),
+        (&json!("exception_expiry"), &json!(EXC_DAYS.to_string())),
+        "{next:?}"
+    );
+    let q = "ALERTS{alertname=\"SupportgateExceptionExpiringSoon\", alertstate=\"firing\"}";
+    eventually(WAIT, "SupportgateExceptionExpiringSoon to fire", || async {
+        (!prom.vector(q).await.is_empty()).then_some(())
+    })
+    .await;
+    let alerts = prom_alerts(prom).await;
+    let ours = alerts
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "SupportgateExceptionExpiringSoon")
+        .expect("the alert in /api/v1/alerts");
+    assert_eq!(
+        (
+            &ours["labels"]["namespace"],
+            &ours["labels"]["exception"],
+            &ours["labels"]["severity"]
+        ),
+        (&json!(EXC_NS), &json!("legacy"), &json!("warning")),
+        "{ours}"
+    );
+    let summary = ours["annotations"]["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.starts_with(&format!("SupportException {EXC_NS}/legacy expires in 9d ")),
+        "{summary}"
+    );
+    let description = ours["annotations"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        description.contains("The 1 object(s) it covers"),
+        "{description}"
     );
 }
 
@@ -557,6 +713,15 @@ fn every_metric_has_help_and_is_listed_in_the_readme() {
     };
     m.observed
         .set_fleet([(fleet, 1)].into(), Some([one].into()));
+    m.observed.set_exceptions(vec![ExceptionView {
+        labels: ExceptionLabels {
+            namespace: "n".into(),
+            exception: "x".into(),
+        },
+        objects: 1,
+        ready: true,
+        expires: Some(jiff::civil::date(2999, 1, 1)),
+    }]);
     m.observed.set_policies(vec![PolicyView {
         info: PolicyInfoLabels {
             policy: "p".into(),
@@ -580,7 +745,7 @@ fn every_metric_has_help_and_is_listed_in_the_readme() {
         );
         n += 1;
     }
-    assert!(n >= 16, "{text}");
+    assert!(n >= 20, "{text}");
 }
 
 // -------------------------------------------------------------------------------- the chart
@@ -731,7 +896,7 @@ fn the_rule_is_the_source_file(docs: &[Value]) {
             alerts += 1;
         }
     }
-    assert_eq!(alerts, 6);
+    assert_eq!(alerts, 7);
     assert_eq!(rule["spec"], source, "the chart ships the tested rules");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rendered.yaml");
@@ -742,7 +907,7 @@ fn the_rule_is_the_source_file(docs: &[Value]) {
         .output()
         .expect("promtool");
     assert!(
-        o.status.success() && stdout(&o).contains("SUCCESS: 6 rules found"),
+        o.status.success() && stdout(&o).contains("SUCCESS: 7 rules found"),
         "{}{}",
         stdout(&o),
         stderr(&o)

@@ -14,6 +14,7 @@ use tracing::Instrument;
 use crate::api::{SupportException, SupportExceptionStatus};
 use crate::controller::Session;
 use crate::controller::condition::status_condition;
+use crate::controller::metrics::exception_view;
 use crate::engine::exceptions::{ExceptionState, Limits};
 use crate::runtime::clock::today_utc;
 use crate::runtime::exceptions::ExceptionSource;
@@ -96,7 +97,8 @@ fn condition(
     status_condition(previous, x.metadata.generation, type_, ok, reason, message)
 }
 
-/// Writes the status of every trusted exception whose status changed.
+/// Publishes every trusted exception's gauges and writes the status of those whose status
+/// changed.
 pub(crate) async fn write_all(
     session: &Session,
     written: &mut HashMap<String, SupportExceptionStatus>,
@@ -112,17 +114,38 @@ pub(crate) async fn write_all(
             .iter()
             .map(|p| &**p),
     );
-    for source in session.shared.exception_sources.load().iter() {
+    let sources = session.shared.exception_sources.load_full();
+    let computed: Vec<_> = sources
+        .iter()
+        .map(|source| {
+            let key = format!(
+                "{}/{}",
+                source.object.namespace().unwrap_or_default(),
+                source.object.name_any()
+            );
+            let objects = covered.get(&key).map(Vec::as_slice).unwrap_or_default();
+            let status = exception_status(source, objects, today, limits, written.get(&key));
+            (source, key, status)
+        })
+        .collect();
+    // The gauges follow the computed status at once, not the writes; deleted exceptions are
+    // no longer in `sources`, so their series go.
+    let views = computed
+        .iter()
+        .map(|(source, _, st)| exception_view(source, st));
+    session
+        .shared
+        .metrics
+        .observed
+        .set_exceptions(views.collect());
+    for (source, key, status) in computed {
+        if written.get(&key) == Some(&status) {
+            continue;
+        }
         let (ns, name) = (
             source.object.namespace().unwrap_or_default(),
             source.object.name_any(),
         );
-        let key = format!("{ns}/{name}");
-        let objects = covered.get(&key).map(Vec::as_slice).unwrap_or_default();
-        let status = exception_status(source, objects, today, limits, written.get(&key));
-        if written.get(&key) == Some(&status) {
-            continue;
-        }
         let api: Api<SupportException> = Api::namespaced(session.client.clone(), &ns);
         let body = json!({"apiVersion": "supportgate.dev/v1alpha1", "kind": "SupportException", "status": status});
         let pp = PatchParams::apply(&session.cfg.field_manager).force();

@@ -1,4 +1,5 @@
-//! The controller's gauges: the fleet and the policies as the controller last recorded them.
+//! The controller's gauges: the fleet, the policies and the SupportExceptions as the controller
+//! last recorded them.
 //! Everything here is derived from the recorded verdicts (`Seen`) and the policies' computed
 //! status, never counted up, so a restarted controller publishes the same numbers once it has
 //! reconciled each object again.
@@ -9,14 +10,17 @@ use kube::ResourceExt;
 use kube::api::{ApiResource, DynamicObject};
 use serde_json::Value;
 
-use crate::api::SupportPolicyStatus;
+use crate::api::{SupportExceptionStatus, SupportPolicyStatus};
 use crate::controller::status::Seen;
+use crate::engine::exceptions::ExceptionSet;
 use crate::engine::policy::Policy;
 use crate::engine::policyset::PolicySet;
 use crate::engine::targets::select;
 use crate::engine::{Evaluation, Verdict};
+use crate::runtime::exceptions::ExceptionSource;
 use crate::runtime::metrics::{
-    FleetLabels, Metrics, ObjectSupportLabels, PolicyInfoLabels, PolicyView,
+    ExceptionLabels, ExceptionView, FleetLabels, Metrics, ObjectSupportLabels, PolicyInfoLabels,
+    PolicyView,
 };
 use crate::runtime::state::PolicySource;
 
@@ -95,11 +99,14 @@ pub fn publish_fleet<'a>(
         .set_fleet(counts, per_object.then_some(objects));
 }
 
-/// One policy's gauges, from the status the controller computed for it.
+/// One policy's gauges, from the status the controller computed for it. `exception_expiry` is
+/// the next expiry of a SupportException covering objects the policy denies (see
+/// [`exception_expiries`]): their verdicts change on that day too.
 pub fn policy_view(
     source: &PolicySource,
     status: &SupportPolicyStatus,
     today: jiff::civil::Date,
+    exception_expiry: Option<jiff::civil::Date>,
 ) -> PolicyView {
     let sp = &source.object;
     let ready = status
@@ -122,7 +129,69 @@ pub fn policy_view(
             supported: status.supported.clone().unwrap_or_default(),
         },
         ready,
-        next_change: compiled.as_ref().and_then(|p| next_change(p, today)),
+        next_change: earliest(
+            compiled.as_ref().and_then(|p| next_change(p, today)),
+            exception_expiry.map(|d| ("exception_expiry".to_string(), d)),
+        ),
+    }
+}
+
+/// The earlier of two changes; the policy's own on the same day.
+fn earliest(
+    own: Option<(String, jiff::civil::Date)>,
+    exception: Option<(String, jiff::civil::Date)>,
+) -> Option<(String, jiff::civil::Date)> {
+    match (own, exception) {
+        (Some(a), Some(b)) => Some(if b.1 < a.1 { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Per policy, the first day after `today` on which a SupportException stops covering an object
+/// that the policy denies (its own verdict, before exceptions): from the reconciles' records.
+pub fn exception_expiries<'a>(
+    seen: impl Iterator<Item = &'a Seen>,
+    exceptions: &ExceptionSet,
+    today: jiff::civil::Date,
+) -> BTreeMap<String, jiff::civil::Date> {
+    let expires: BTreeMap<&str, jiff::civil::Date> = exceptions
+        .exceptions()
+        .iter()
+        .filter(|x| x.expires > today)
+        .map(|x| (x.key.as_str(), x.expires))
+        .collect();
+    let mut out: BTreeMap<String, jiff::civil::Date> = BTreeMap::new();
+    for s in seen {
+        let Some(day) = s
+            .excepted_by
+            .iter()
+            .filter_map(|x| expires.get(x.as_str()).copied())
+            .min()
+        else {
+            continue;
+        };
+        for (policy, _) in s.per_policy.iter().filter(|(_, v)| *v == Verdict::Denied) {
+            let e = out.entry(policy.clone()).or_insert(day);
+            *e = (*e).min(day);
+        }
+    }
+    out
+}
+
+/// One SupportException's gauges, from the status the controller computed for it.
+pub fn exception_view(source: &ExceptionSource, status: &SupportExceptionStatus) -> ExceptionView {
+    let x = &source.object;
+    ExceptionView {
+        labels: ExceptionLabels {
+            namespace: x.namespace().unwrap_or_default(),
+            exception: x.name_any(),
+        },
+        objects: i64::from(status.covered),
+        ready: status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True"),
+        expires: source.compiled.as_ref().ok().map(|c| c.expires),
     }
 }
 
@@ -189,7 +258,7 @@ mod tests {
             serde_norway::from_str(crate::engine::policy::DEFAULT_POLICY_YAML).unwrap();
         let source = PolicySource::compile(std::sync::Arc::new(sp.clone()));
         let st = policy_status(&source, &Tally::default(), today, 20, None);
-        let v = policy_view(&source, &st, today);
+        let v = policy_view(&source, &st, today, None);
         assert!(v.ready);
         assert_eq!(
             (
@@ -216,8 +285,127 @@ mod tests {
         bad.spec.product[0].kubernetes.min = "1.99.x".into();
         let source = PolicySource::compile(std::sync::Arc::new(bad.clone()));
         let st = policy_status(&source, &Tally::default(), today, 20, None);
-        let v = policy_view(&source, &st, today);
+        let v = policy_view(&source, &st, today, None);
         assert!(!v.ready, "an invalid policy is not Ready");
         assert_eq!(v.info.policy, "default");
+    }
+
+    fn exception(name: &str, expires: &str) -> ExceptionSource {
+        let x: crate::api::SupportException = serde_json::from_value(serde_json::json!({
+            "apiVersion": "supportgate.dev/v1alpha1", "kind": "SupportException",
+            "metadata": {"name": name, "namespace": "supportgate",
+                         "creationTimestamp": "2026-11-20T10:00:00Z"},
+            "spec": {"reason": "DR", "expires": expires, "rules": ["konvoy-unsupported"],
+                     "match": {"names": ["old-west"]}}
+        }))
+        .unwrap();
+        ExceptionSource::compile(std::sync::Arc::new(x))
+    }
+
+    fn seen(excepted_by: &[&str], per_policy: &[(&str, Verdict)]) -> Seen {
+        Seen {
+            display: "ns/o (KonvoyCluster)".into(),
+            merged: Verdict::Warned,
+            per_policy: per_policy
+                .iter()
+                .map(|(p, v)| (p.to_string(), *v))
+                .collect(),
+            resolved: Vec::new(),
+            fleet: FleetLabels {
+                kind: "KonvoyCluster".into(),
+                namespace: "ns".into(),
+                verdict: "warned".into(),
+                reason: "Excepted".into(),
+            },
+            support: None,
+            excepted_by: excepted_by.iter().map(|x| x.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn an_exception_expiry_is_a_change_of_the_policies_that_deny_what_it_covers() {
+        let today = date(2026, 12, 1);
+        let set = ExceptionSet::new(
+            [
+                exception("late", "2027-01-31"),
+                exception("soon", "2027-01-10"),
+                exception("gone", "2026-12-01"),
+            ]
+            .iter()
+            .filter_map(|s| s.compiled.clone().ok())
+            .collect(),
+        );
+        use Verdict::{Allowed, Denied};
+        let seen = [
+            seen(&["supportgate/late"], &[("p", Denied), ("q", Allowed)]),
+            seen(&["supportgate/soon"], &[("p", Denied)]),
+            // Expired today: it changes nothing any more.
+            seen(&["supportgate/gone"], &[("r", Denied)]),
+            seen(&["supportgate/late"], &[("s", Denied)]),
+            // Not excepted at all.
+            seen(&[], &[("t", Denied)]),
+        ];
+        let got = exception_expiries(seen.iter(), &set, today);
+        let want: BTreeMap<String, jiff::civil::Date> = [
+            ("p".to_string(), date(2027, 1, 10)),
+            ("s".to_string(), date(2027, 1, 31)),
+        ]
+        .into();
+        assert_eq!(got, want);
+
+        // The earlier of the policy's own change and the exception's, named by kind.
+        use crate::controller::status::{Tally, policy_status};
+        let yaml = crate::engine::policy::DEFAULT_POLICY_YAML.replace(
+            "releaseDate: \"2021-05-05\"",
+            "releaseDate: \"2021-05-05\"\n    endOfSupport: \"2027-06-30\"",
+        );
+        let sp: crate::api::SupportPolicy = serde_norway::from_str(&yaml).unwrap();
+        let source = PolicySource::compile(std::sync::Arc::new(sp));
+        let st = policy_status(&source, &Tally::default(), today, 20, None);
+        let v = policy_view(&source, &st, today, got.get("p").copied());
+        assert_eq!(
+            v.next_change,
+            Some(("exception_expiry".to_string(), date(2027, 1, 10)))
+        );
+        let v = policy_view(&source, &st, today, Some(date(2027, 5, 1)));
+        assert_eq!(
+            v.next_change,
+            Some(("nearing_end".to_string(), date(2027, 4, 1)))
+        );
+    }
+
+    #[test]
+    fn an_exception_view_follows_its_status() {
+        use crate::controller::exception_status::exception_status;
+        use crate::engine::exceptions::Limits;
+        let limits = Limits::of([&Policy::embedded_default()]);
+        let today = date(2026, 12, 1);
+        let source = exception("legacy", "2027-01-31");
+        let covered = [
+            "ns/a (KonvoyCluster)".to_string(),
+            "ns/b (KonvoyCluster)".to_string(),
+        ];
+        let st = exception_status(&source, &covered, today, limits, None);
+        let v = exception_view(&source, &st);
+        assert_eq!(
+            (v.labels.namespace.as_str(), v.labels.exception.as_str()),
+            ("supportgate", "legacy")
+        );
+        assert_eq!(
+            (v.objects, v.ready, v.expires),
+            (2, true, Some(date(2027, 1, 31)))
+        );
+        // Beyond maxExceptionDays (180 from its creation): not Ready, covers nothing.
+        let source = exception("long", "2027-07-01");
+        let st = exception_status(&source, &[], today, limits, None);
+        let v = exception_view(&source, &st);
+        assert_eq!(
+            (v.objects, v.ready, v.expires),
+            (0, false, Some(date(2027, 7, 1)))
+        );
+        // Not a date: no expiry.
+        let source = exception("typo", "2027-02-30");
+        let st = exception_status(&source, &[], today, limits, None);
+        assert_eq!(exception_view(&source, &st).expires, None);
     }
 }

@@ -18,7 +18,7 @@ use crate::api::{ObjectCounts, SupportPolicy, SupportPolicyStatus};
 use crate::controller::Session;
 use crate::controller::condition::status_condition;
 use crate::controller::discovery::KindKey;
-use crate::controller::metrics::{policy_view, publish_fleet};
+use crate::controller::metrics::{exception_expiries, policy_view, publish_fleet};
 use crate::engine::Verdict;
 use crate::engine::coverage::{TargetCoverage, unresolved_fields};
 use crate::engine::policy::Policy;
@@ -105,9 +105,17 @@ pub(crate) async fn policy_status_loop(session: Arc<Session>) {
                 status
             })
             .collect();
+        let expiring = session
+            .seen
+            .lock()
+            .map(|seen| exception_expiries(seen.values(), &session.shared.exceptions.load(), today))
+            .unwrap_or_default();
         let views = sources.iter().zip(&statuses);
         let views = views
-            .map(|(source, st)| policy_view(source, st, today))
+            .map(|(source, st)| {
+                let expiry = expiring.get(&source.object.name_any()).copied();
+                policy_view(source, st, today, expiry)
+            })
             .collect();
         session.shared.metrics.observed.set_policies(views);
         for (source, status) in sources.iter().zip(statuses) {

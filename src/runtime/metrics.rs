@@ -211,6 +211,25 @@ pub struct PolicyChangeLabels {
     pub change: String,
 }
 
+/// The per-SupportException series: its namespace and name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct ExceptionLabels {
+    pub namespace: String,
+    pub exception: String,
+}
+
+/// What one SupportException looks like to the metrics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExceptionView {
+    pub labels: ExceptionLabels,
+    /// The objects it covers now.
+    pub objects: i64,
+    /// Its Ready condition: valid and within the policies' maxExceptionDays.
+    pub ready: bool,
+    /// The first day (UTC) it no longer applies; none when `spec.expires` is not a date.
+    pub expires: Option<jiff::civil::Date>,
+}
+
 /// What one policy looks like to the metrics.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PolicyView {
@@ -228,6 +247,10 @@ pub struct Observed {
     pub policy_info: Family<PolicyInfoLabels, Gauge>,
     pub policy_ready: Family<PolicyLabels, Gauge>,
     pub policy_next_change_days: Family<PolicyChangeLabels, Gauge>,
+    pub exception_objects: Family<ExceptionLabels, Gauge>,
+    pub exception_ready: Family<ExceptionLabels, Gauge>,
+    pub exception_expiry: Family<ExceptionLabels, Gauge>,
+    pub exception_expires_in_days: Family<ExceptionLabels, Gauge>,
     pub certificate_expiry: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub certificate_expires_in: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub leader: Gauge,
@@ -243,6 +266,7 @@ struct Published {
     objects: std::collections::BTreeSet<FleetLabels>,
     object_support: std::collections::BTreeSet<ObjectSupportLabels>,
     policies: Vec<PolicyView>,
+    exceptions: Vec<ExceptionView>,
 }
 
 impl Observed {
@@ -253,6 +277,10 @@ impl Observed {
             policy_info: Family::default(),
             policy_ready: Family::default(),
             policy_next_change_days: Family::default(),
+            exception_objects: Family::default(),
+            exception_ready: Family::default(),
+            exception_expiry: Family::default(),
+            exception_expires_in_days: Family::default(),
             certificate_expiry: Gauge::default(),
             certificate_expires_in: Gauge::default(),
             leader: Gauge::default(),
@@ -283,9 +311,10 @@ impl Observed {
         );
         r.register(
             "policy_next_change_days",
-            "Days until the next date-driven change of the SupportPolicy's verdicts (a release, an end of support, the start of its nearing-end warning) (leader only)",
+            "Days until the next date-driven change of the SupportPolicy's verdicts (a release, an end of support, the start of its nearing-end warning, the expiry of a SupportException covering objects it denies) (leader only)",
             o.policy_next_change_days.clone(),
         );
+        register_exceptions(r, &o);
         r.register(
             "certificate_expiry_timestamp_seconds",
             "When the webhook serving certificate expires (Unix time)",
@@ -345,10 +374,25 @@ impl Observed {
         let Ok(mut p) = self.published.lock() else {
             return;
         };
-        // Info labels change with the window; the families are small (one series per policy).
-        self.policy_info.clear();
-        self.policy_ready.clear();
-        self.policy_next_change_days.clear();
+        // Only the label sets that went are removed: clearing first would let a scrape in
+        // between see no policy at all, a stale series that resets the alerts' `for`.
+        let info: std::collections::BTreeSet<&PolicyInfoLabels> =
+            views.iter().map(|v| &v.info).collect();
+        let changes: std::collections::BTreeSet<PolicyChangeLabels> =
+            views.iter().filter_map(change_labels).collect();
+        for old in &p.policies {
+            if !info.contains(&old.info) {
+                self.policy_info.remove(&old.info);
+            }
+            if !views.iter().any(|v| v.info.policy == old.info.policy) {
+                self.policy_ready.remove(&PolicyLabels {
+                    policy: old.info.policy.clone(),
+                });
+            }
+            if let Some(gone) = change_labels(old).filter(|l| !changes.contains(l)) {
+                self.policy_next_change_days.remove(&gone);
+            }
+        }
         for v in &views {
             self.policy_info.get_or_create(&v.info).set(1);
             let policy = PolicyLabels {
@@ -363,14 +407,52 @@ impl Observed {
         self.refresh(jiff::Timestamp::now());
     }
 
+    /// Replaces the SupportException series; those of deleted exceptions are removed.
+    pub fn set_exceptions(&self, views: Vec<ExceptionView>) {
+        let Ok(mut p) = self.published.lock() else {
+            return;
+        };
+        let now: std::collections::BTreeSet<&ExceptionLabels> =
+            views.iter().map(|v| &v.labels).collect();
+        for gone in p.exceptions.iter().filter(|v| !now.contains(&v.labels)) {
+            self.exception_objects.remove(&gone.labels);
+            self.exception_ready.remove(&gone.labels);
+            self.exception_expiry.remove(&gone.labels);
+            self.exception_expires_in_days.remove(&gone.labels);
+        }
+        for v in &views {
+            self.exception_objects
+                .get_or_create(&v.labels)
+                .set(v.objects);
+            self.exception_ready
+                .get_or_create(&v.labels)
+                .set(i64::from(v.ready));
+            match v.expires.and_then(start_of) {
+                Some(at) => {
+                    self.exception_expiry.get_or_create(&v.labels).set(at);
+                }
+                // A date that does not exist: no expiry to show (Ready says why).
+                None => {
+                    self.exception_expiry.remove(&v.labels);
+                    self.exception_expires_in_days.remove(&v.labels);
+                }
+            }
+        }
+        p.exceptions = views;
+        drop(p);
+        self.refresh(jiff::Timestamp::now());
+    }
+
     /// Forgets everything the leader published (on losing leadership: another replica speaks).
     pub fn clear_leader_state(&self) {
         self.set_fleet(Default::default(), None);
         self.set_policies(Vec::new());
+        self.set_exceptions(Vec::new());
         self.leader.set(0);
     }
 
-    /// Updates the countdowns to `now`.
+    /// Updates the countdowns: the certificate's to `now`, the days until policy and exception
+    /// dates to today as the policy dates see it (`clock::today_utc`, which a test may shift).
     pub fn refresh(&self, now: jiff::Timestamp) {
         if let Some(not_after) = self.cert_source.get().and_then(|f| f()) {
             self.certificate_expiry.set(not_after as f64);
@@ -380,20 +462,65 @@ impl Observed {
         let Ok(p) = self.published.lock() else {
             return;
         };
-        let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let today = crate::runtime::clock::today_utc();
         for v in &p.policies {
-            if let Some((change, day)) = &v.next_change {
+            if let (Some((_, day)), Some(labels)) = (&v.next_change, change_labels(v)) {
                 let days = (*day - today).get_days();
-                let labels = PolicyChangeLabels {
-                    policy: v.info.policy.clone(),
-                    change: change.clone(),
-                };
                 self.policy_next_change_days
                     .get_or_create(&labels)
                     .set(i64::from(days));
             }
         }
+        for v in &p.exceptions {
+            if let Some(day) = v.expires.filter(|d| start_of(*d).is_some()) {
+                let days = (day - today).get_days();
+                self.exception_expires_in_days
+                    .get_or_create(&v.labels)
+                    .set(i64::from(days));
+            }
+        }
     }
+}
+
+/// The `supportgate_policy_next_change_days` series of a policy, when it has a next change.
+fn change_labels(v: &PolicyView) -> Option<PolicyChangeLabels> {
+    v.next_change
+        .as_ref()
+        .map(|(change, _)| PolicyChangeLabels {
+            policy: v.info.policy.clone(),
+            change: change.clone(),
+        })
+}
+
+/// The first second of `day` (UTC) as Unix time: when an exception expiring on `day` stops.
+fn start_of(day: jiff::civil::Date) -> Option<i64> {
+    day.to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp().as_second())
+}
+
+/// The per-SupportException gauges (leader only, like the policy gauges).
+fn register_exceptions(r: &mut Registry, o: &Observed) {
+    r.register(
+        "exception_objects",
+        "Objects a SupportException covers now (their denials turned into warnings) (leader only)",
+        o.exception_objects.clone(),
+    );
+    r.register(
+        "exception_ready",
+        "1 when the SupportException is valid and within the policies' maxExceptionDays (its Ready condition is True), 0 when it is not (leader only)",
+        o.exception_ready.clone(),
+    );
+    r.register(
+        "exception_expiry_timestamp_seconds",
+        "When the SupportException stops applying: 00:00 UTC of its spec.expires day (Unix time) (leader only)",
+        o.exception_expiry.clone(),
+    );
+    r.register(
+        "exception_expires_in_days",
+        "Days until the SupportException's spec.expires day (UTC); 0 or less once it has expired (leader only)",
+        o.exception_expires_in_days.clone(),
+    );
 }
 
 #[cfg(test)]
@@ -471,7 +598,72 @@ mod observed_tests {
             "{text}"
         );
         assert!(text.contains("# HELP supportgate_policy_info "), "{text}");
+        // The next change moves to an exception's expiry: the old series goes, not left stale.
+        let mut view = m.observed.published.lock().unwrap().policies[0].clone();
+        view.next_change = Some(("exception_expiry".into(), today + jiff::Span::new().days(4)));
+        m.observed.set_policies(vec![view]);
+        let text = m.encode();
+        assert!(!text.contains(r#"change="end_of_support""#), "{text}");
+        assert!(
+            text.contains(
+                r#"supportgate_policy_next_change_days{policy="p",change="exception_expiry"} 4"#
+            ) && text.contains(r#"supportgate_policy_ready{policy="p"} 0"#),
+            "{text}"
+        );
         m.observed.clear_leader_state();
         assert!(!m.encode().contains(r#"policy="p""#));
+    }
+
+    fn exception(name: &str, objects: i64, expires: Option<jiff::civil::Date>) -> ExceptionView {
+        ExceptionView {
+            labels: ExceptionLabels {
+                namespace: "supportgate".into(),
+                exception: name.into(),
+            },
+            objects,
+            ready: expires.is_some(),
+            expires,
+        }
+    }
+
+    #[test]
+    fn exception_series_follow_the_exceptions_and_count_down_at_scrape_time() {
+        let m = Metrics::new();
+        let today = jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date();
+        let expires = today + jiff::Span::new().days(9);
+        m.observed.set_exceptions(vec![
+            exception("legacy", 2, Some(expires)),
+            exception("typo", 0, None),
+        ]);
+        let text = m.encode();
+        let at = expires
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .unwrap()
+            .timestamp()
+            .as_second();
+        for want in [
+            r#"supportgate_exception_objects{namespace="supportgate",exception="legacy"} 2"#.to_string(),
+            r#"supportgate_exception_ready{namespace="supportgate",exception="legacy"} 1"#.to_string(),
+            format!(r#"supportgate_exception_expiry_timestamp_seconds{{namespace="supportgate",exception="legacy"}} {at}"#),
+            r#"supportgate_exception_expires_in_days{namespace="supportgate",exception="legacy"} 9"#.to_string(),
+            r#"supportgate_exception_ready{namespace="supportgate",exception="typo"} 0"#.to_string(),
+            r#"supportgate_exception_objects{namespace="supportgate",exception="typo"} 0"#.to_string(),
+        ] {
+            assert!(text.contains(&want), "{want} missing from:\n{text}");
+        }
+        assert!(
+            !text.contains(r#"_seconds{namespace="supportgate",exception="typo"}"#)
+                && !text.contains(r#"_days{namespace="supportgate",exception="typo"}"#),
+            "no expiry without a date: {text}"
+        );
+        // Deleted: its series go; the other's stay.
+        m.observed.set_exceptions(vec![exception("typo", 0, None)]);
+        let text = m.encode();
+        assert!(!text.contains(r#"exception="legacy""#), "{text}");
+        assert!(text.contains(r#"exception="typo""#), "{text}");
+        m.observed.clear_leader_state();
+        assert!(!m.encode().contains("exception=\""));
     }
 }
