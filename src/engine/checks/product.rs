@@ -3,6 +3,7 @@
 use crate::engine::checks::Scope;
 use crate::engine::collect::Out;
 use crate::engine::evaluate::Context;
+use crate::engine::fix;
 use crate::engine::messages;
 use crate::engine::policy::{Policy, Release, ReleaseSupport};
 use crate::engine::rules::{Rule, Severity};
@@ -16,11 +17,28 @@ pub(crate) fn check<'a>(s: &mut Scope<'a>, out: &mut Out) -> Option<&'a Release>
     let what = format!("the {}", messages::product_version(product));
     let v = out.version(&at, &what, "v1.8.5")?;
     let release = window(s.policy, s.ctx, out, &at, &v);
+    plan_release(s, &at, &v);
     if v.is_prerelease() {
         let msg = messages::prerelease_product(product, &v);
         out.push(Rule::Prerelease, Severity::Warn, &at, msg);
     }
     release
+}
+
+/// The release of the combination: the object's own, or the nearest supported one, which the
+/// upgrade hint of the window messages names too.
+fn plan_release<'a>(s: &mut Scope<'a>, at: &Located, v: &Version) {
+    let target = fix::nearest_release(s.policy, s.ctx.today, v.minor());
+    s.plan.release = target;
+    if let Some(t) = target
+        && t.minor != v.minor()
+    {
+        s.plan.moves_release = true;
+        let raw = at.value.as_str().unwrap_or_default();
+        // Policies speak in minors: the patch is for whoever upgrades to choose.
+        let to = fix::styled(raw, &format!("{}.<patch>", t.minor));
+        s.plan.record(at, to, true);
+    }
 }
 
 fn window<'p>(
