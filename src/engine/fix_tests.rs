@@ -215,11 +215,11 @@ fn docs_sample_messages_agree_with_each_other() {
     assert!(k8s.ends_with("e.g. the default 1.19.15"), "{k8s}");
     let kba = &denial(&set, &obj, Rule::KbaKubernetesMismatch)[0];
     assert!(
-        kba.ends_with("keep it, and set the Kubernetes version to 1.19.15 (the suggested fix), which it is built for"),
+        kba.ends_with("keep it and set the Kubernetes version to 1.19.15 instead, the minor it is built for"),
         "{kba}"
     );
     let kommander = &denial(&set, &obj, Rule::KommanderMismatch)[0];
-    assert!(kommander.contains("keep it, and set the Kubernetes version to 1.19.15"), "{kommander}");
+    assert!(kommander.contains("keep it and set the Kubernetes version to 1.19.15 instead"), "{kommander}");
 }
 
 #[test]
@@ -250,7 +250,10 @@ fn messages_name_the_combinations_values() {
         "{m}"
     );
     let m = &denial(&set, &obj, Rule::KonvoyUnsupported)[0];
-    assert!(m.ends_with("upgrade to 1.6 or later"), "{m}");
+    assert!(
+        m.ends_with("upgrade to 1.6 or later (Konvoy 1.6 supports Kubernetes 1.16.x to 1.18.x and pairs with Kommander 1.2.x)"),
+        "{m}"
+    );
     // Kommander paired with the release the fix upgrades to: keep it.
     let obj = kc("v1.5.6", "1.17.17", "stable-1.17-2.7.0", "stable-1.17-1.2.2");
     let m = &denial(&set, &obj, Rule::KommanderMismatch)[0];

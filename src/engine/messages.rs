@@ -63,6 +63,15 @@ pub fn unknown_release(
     )
 }
 
+/// What the release a fix upgrades to needs: ` (Konvoy 1.6 supports Kubernetes 1.16.x to 1.18.x
+/// and pairs with Kommander 1.2.x)`.
+pub fn release_facts(product: &str, minor: Minor, range: &str, kommander: Option<Minor>) -> String {
+    let kommander = kommander
+        .map(|k| format!(" and pairs with Kommander {k}.x"))
+        .unwrap_or_default();
+    format!(" ({product} {minor} supports Kubernetes {range}{kommander})")
+}
+
 pub fn oldest_in_window(product: &str, v: &Version, window: &str, next: Option<Minor>) -> String {
     let next = next
         .map(|m| format!(" to {m} or later"))
@@ -171,7 +180,7 @@ pub fn kubernetes_fix(f: &KubernetesFix) -> String {
 fn retag(what: &str, to: Option<&str>, minor: Option<Minor>, kubernetes_to: Option<&str>) -> String {
     match (to, kubernetes_to) {
         (None, Some(k)) => format!(
-            "keep it, and set the Kubernetes version to {k} (the suggested fix), which it is built for"
+            "keep it and set the Kubernetes version to {k} instead, the minor it is built for"
         ),
         (Some(to), Some(k)) => format!(
             "use a {what} release tagged for {} ({to}), the minor of the suggested Kubernetes {k}",
