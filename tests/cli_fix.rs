@@ -163,7 +163,9 @@ fn text_output_has_a_fix_block_per_object() {
         "{docs}"
     );
     assert!(
-        text.contains("    spec.provisioner.version: v1.5.6 -> v1.6.<patch> (choose the exact version)\n"),
+        text.contains(
+            "    spec.provisioner.version: v1.5.6 -> v1.6.<patch> (choose the exact version)\n"
+        ),
         "{text}"
     );
 }
@@ -175,7 +177,13 @@ fn fix_rewrites_only_the_version_scalars() {
     let before = run(&["check", TODAY, &file]);
     assert_eq!(code(&before), 1);
     let o = run(&["check", TODAY, "--fix", &file]);
-    assert_eq!(code(&o), 0, "fixed, both pass: {}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        code(&o),
+        0,
+        "fixed, both pass: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), FIXED);
     let notes = stderr(&o);
     assert!(
@@ -237,7 +245,11 @@ fn placeholders_are_left_for_a_person() {
     let fixed = std::fs::read_to_string(&file).unwrap();
     assert_eq!(
         fixed,
-        text.replacen("kubernetes: {version: 1.20.13}", "kubernetes: {version: 1.19.15}", 1),
+        text.replacen(
+            "kubernetes: {version: 1.20.13}",
+            "kubernetes: {version: 1.19.15}",
+            1
+        ),
         "only the docs sample's Kubernetes version changes"
     );
     let notes = stderr(&o);
@@ -337,7 +349,12 @@ fn every_example_and_fixture_passes_once_fixed() {
     for (source, fix) in &fixes {
         let file = source.rsplit_once('#').unwrap().0;
         let mut text = std::fs::read_to_string(file).unwrap();
-        for c in fix.as_array().unwrap().iter().filter(|c| c["manual"] == true) {
+        for c in fix
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["manual"] == true)
+        {
             let to = c["to"].as_str().unwrap();
             let chosen = to.replace("<patch>", "0").replace("<kba version>", "9.9.9");
             let from = c["from"].as_str().unwrap();

@@ -49,7 +49,13 @@ pub fn apply(report: &Report, mode: FixMode) -> Applied {
     for r in &report.results {
         for c in &r.fix {
             if c.manual {
-                note(&mut applied, "manual", r, c, "choose the exact version and set it");
+                note(
+                    &mut applied,
+                    "manual",
+                    r,
+                    c,
+                    "choose the exact version and set it",
+                );
                 continue;
             }
             let file = r.origin.file.as_str();
@@ -85,7 +91,10 @@ fn fix_file(applied: &mut Applied, file: &str, edits: &[Edit], mode: FixMode) {
         applied.failed = true;
     };
     if file == "-" {
-        return refuse(applied, "standard input cannot be rewritten; pass the file".into());
+        return refuse(
+            applied,
+            "standard input cannot be rewritten; pass the file".into(),
+        );
     }
     let text = match read_input(file) {
         Ok(t) => t,
@@ -267,8 +276,7 @@ mod tests {
         assert_eq!(unified_diff("x", old, old), "");
         let near = unified_diff("x", "1\n2\n3\n4\n5\n", "1\nX\n3\nY\n5\n");
         assert_eq!(
-            near,
-            "--- x\n+++ x\n@@ -1,5 +1,5 @@\n 1\n-2\n+X\n 3\n-4\n+Y\n 5\n",
+            near, "--- x\n+++ x\n@@ -1,5 +1,5 @@\n 1\n-2\n+X\n 3\n-4\n+Y\n 5\n",
             "close changes share a hunk"
         );
     }

@@ -117,12 +117,11 @@ fn yaml_spans(text: &str, offset: usize, first: usize) -> Spans {
                     *key = Some(key_text(&value, style));
                     continue;
                 }
-                let spot = locate(&mut cursor, mark.index(), &value, style, anchor)
-                    .map(|s| Span {
-                        start: s.start + offset,
-                        end: s.end + offset,
-                        ..s
-                    });
+                let spot = locate(&mut cursor, mark.index(), &value, style, anchor).map(|s| Span {
+                    start: s.start + offset,
+                    end: s.end + offset,
+                    ..s
+                });
                 out.insert((document, pointer(&stack)), spot);
                 advance(&mut stack);
             }
@@ -243,15 +242,25 @@ mod tests {
         let text = "# c\na: {b: 'x', c: [1, \"é\", v1.2.3]} # tail\n---\nlist:\n- k: plain # note\n  on: yes\n";
         let s = spans(text);
         let span = at(&s, 1, "/a/c/2").clone().unwrap();
-        assert_eq!(&text[span.start..span.end], "v1.2.3", "after a multi-byte char");
+        assert_eq!(
+            &text[span.start..span.end],
+            "v1.2.3",
+            "after a multi-byte char"
+        );
         assert_eq!(span.style, Style::Plain);
         let span = at(&s, 1, "/a/b").clone().unwrap();
-        assert_eq!((&text[span.start..span.end], span.style), ("'x'", Style::Single));
+        assert_eq!(
+            (&text[span.start..span.end], span.style),
+            ("'x'", Style::Single)
+        );
         let span = at(&s, 1, "/a/c/1").clone().unwrap();
         assert_eq!(&text[span.start..span.end], "\"é\"");
         let span = at(&s, 2, "/list/0/k").clone().unwrap();
         assert_eq!(&text[span.start..span.end], "plain");
-        assert!(at(&s, 2, "/list/0/true").is_ok(), "a plain `on` key is `true`");
+        assert!(
+            at(&s, 2, "/list/0/true").is_ok(),
+            "a plain `on` key is `true`"
+        );
     }
 
     #[test]
@@ -259,7 +268,10 @@ mod tests {
         let text = "a: &x 1.2.3\nb: *x\nc: |\n  1.2.3\nd: \"1.2\\u002e3\"\ne: 1.2\n  .3\n";
         let s = spans(text);
         assert!(at(&s, 1, "/a").is_err(), "anchored");
-        assert!(!s.contains_key(&(1, "/b".to_string())), "an alias is no scalar of its own");
+        assert!(
+            !s.contains_key(&(1, "/b".to_string())),
+            "an alias is no scalar of its own"
+        );
         assert!(at(&s, 1, "/c").is_err(), "block");
         assert!(at(&s, 1, "/d").is_err(), "escapes");
         assert!(at(&s, 1, "/e").is_err(), "multi-line plain");

@@ -60,7 +60,9 @@ fn manual(field: &str, to: &str) -> (String, String, bool) {
 fn applied(obj: &Value, set: &PolicySet, ctx: &Context) -> Value {
     let mut fixed = obj.clone();
     for c in set.assess(obj, None, ctx).unwrap().fix {
-        let to = c.to.replace("<patch>", "0").replace("<kba version>", "9.9.9");
+        let to =
+            c.to.replace("<patch>", "0")
+                .replace("<kba version>", "9.9.9");
         *fixed.pointer_mut(&c.pointer).expect("the pointer resolves") = json!(to);
     }
     fixed
@@ -75,17 +77,32 @@ fn one_combination_per_rule_combination() {
     let cases: Vec<Case> = vec![
         (
             "supported and consistent",
-            kc("v1.8.5", "1.20.13", "stable-1.20-4.4.0", "stable-1.20-1.4.4"),
+            kc(
+                "v1.8.5",
+                "1.20.13",
+                "stable-1.20-4.4.0",
+                "stable-1.20-1.4.4",
+            ),
             vec![],
         ),
         (
             "oldest in window only warns",
-            kc("v1.6.3", "1.18.13", "stable-1.18-3.3.0", "stable-1.18-1.2.2"),
+            kc(
+                "v1.6.3",
+                "1.18.13",
+                "stable-1.18-3.3.0",
+                "stable-1.18-1.2.2",
+            ),
             vec![],
         ),
         (
             "docs sample: Kubernetes above the range, refs for the range's top",
-            kc("v1.7.0", "1.20.13", "stable-1.19-3.2.0", "stable-1.19-1.3.0"),
+            kc(
+                "v1.7.0",
+                "1.20.13",
+                "stable-1.19-3.2.0",
+                "stable-1.19-1.3.0",
+            ),
             vec![exact(K8S, "1.19.15")],
         ),
         (
@@ -99,7 +116,12 @@ fn one_combination_per_rule_combination() {
         ),
         (
             "Kubernetes below the range, default on the other end",
-            kc("v1.7.5", "v1.16.9", "stable-1.16-2.7.0", "stable-1.16-1.3.0"),
+            kc(
+                "v1.7.5",
+                "v1.16.9",
+                "stable-1.16-2.7.0",
+                "stable-1.16-1.3.0",
+            ),
             vec![
                 manual(K8S, "v1.17.<patch>"),
                 manual(KBA, "stable-1.17-<kba version>"),
@@ -108,7 +130,12 @@ fn one_combination_per_rule_combination() {
         ),
         (
             "out of window, the rest fits the next release",
-            kc("v1.5.6", "1.17.17", "stable-1.17-2.7.0", "stable-1.17-1.1.4"),
+            kc(
+                "v1.5.6",
+                "1.17.17",
+                "stable-1.17-2.7.0",
+                "stable-1.17-1.1.4",
+            ),
             vec![
                 manual(PRODUCT, "v1.6.<patch>"),
                 manual(KOMMANDER, "stable-1.17-1.2.<patch>"),
@@ -134,7 +161,12 @@ fn one_combination_per_rule_combination() {
         ),
         (
             "out of window, Kommander already paired with the next release",
-            kc("v1.5.6", "1.17.17", "stable-1.17-2.7.0", "stable-1.17-1.2.2"),
+            kc(
+                "v1.5.6",
+                "1.17.17",
+                "stable-1.17-2.7.0",
+                "stable-1.17-1.2.2",
+            ),
             vec![manual(PRODUCT, "v1.6.<patch>")],
         ),
         (
@@ -149,12 +181,22 @@ fn one_combination_per_rule_combination() {
         ),
         (
             "Kommander unpaired",
-            kc("v1.8.5", "1.20.13", "stable-1.20-4.4.0", "stable-1.20-1.3.0"),
+            kc(
+                "v1.8.5",
+                "1.20.13",
+                "stable-1.20-4.4.0",
+                "stable-1.20-1.3.0",
+            ),
             vec![manual(KOMMANDER, "stable-1.20-1.4.<patch>")],
         ),
         (
             "KBA for another minor",
-            kc("v1.8.5", "1.20.13", "stable-1.19-3.2.0", "stable-1.20-1.4.4"),
+            kc(
+                "v1.8.5",
+                "1.20.13",
+                "stable-1.19-3.2.0",
+                "stable-1.20-1.4.4",
+            ),
             vec![manual(KBA, "stable-1.20-<kba version>")],
         ),
         (
@@ -198,7 +240,12 @@ fn denial(set: &PolicySet, obj: &Value, rule: Rule) -> Vec<String> {
 #[test]
 fn docs_sample_messages_agree_with_each_other() {
     let set = PolicySet::embedded_default();
-    let obj = kc("v1.7.0", "1.20.13", "stable-1.19-3.2.0", "stable-1.19-1.3.0");
+    let obj = kc(
+        "v1.7.0",
+        "1.20.13",
+        "stable-1.19-3.2.0",
+        "stable-1.19-1.3.0",
+    );
     let all: Vec<String> = set
         .assess(&obj, None, &ctx())
         .unwrap()
@@ -215,11 +262,16 @@ fn docs_sample_messages_agree_with_each_other() {
     assert!(k8s.ends_with("e.g. the default 1.19.15"), "{k8s}");
     let kba = &denial(&set, &obj, Rule::KbaKubernetesMismatch)[0];
     assert!(
-        kba.ends_with("keep it and set the Kubernetes version to 1.19.15 instead, the minor it is built for"),
+        kba.ends_with(
+            "keep it and set the Kubernetes version to 1.19.15 instead, the minor it is built for"
+        ),
         "{kba}"
     );
     let kommander = &denial(&set, &obj, Rule::KommanderMismatch)[0];
-    assert!(kommander.contains("keep it and set the Kubernetes version to 1.19.15 instead"), "{kommander}");
+    assert!(
+        kommander.contains("keep it and set the Kubernetes version to 1.19.15 instead"),
+        "{kommander}"
+    );
 }
 
 #[test]
@@ -229,7 +281,9 @@ fn messages_name_the_combinations_values() {
     let obj = kc("v1.8.5", "1.21.0", "stable-1.21-4.4.0", "stable-1.21-1.4.4");
     let m = &denial(&set, &obj, Rule::KubernetesOutOfRange)[0];
     assert!(
-        m.ends_with("e.g. the default 1.20.6; the KBA and Kommander refs must then be tagged for 1.20"),
+        m.ends_with(
+            "e.g. the default 1.20.6; the KBA and Kommander refs must then be tagged for 1.20"
+        ),
         "{m}"
     );
     // Below the range, the default elsewhere: the nearest end, not the default.
@@ -241,7 +295,10 @@ fn messages_name_the_combinations_values() {
         "{m}"
     );
     let kba = &denial(&set, &obj, Rule::KbaKubernetesMismatch);
-    assert!(kba.is_empty(), "the KBA ref fits the cluster today: {kba:?}");
+    assert!(
+        kba.is_empty(),
+        "the KBA ref fits the cluster today: {kba:?}"
+    );
     // Out of window and out of its own range, but inside the next release's: keep Kubernetes.
     let obj = kc("v1.5.6", "1.18.3", "stable-1.18-3.0.0", "stable-1.18-1.1.4");
     let m = &denial(&set, &obj, Rule::KubernetesOutOfRange)[0];
@@ -255,14 +312,24 @@ fn messages_name_the_combinations_values() {
         "{m}"
     );
     // Kommander paired with the release the fix upgrades to: keep it.
-    let obj = kc("v1.5.6", "1.17.17", "stable-1.17-2.7.0", "stable-1.17-1.2.2");
+    let obj = kc(
+        "v1.5.6",
+        "1.17.17",
+        "stable-1.17-2.7.0",
+        "stable-1.17-1.2.2",
+    );
     let m = &denial(&set, &obj, Rule::KommanderMismatch)[0];
     assert!(
         m.ends_with("it pairs with Konvoy 1.6, the nearest supported release: keep it and upgrade Konvoy to 1.6"),
         "{m}"
     );
     // Unpaired on its own release: the paired minor, on the cluster's Kubernetes minor.
-    let obj = kc("v1.8.5", "1.20.13", "stable-1.20-4.4.0", "stable-1.20-1.3.0");
+    let obj = kc(
+        "v1.8.5",
+        "1.20.13",
+        "stable-1.20-4.4.0",
+        "stable-1.20-1.3.0",
+    );
     let m = &denial(&set, &obj, Rule::KommanderMismatch)[0];
     assert!(
         m.ends_with("set the Kommander configVersion to stable-1.20-1.4.<patch>"),
@@ -306,7 +373,10 @@ fn in_cluster_addons_follow_the_hosting_cluster() {
         )]
     );
     let m = &denial(&set, &addon, Rule::KbaKubernetesMismatch);
-    assert!(m.is_empty(), "without a hosting version nothing is compared");
+    assert!(
+        m.is_empty(),
+        "without a hosting version nothing is compared"
+    );
     assert!(changes(&set, &addon, &ctx()).is_empty());
 }
 
@@ -337,7 +407,9 @@ fn every_example_cluster_passes_once_fixed() {
                 continue;
             };
             fixed_any += usize::from(!a.fix.is_empty());
-            let after = set.assess(&applied(&o.object, &set, &on), None, &on).unwrap();
+            let after = set
+                .assess(&applied(&o.object, &set, &on), None, &on)
+                .unwrap();
             assert_ne!(
                 after.evaluation.verdict,
                 Verdict::Denied,
@@ -357,7 +429,11 @@ fn targets_of_the_parts() {
     let minor = |s: &str| s.parse::<Minor>().unwrap();
     let near = |m: &str| nearest_release(&p, today, minor(m)).map(|r| r.minor.to_string());
     assert_eq!(near("1.7").as_deref(), Some("1.7"));
-    assert_eq!(near("1.6").as_deref(), Some("1.6"), "oldest in window stays");
+    assert_eq!(
+        near("1.6").as_deref(),
+        Some("1.6"),
+        "oldest in window stays"
+    );
     assert_eq!(near("1.5").as_deref(), Some("1.6"));
     assert_eq!(near("1.2").as_deref(), Some("1.6"), "unknown, below");
     assert_eq!(near("1.9").as_deref(), Some("1.8"), "unknown, above");
@@ -373,7 +449,10 @@ fn targets_of_the_parts() {
     );
     let tag: ReleaseTag = "stable-1.19-1.3.0".parse().unwrap();
     assert_eq!(kommander_target(&tag, minor("1.19"), None), None);
-    assert_eq!(kommander_target(&tag, minor("1.19"), Some(minor("1.3"))), None);
+    assert_eq!(
+        kommander_target(&tag, minor("1.19"), Some(minor("1.3"))),
+        None
+    );
     assert_eq!(
         kommander_target(&tag, minor("1.19"), Some(minor("1.4"))).as_deref(),
         Some("stable-1.19-1.4.<patch>")

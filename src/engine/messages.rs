@@ -126,7 +126,9 @@ pub fn kubernetes_out_of_range(
     range: &str,
     instruction: &str,
 ) -> String {
-    format!("Kubernetes {k} is outside the range {product} {minor} supports ({range}); {instruction}")
+    format!(
+        "Kubernetes {k} is outside the range {product} {minor} supports ({range}); {instruction}"
+    )
 }
 
 /// The suggested combination's Kubernetes version, for the out-of-range message.
@@ -177,7 +179,12 @@ pub fn kubernetes_fix(f: &KubernetesFix) -> String {
 /// What to do about a ref built for another Kubernetes minor: move to the combination's tag
 /// `to`, or, when the tag already matches the combination (whose Kubernetes version changes to
 /// `kubernetes_to`), keep it.
-fn retag(what: &str, to: Option<&str>, minor: Option<Minor>, kubernetes_to: Option<&str>) -> String {
+fn retag(
+    what: &str,
+    to: Option<&str>,
+    minor: Option<Minor>,
+    kubernetes_to: Option<&str>,
+) -> String {
     match (to, kubernetes_to) {
         (None, Some(k)) => format!(
             "keep it and set the Kubernetes version to {k} instead, the minor it is built for"

@@ -54,7 +54,8 @@ fn plan(s: &mut Scope, at: &Located, k: &Version) -> Suggested {
     if !suggested.is_kept() {
         let raw = at.value.as_str().unwrap_or_default();
         let manual = matches!(suggested, Suggested::AnyPatch(_));
-        s.plan.record(at, fix::styled(raw, &suggested.text()), manual);
+        s.plan
+            .record(at, fix::styled(raw, &suggested.text()), manual);
     }
     s.plan.kubernetes = Some(suggested.clone());
     suggested

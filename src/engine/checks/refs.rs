@@ -50,7 +50,11 @@ pub(crate) fn check_kommander(
     let kubernetes_to = s.plan.kubernetes_change();
     // The pairing of the combination's release, which may be an upgrade of the object's.
     let paired_to = s.plan.release.and_then(|t| t.kommander);
-    let moved_to = s.plan.release.filter(|_| s.plan.moves_release).map(|t| t.minor);
+    let moved_to = s
+        .plan
+        .release
+        .filter(|_| s.plan.moves_release)
+        .map(|t| t.minor);
     for at in s.all(FieldKind::KommanderRef) {
         let Some(tag) = out.tag(&at, "Kommander", "stable-1.20-1.4.4") else {
             continue;
@@ -64,8 +68,14 @@ pub(crate) fn check_kommander(
             && let Some(paired) = r.kommander
             && paired != tag.version.minor()
         {
-            let msg =
-                messages::kommander_unpaired(&tag, product, r.minor, paired, to.as_deref(), moved_to);
+            let msg = messages::kommander_unpaired(
+                &tag,
+                product,
+                r.minor,
+                paired,
+                to.as_deref(),
+                moved_to,
+            );
             out.push(Rule::KommanderMismatch, Severity::Deny, &at, msg);
         }
         if let Some(k) = k8s
