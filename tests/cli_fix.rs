@@ -370,3 +370,88 @@ fn every_example_and_fixture_passes_once_fixed() {
         assert!(r.get("fix").is_none(), "nothing left to fix: {r:#}");
     }
 }
+
+/// The webhook's denial and the controller's condition read the same coherent messages, since
+/// the fix is built on the one evaluation path.
+#[test]
+fn webhook_and_controller_messages_point_at_the_same_fix() {
+    use supportgate::controller::condition::supported_condition;
+    use supportgate::engine::Context;
+    use supportgate::engine::policyset::PolicySet;
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("examples/clusters/konvoyclusters.yaml")).unwrap();
+    let (objects, _) = supportgate::cli::check::parse_objects("k.yaml", &text);
+    let docs = &objects
+        .iter()
+        .find(|o| o.object["metadata"]["name"] == "docs-sample")
+        .unwrap()
+        .object;
+    let ctx = Context::new("2026-11-24".parse().unwrap());
+    let policies = PolicySet::embedded_default();
+    let body = serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "u1",
+            "kind": {"group": "kommander.mesosphere.io", "version": "v1beta1", "kind": "KonvoyCluster"},
+            "resource": {"group": "kommander.mesosphere.io", "version": "v1beta1", "resource": "konvoyclusters"},
+            "name": "docs-sample", "namespace": "kommander",
+            "operation": "CREATE", "userInfo": {"username": "ci"},
+            "object": docs, "dryRun": false
+        }
+    }))
+    .unwrap();
+    let (answer, _) =
+        supportgate::webhook::admission::review(&body, &policies, &ctx, None).unwrap();
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    let denial = answer["response"]["status"]["message"].as_str().unwrap();
+    let assessment = policies.assess(docs, None, &ctx).unwrap();
+    let condition = supported_condition(
+        &assessment.evaluation,
+        None,
+        None,
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+    );
+    for (who, m) in [
+        ("webhook", denial),
+        ("controller", condition.message.as_str()),
+    ] {
+        assert!(!m.contains("tagged for 1.20"), "{who}: {m}");
+        assert!(
+            m.contains("keep it and set the Kubernetes version to 1.19.15 instead"),
+            "{who}: {m}"
+        );
+    }
+    assert_eq!(assessment.fix.len(), 1);
+}
+
+/// Inside a `kind: List`, each item is rewritten at its own place; an anchored value is not
+/// (its aliases would change with it) and is left for a person.
+#[test]
+fn list_items_are_rewritten_and_anchored_values_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let item = |name: &str, k8s: &str| {
+        format!(
+            "- apiVersion: kommander.mesosphere.io/v1beta1\n  kind: KonvoyCluster\n  metadata: {{name: {name}, namespace: k}}\n  spec:\n    provisioner: {{version: v1.8.5}}\n    cluster:\n      kubernetes: {{version: {k8s}}}  # {name}\n"
+        )
+    };
+    let text = format!(
+        "apiVersion: v1\nkind: List\nitems:\n{}{}",
+        item("a", "&k 1.21.0"),
+        item("b", "\"1.21.0\"")
+    );
+    let file = write(&dir, "l.yaml", &text);
+    let o = run(&["check", TODAY, "--fix", &file]);
+    assert_eq!(code(&o), 1, "a still denies: {}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        text.replace("\"1.21.0\"", "\"1.20.6\"")
+    );
+    let notes = stderr(&o);
+    assert!(
+        notes.contains("manual   KonvoyCluster a (")
+            && notes.contains("not rewritten, it carries an anchor")
+            && notes.contains("fix      KonvoyCluster b ("),
+        "{notes}"
+    );
+}
