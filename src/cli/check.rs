@@ -15,7 +15,9 @@ use std::sync::Arc;
 
 use jiff::civil::Date;
 
+use crate::cli::fix::FixMode;
 use crate::engine::coverage::{Coverage, unresolved_fields};
+use crate::engine::fix::Change;
 use crate::engine::policy::PolicyError;
 use crate::engine::policyset::PolicySet;
 use crate::engine::version::{Version, VersionError};
@@ -55,6 +57,8 @@ pub struct SourcedObject {
     pub source: String,
     /// 1-based index of the YAML document in its file.
     pub document: usize,
+    /// The index in the document's `items` when the document is a `kind: List`.
+    pub item: Option<usize>,
     pub object: Value,
 }
 
@@ -138,6 +142,20 @@ pub struct CheckResult {
     /// `create` or `update`, when `--previous` tells which (see [`crate::cli::previous`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operation: Option<&'static str>,
+    /// The fields the one suggested combination changes (see [`crate::engine::fix`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fix: Vec<Change>,
+    /// Where the object sits in its file, for `--fix`.
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// A file, a 1-based document in it, and the item of a `kind: List` document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub file: String,
+    pub document: usize,
+    pub item: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -202,6 +220,12 @@ impl Report {
                     verdict,
                     violations,
                     operation: None,
+                    fix: a.fix,
+                    origin: Origin {
+                        file: o.source.clone(),
+                        document: o.document,
+                        item: o.item,
+                    },
                 });
             }
             None => self.skipped.push(Skipped {
@@ -263,6 +287,7 @@ impl Report {
                     v.message
                 );
             }
+            write_fix(&mut out, &r.fix);
         }
         for s in &self.skipped {
             let _ = writeln!(
@@ -314,6 +339,22 @@ impl Report {
     }
 }
 
+/// The `fix:` block of an object: each field the suggested combination changes.
+fn write_fix(out: &mut String, fix: &[Change]) {
+    if fix.is_empty() {
+        return;
+    }
+    out.push_str("  fix:\n");
+    for c in fix {
+        let manual = if c.manual {
+            " (choose the exact version)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "    {}: {} -> {}{manual}", c.field, c.from, c.to);
+    }
+}
+
 /// What `supportgate check` was asked to do, as parsed from its arguments.
 #[derive(Debug, Clone, Default)]
 pub struct CheckOptions {
@@ -327,6 +368,8 @@ pub struct CheckOptions {
     pub paths: Vec<String>,
     /// The previous revision of the same manifests: matched objects are judged as UPDATEs.
     pub previous: Vec<String>,
+    /// `--fix`: rewrite the files with the suggested combination, or print it as a diff.
+    pub fix: Option<FixMode>,
 }
 
 /// How the report is rendered.
@@ -357,8 +400,18 @@ pub enum CheckError {
     Encode(#[from] serde_json::Error),
 }
 
-/// Runs `check`: the report as text or JSON, and the exit code.
-pub fn run(opts: &CheckOptions, today_utc: Date) -> Result<(String, u8), CheckError> {
+/// What `check` prints, and its exit code.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub stdout: String,
+    /// What `--fix` did, and what it left for a person to choose.
+    pub stderr: String,
+    pub code: u8,
+}
+
+/// Runs `check`: the report as text or JSON (with `--fix`, of the rewritten files; with
+/// `--fix=diff`, the diff instead), and the exit code.
+pub fn run(opts: &CheckOptions, today_utc: Date) -> Result<Outcome, CheckError> {
     let (loaded, exceptions) =
         crate::cli::policy_file::load_all(&opts.policies).map_err(CheckError::PolicyFile)?;
     let loaded = loaded.into_iter().map(Arc::new).collect();
@@ -383,14 +436,41 @@ pub fn run(opts: &CheckOptions, today_utc: Date) -> Result<(String, u8), CheckEr
     let ctx = Context::new(today)
         .with_hosting_kubernetes(hosting)
         .with_exceptions(Arc::new(exceptions));
-    let mut report = crate::cli::previous::check_all(&policies, &ctx, &opts.paths, &opts.previous);
-    report.finish(&policies);
-    let text = match opts.format {
+    let check = || {
+        let mut report =
+            crate::cli::previous::check_all(&policies, &ctx, &opts.paths, &opts.previous);
+        report.finish(&policies);
+        report
+    };
+    let mut report = check();
+    let mut stderr = String::new();
+    let mut fix_failed = false;
+    if let Some(mode) = opts.fix {
+        let applied = crate::cli::fix::apply(&report, mode);
+        stderr = applied.notes;
+        fix_failed = applied.failed;
+        if mode == FixMode::Diff {
+            let code = if fix_failed { 2 } else { report.exit_code() };
+            return Ok(Outcome {
+                stdout: applied.diff,
+                stderr,
+                code,
+            });
+        }
+        // The files as rewritten, judged again: what a fixed object now gets.
+        report = check();
+    }
+    let stdout = match opts.format {
         ReportFormat::Text => report.to_text(),
         ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
         ReportFormat::Junit => crate::cli::junit::render(&report),
     };
-    Ok((text, report.exit_code()))
+    let code = if fix_failed { 2 } else { report.exit_code() };
+    Ok(Outcome {
+        stdout,
+        stderr,
+        code,
+    })
 }
 
 #[cfg(test)]

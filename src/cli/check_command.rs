@@ -2,6 +2,7 @@
 //! policies, reads every input and renders the report.
 
 use crate::cli::check::{CheckOptions, ReportFormat};
+use crate::cli::fix::FixMode;
 use crate::engine::policy::Policy;
 
 /// How the report is printed.
@@ -32,6 +33,19 @@ pub struct CheckArgs {
     /// objects are judged as UPDATEs with the webhook's ratcheting, the rest as CREATEs.
     #[arg(long, value_name = "PATH")]
     pub previous: Vec<String>,
+    /// Apply the one suggested fix: rewrite the files in place (only the version scalars; then
+    /// report on the rewritten files), or with `--fix=diff` print it as a unified diff.
+    /// Placeholders (`<patch>`, `<kba version>`) are never written: they are listed for a person
+    /// to choose.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "write"
+    )]
+    pub fix: Option<FixMode>,
     /// Files or directories to check (multi-document YAML or JSON; directories are walked for
     /// *.yaml, *.yml and *.json), or `-` for standard input.
     #[arg(required = true, value_name = "PATH")]
@@ -57,8 +71,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         },
         paths: args.paths,
         previous: args.previous,
+        fix: args.fix,
     };
-    let (text, code) = crate::cli::check::run(&opts, crate::runtime::clock::today_utc())?;
-    print!("{text}");
-    Ok(code)
+    let outcome = crate::cli::check::run(&opts, crate::runtime::clock::today_utc())?;
+    eprint!("{}", outcome.stderr);
+    print!("{}", outcome.stdout);
+    Ok(outcome.code)
 }

@@ -99,7 +99,13 @@ pub fn parse(source_name: &str, text: &str) -> (Vec<Loaded>, Vec<InputError>) {
         let stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
         for (i, doc) in stream.enumerate() {
             match doc {
-                Ok(v) => push(source_name, i + 1, v, Vec::new(), &mut objects, &mut errors),
+                Ok(v) => push(
+                    (source_name, i + 1, None),
+                    v,
+                    Vec::new(),
+                    &mut objects,
+                    &mut errors,
+                ),
                 Err(e) => {
                     errors.push(InputError::Parse {
                         source_name: source_name.to_string(),
@@ -115,8 +121,7 @@ pub fn parse(source_name: &str, text: &str) -> (Vec<Loaded>, Vec<InputError>) {
     let (docs, decode_errors) = yaml11::decode(text);
     for d in docs {
         push(
-            source_name,
-            d.index,
+            (source_name, d.index, None),
             d.value,
             d.coercions,
             &mut objects,
@@ -131,9 +136,11 @@ pub fn parse(source_name: &str, text: &str) -> (Vec<Loaded>, Vec<InputError>) {
     (objects, errors)
 }
 
+/// A file, a 1-based document, and the `kind: List` item inside it.
+type At<'s> = (&'s str, usize, Option<usize>);
+
 fn push(
-    source: &str,
-    document: usize,
+    (source, document, item): At,
     v: Value,
     coercions: Vec<Coercion>,
     objects: &mut Vec<Loaded>,
@@ -154,7 +161,7 @@ fn push(
     if v.get("kind").and_then(Value::as_str) == Some("List")
         && let Some(items) = v.get("items").and_then(Value::as_array)
     {
-        for (i, item) in items.iter().enumerate() {
+        for (i, entry) in items.iter().enumerate() {
             let prefix = format!("items[{i}]");
             let inner = coercions
                 .iter()
@@ -167,7 +174,13 @@ fn push(
                     })
                 })
                 .collect();
-            push(source, document, item.clone(), inner, objects, errors);
+            push(
+                (source, document, Some(i)),
+                entry.clone(),
+                inner,
+                objects,
+                errors,
+            );
         }
         return;
     }
@@ -175,6 +188,7 @@ fn push(
         object: SourcedObject {
             source: source.to_string(),
             document,
+            item,
             object: v,
         },
         coercions,

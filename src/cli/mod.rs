@@ -4,6 +4,8 @@
 pub mod check;
 pub mod check_command;
 pub mod default_policy;
+pub mod fix;
+pub mod fix_spans;
 pub mod input;
 pub mod junit;
 pub mod policy_file;

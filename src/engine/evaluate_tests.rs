@@ -389,7 +389,7 @@ fn messages_say_what_is_wrong_what_is_supported_and_how_to_fix_it() {
     let e = eval_with(&p, &consistent("v1.5.6", "1.17.17"), &ctx());
     assert_eq!(
         e.first_denial().unwrap().message,
-        "Konvoy 1.5.6 is out of support: supported are 1.8.x, 1.7.x, 1.6.x (N-2 of latest 1.8); upgrade to 1.6 or later"
+        "Konvoy 1.5.6 is out of support: supported are 1.8.x, 1.7.x, 1.6.x (N-2 of latest 1.8); upgrade to 1.6 or later (Konvoy 1.6 supports Kubernetes 1.16.x to 1.18.x and pairs with Kommander 1.2.x)"
     );
     assert_eq!(
         e.first_denial().unwrap().field.as_deref(),
@@ -748,7 +748,7 @@ fn a_new_release_moves_the_window_and_the_verdicts() {
     assert_eq!(e.verdict, Verdict::Denied);
     assert_eq!(
         e.first_denial().unwrap().message,
-        "Konvoy 1.6.3 is out of support: supported are 1.9.x, 1.8.x, 1.7.x (N-2 of latest 1.9); upgrade to 1.7 or later"
+        "Konvoy 1.6.3 is out of support: supported are 1.9.x, 1.8.x, 1.7.x (N-2 of latest 1.9); upgrade to 1.7 or later (Konvoy 1.7 supports Kubernetes 1.17.x to 1.19.x and pairs with Kommander 1.3.x)"
     );
     assert_eq!(
         eval_with(&p, &consistent("v1.7.5", "1.19.15"), &ctx()).verdict,

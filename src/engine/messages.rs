@@ -63,6 +63,15 @@ pub fn unknown_release(
     )
 }
 
+/// What the release a fix upgrades to needs: ` (Konvoy 1.6 supports Kubernetes 1.16.x to 1.18.x
+/// and pairs with Kommander 1.2.x)`.
+pub fn release_facts(product: &str, minor: Minor, range: &str, kommander: Option<Minor>) -> String {
+    let kommander = kommander
+        .map(|k| format!(" and pairs with Kommander {k}.x"))
+        .unwrap_or_default();
+    format!(" ({product} {minor} supports Kubernetes {range}{kommander})")
+}
+
 pub fn oldest_in_window(product: &str, v: &Version, window: &str, next: Option<Minor>) -> String {
     let next = next
         .map(|m| format!(" to {m} or later"))
@@ -115,54 +124,136 @@ pub fn kubernetes_out_of_range(
     product: &str,
     minor: Minor,
     range: &str,
-    field: &str,
-    suggestion: &str,
+    instruction: &str,
 ) -> String {
     format!(
-        "Kubernetes {k} is outside the range {product} {minor} supports ({range}); set {field} to a version in that range, {suggestion}"
+        "Kubernetes {k} is outside the range {product} {minor} supports ({range}); {instruction}"
     )
 }
 
-pub fn kubernetes_suggestion(default: Option<&Version>, min: &Bound, max: &Bound) -> String {
-    match default {
-        Some(d) => format!("e.g. the default {d}"),
-        None => format!("between {min} and {max}"),
+/// The suggested combination's Kubernetes version, for the out-of-range message.
+pub struct KubernetesFix<'a> {
+    pub field: &'a str,
+    pub product: &'a str,
+    /// The release the combination moves to (and its range), when it is not the object's own.
+    pub moved_to: Option<(Minor, String)>,
+    /// `1.19.15`, or `1.17.<patch>`.
+    pub to: String,
+    /// The combination keeps the object's version.
+    pub kept: bool,
+    pub is_default: bool,
+    /// The combination's Kubernetes minor, when refs have to follow it to a new minor.
+    pub retag: Option<Minor>,
+}
+
+pub fn kubernetes_fix(f: &KubernetesFix) -> String {
+    let (field, product, to) = (f.field, f.product, &f.to);
+    let set = if f.is_default {
+        format!("set {field} to a version in that range, e.g. the default {to}")
+    } else if let Some(m) = to.strip_suffix(".<patch>") {
+        format!("set {field} to a {m} patch release ({to}), the nearest end of the range")
+    } else {
+        format!("set {field} to {to}, the nearest end of the range")
+    };
+    let mut out = match (&f.moved_to, f.kept) {
+        (Some((t, range)), true) => format!(
+            "{product} {t}, the nearest supported release, supports it ({range}): keep it and upgrade {product} to {t}"
+        ),
+        (Some((t, range)), false) => {
+            format!("with {product} {t}, the nearest supported release ({range}), {set}")
+        }
+        // No supported release to move to: only the range itself can be named.
+        (None, true) => format!("set {field} to a version in that range"),
+        (None, false) => set,
+    };
+    if let Some(m) = f.retag {
+        out.push_str(&format!(
+            "; the KBA and Kommander refs must then be tagged for {m}"
+        ));
     }
+    out
 }
 
 // ---- refs -----------------------------------------------------------------------------------
 
-pub fn kba_kubernetes_mismatch(tag: &ReleaseTag, k: &Version) -> String {
+/// What to do about a ref built for another Kubernetes minor: move to the combination's tag
+/// `to`, or, when the tag already matches the combination (whose Kubernetes version changes to
+/// `kubernetes_to`), keep it.
+fn retag(
+    what: &str,
+    to: Option<&str>,
+    minor: Option<Minor>,
+    kubernetes_to: Option<&str>,
+) -> String {
+    match (to, kubernetes_to) {
+        (None, Some(k)) => format!(
+            "keep it and set the Kubernetes version to {k} instead, the minor it is built for"
+        ),
+        (Some(to), Some(k)) => format!(
+            "use a {what} release tagged for {} ({to}), the minor of the suggested Kubernetes {k}",
+            minor.map(|m| m.to_string()).unwrap_or_default()
+        ),
+        (Some(to), None) => format!(
+            "use a {what} release tagged for {} ({to})",
+            minor.map(|m| m.to_string()).unwrap_or_default()
+        ),
+        (None, None) => format!("use a {what} release tagged for the cluster's Kubernetes minor"),
+    }
+}
+
+/// `to` is the combination's KBA ref (`None`: keep this one), `kubernetes_to` the combination's
+/// Kubernetes version when it differs from the cluster's.
+pub fn kba_kubernetes_mismatch(
+    tag: &ReleaseTag,
+    k: &Version,
+    to: Option<&str>,
+    minor: Option<Minor>,
+    kubernetes_to: Option<&str>,
+) -> String {
     format!(
-        "KBA {tag} is built for Kubernetes {}, but the cluster runs Kubernetes {k}; a KBA release deploys only on the Kubernetes minor in its tag: use a KBA release tagged for {} ({}-{}-<kba version>)",
+        "KBA {tag} is built for Kubernetes {}, but the cluster runs Kubernetes {k}; a KBA release deploys only on the Kubernetes minor in its tag: {}",
         tag.kubernetes,
-        k.minor(),
-        tag.channel,
-        k.minor()
+        retag("KBA", to, minor, kubernetes_to)
     )
 }
 
+/// `to` is the combination's Kommander ref; `None` when this one pairs with `moved_to`, the
+/// release the combination upgrades to.
 pub fn kommander_unpaired(
     tag: &ReleaseTag,
     product: &str,
     product_minor: Minor,
     paired: Minor,
-    hint_kubernetes: Minor,
+    to: Option<&str>,
+    moved_to: Option<Minor>,
 ) -> String {
+    let fix = match (to, moved_to) {
+        (Some(to), None) => format!("set the Kommander configVersion to {to}"),
+        (Some(to), Some(t)) => format!(
+            "with {product} {t}, the nearest supported release, set the Kommander configVersion to {to}"
+        ),
+        (None, Some(t)) => format!(
+            "it pairs with {product} {t}, the nearest supported release: keep it and upgrade {product} to {t}"
+        ),
+        (None, None) => "set the Kommander configVersion to the paired minor".to_string(),
+    };
     format!(
-        "Kommander {} ({tag}) does not pair with {product} {product_minor}: {product} {product_minor} requires Kommander {paired}.x, and mixing minors is prohibited; set the Kommander configVersion to {}-{hint_kubernetes}-{paired}.<patch>",
-        tag.version, tag.channel
+        "Kommander {} ({tag}) does not pair with {product} {product_minor}: {product} {product_minor} requires Kommander {paired}.x, and mixing minors is prohibited; {fix}",
+        tag.version
     )
 }
 
-pub fn kommander_kubernetes_mismatch(tag: &ReleaseTag, k: &Version) -> String {
-    let kommander = tag.version.minor();
+pub fn kommander_kubernetes_mismatch(
+    tag: &ReleaseTag,
+    k: &Version,
+    to: Option<&str>,
+    minor: Option<Minor>,
+    kubernetes_to: Option<&str>,
+) -> String {
     format!(
-        "Kommander {tag} is built for Kubernetes {}, but the cluster runs Kubernetes {k}; use the Kommander {kommander} release tagged for {} ({}-{}-{kommander}.<patch>)",
+        "Kommander {tag} is built for Kubernetes {}, but the cluster runs Kubernetes {k}; {}",
         tag.kubernetes,
-        k.minor(),
-        tag.channel,
-        k.minor()
+        retag("Kommander", to, minor, kubernetes_to)
     )
 }
 

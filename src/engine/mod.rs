@@ -14,6 +14,7 @@ mod collect;
 pub mod coverage;
 pub mod evaluate;
 pub mod exceptions;
+pub mod fix;
 mod jsonpath_functions;
 pub mod messages;
 pub mod policy;

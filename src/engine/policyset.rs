@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::engine::checks;
 use crate::engine::collect::Out;
+use crate::engine::fix::Change;
 use crate::engine::policy::Policy;
 use crate::engine::ratchet::ratchet;
 use crate::engine::targets::{CompiledTarget, FieldMask};
@@ -56,7 +57,7 @@ impl PolicySet {
     /// bounded, deduplicated evaluation. With `old` (an UPDATE), denials the old object already
     /// had are ratcheted (see [`crate::engine::ratchet`]). `None` when no policy targets the kind.
     pub fn assess(&self, object: &Value, old: Option<&Value>, ctx: &Context) -> Option<Assessment> {
-        let (out, per_policy) = self.collect(object, ctx)?;
+        let (out, per_policy, fix) = self.collect(object, ctx)?;
         let out = match old.and_then(|o| Some((o, self.collect(o, ctx)?.0))) {
             Some((old_object, before)) => ratchet(old_object, &before, object, out),
             None => out,
@@ -71,6 +72,7 @@ impl PolicySet {
         Some(Assessment {
             evaluation,
             per_policy,
+            fix,
         })
     }
 
@@ -79,11 +81,18 @@ impl PolicySet {
         self.assess(object, None, ctx).map(|a| a.evaluation)
     }
 
-    fn collect(&self, object: &Value, ctx: &Context) -> Option<(Out, Vec<PolicyVerdict>)> {
+    /// Every policy's findings merged, each policy's verdict, and the fix: the first policy's
+    /// combination that changes anything (each policy's messages point at its own).
+    fn collect(
+        &self,
+        object: &Value,
+        ctx: &Context,
+    ) -> Option<(Out, Vec<PolicyVerdict>, Vec<Change>)> {
         let api_version = object.get("apiVersion")?.as_str()?;
         let kind = object.get("kind")?.as_str()?;
         let mut merged: Option<Out> = None;
         let mut per_policy = Vec::new();
+        let mut fix = Vec::new();
         for p in &self.policies {
             let Some((index, t)) = p
                 .targets()
@@ -93,7 +102,10 @@ impl PolicySet {
             else {
                 continue;
             };
-            let (out, resolved) = checks::run(p, t, object, ctx);
+            let (out, resolved, changes) = checks::run(p, t, object, ctx);
+            if fix.is_empty() {
+                fix = changes;
+            }
             per_policy.push(PolicyVerdict {
                 policy: p.name.clone(),
                 target: index,
@@ -105,7 +117,7 @@ impl PolicySet {
                 Some(m) => m.absorb(out),
             }
         }
-        merged.map(|m| (m, per_policy))
+        merged.map(|m| (m, per_policy, fix))
     }
 }
 
@@ -117,6 +129,9 @@ pub struct Assessment {
     pub evaluation: Evaluation,
     /// Each policy's own verdict (before ratcheting), in the set's order.
     pub per_policy: Vec<PolicyVerdict>,
+    /// The fields the suggested combination changes (see [`crate::engine::fix`]); empty when
+    /// nothing needs to change.
+    pub fix: Vec<Change>,
 }
 
 /// One policy's verdict on an object, and which of its target's fields resolved there.

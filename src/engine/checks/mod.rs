@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::engine::collect::{Out, is_set};
 use crate::engine::evaluate::Context;
+use crate::engine::fix::{Change, Plan};
 use crate::engine::policy::Policy;
 use crate::engine::targets::{CompiledTarget, FieldKind, FieldMask, Located, select};
 
@@ -23,6 +24,8 @@ pub(crate) struct Scope<'a> {
     pub object: &'a Value,
     /// The target's fields that selected a set value in this object.
     pub resolved: FieldMask,
+    /// The one combination every message points at, built as the checks run.
+    pub plan: Plan<'a>,
 }
 
 impl<'a> Scope<'a> {
@@ -54,19 +57,21 @@ impl<'a> Scope<'a> {
     }
 }
 
-/// Runs every rule family of one target over one object.
+/// Runs every rule family of one target over one object: what it found, which fields resolved,
+/// and the fields the suggested combination changes.
 pub(crate) fn run(
     policy: &Policy,
     target: &CompiledTarget,
     object: &Value,
     ctx: &Context,
-) -> (Out, FieldMask) {
+) -> (Out, FieldMask, Vec<Change>) {
     let mut s = Scope {
         policy,
         target,
         ctx,
         object,
         resolved: FieldMask::default(),
+        plan: Plan::default(),
     };
     let mut out = Out::default();
     let release = product::check(&mut s, &mut out);
@@ -77,5 +82,5 @@ pub(crate) fn run(
     addons::check_range(&mut s, &mut out, k8s.as_ref());
     kudo::check(&mut s, &mut out);
     missing::check(&s, &mut out);
-    (out, s.resolved)
+    (out, s.resolved, s.plan.into_changes())
 }

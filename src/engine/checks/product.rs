@@ -3,6 +3,7 @@
 use crate::engine::checks::Scope;
 use crate::engine::collect::Out;
 use crate::engine::evaluate::Context;
+use crate::engine::fix;
 use crate::engine::messages;
 use crate::engine::policy::{Policy, Release, ReleaseSupport};
 use crate::engine::rules::{Rule, Severity};
@@ -15,7 +16,9 @@ pub(crate) fn check<'a>(s: &mut Scope<'a>, out: &mut Out) -> Option<&'a Release>
     let product = &s.policy.product_name;
     let what = format!("the {}", messages::product_version(product));
     let v = out.version(&at, &what, "v1.8.5")?;
-    let release = window(s.policy, s.ctx, out, &at, &v);
+    plan_release(s, &at, &v);
+    let moved_to = s.plan.release.filter(|_| s.plan.moves_release);
+    let release = window(s.policy, s.ctx, out, (&at, &v), moved_to);
     if v.is_prerelease() {
         let msg = messages::prerelease_product(product, &v);
         out.push(Rule::Prerelease, Severity::Warn, &at, msg);
@@ -23,12 +26,30 @@ pub(crate) fn check<'a>(s: &mut Scope<'a>, out: &mut Out) -> Option<&'a Release>
     release
 }
 
+/// The release of the combination: the object's own, or the nearest supported one, which the
+/// upgrade hint of the window messages names too.
+fn plan_release<'a>(s: &mut Scope<'a>, at: &Located, v: &Version) {
+    let target = fix::nearest_release(s.policy, s.ctx.today, v.minor());
+    s.plan.release = target;
+    if let Some(t) = target
+        && t.minor != v.minor()
+    {
+        s.plan.moves_release = true;
+        let raw = at.value.as_str().unwrap_or_default();
+        // Policies speak in minors: the patch is for whoever upgrades to choose.
+        let to = fix::styled(raw, &format!("{}.<patch>", t.minor));
+        s.plan.record(at, to, true);
+    }
+}
+
+/// The release's place in the window; a denial names what the release the fix moves to
+/// (`moved_to`) needs, so the Kubernetes and Kommander changes it brings are no surprise.
 fn window<'p>(
     policy: &'p Policy,
     ctx: &Context,
     out: &mut Out,
-    at: &Located,
-    v: &Version,
+    (at, v): (&Located, &Version),
+    moved_to: Option<&Release>,
 ) -> Option<&'p Release> {
     let product = policy.product_name.as_str();
     let today = ctx.today;
@@ -43,6 +64,7 @@ fn window<'p>(
             .collect::<Vec<_>>()
             .join(", ");
         let msg = messages::unknown_release(product, v, &known, &supported_text, &window);
+        let msg = msg + &release_facts(product, moved_to);
         out.push(Rule::KonvoyUnsupported, Severity::Deny, at, msg);
         return None;
     };
@@ -72,6 +94,16 @@ fn window<'p>(
             (Rule::Prerelease, Severity::Warn, msg)
         }
     };
+    let msg = match severity {
+        Severity::Deny => msg + &release_facts(product, moved_to),
+        _ => msg,
+    };
     out.push(rule, severity, at, msg);
     Some(release)
+}
+
+fn release_facts(product: &str, moved_to: Option<&Release>) -> String {
+    moved_to
+        .map(|t| messages::release_facts(product, t.minor, &t.kubernetes_range(), t.kommander))
+        .unwrap_or_default()
 }

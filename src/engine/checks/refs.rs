@@ -3,6 +3,7 @@
 
 use crate::engine::checks::Scope;
 use crate::engine::collect::Out;
+use crate::engine::fix;
 use crate::engine::messages;
 use crate::engine::policy::Release;
 use crate::engine::rules::{Rule, Severity};
@@ -11,14 +12,27 @@ use crate::engine::targets::{FieldKind, Located};
 use crate::engine::version::Version;
 
 pub(crate) fn check_kba(s: &mut Scope, out: &mut Out, k8s: Option<&Version>) {
+    let minor = s.plan.kubernetes_minor().or(k8s.map(Version::minor));
+    let kubernetes_to = s.plan.kubernetes_change();
     for at in s.all(FieldKind::KbaRef) {
         let Some(tag) = out.tag(&at, "Kubernetes Base Addons", "stable-1.20-4.4.0") else {
             continue;
         };
+        // The exact KBA version for another minor is not the policy's to know.
+        let to = minor.and_then(|m| fix::kba_target(&tag, m));
+        if let Some(to) = &to {
+            s.plan.record(&at, to.clone(), true);
+        }
         if let Some(k) = k8s
             && tag.kubernetes != k.minor()
         {
-            let msg = messages::kba_kubernetes_mismatch(&tag, k);
+            let msg = messages::kba_kubernetes_mismatch(
+                &tag,
+                k,
+                to.as_deref(),
+                minor,
+                kubernetes_to.as_deref(),
+            );
             out.push(Rule::KbaKubernetesMismatch, Severity::Deny, &at, msg);
         }
         prerelease(out, &at, "KBA", &tag);
@@ -32,23 +46,48 @@ pub(crate) fn check_kommander(
     release: Option<&Release>,
     k8s: Option<&Version>,
 ) {
+    let minor = s.plan.kubernetes_minor().or(k8s.map(Version::minor));
+    let kubernetes_to = s.plan.kubernetes_change();
+    // The pairing of the combination's release, which may be an upgrade of the object's.
+    let paired_to = s.plan.release.and_then(|t| t.kommander);
+    let moved_to = s
+        .plan
+        .release
+        .filter(|_| s.plan.moves_release)
+        .map(|t| t.minor);
     for at in s.all(FieldKind::KommanderRef) {
         let Some(tag) = out.tag(&at, "Kommander", "stable-1.20-1.4.4") else {
             continue;
         };
+        let to = fix::kommander_target(&tag, minor.unwrap_or(tag.kubernetes), paired_to);
+        if let Some(to) = &to {
+            s.plan.record(&at, to.clone(), true);
+        }
+        let product = &s.policy.product_name;
         if let Some(r) = release
             && let Some(paired) = r.kommander
             && paired != tag.version.minor()
         {
-            let hint = k8s.map(|k| k.minor()).unwrap_or(tag.kubernetes);
-            let msg =
-                messages::kommander_unpaired(&tag, &s.policy.product_name, r.minor, paired, hint);
+            let msg = messages::kommander_unpaired(
+                &tag,
+                product,
+                r.minor,
+                paired,
+                to.as_deref(),
+                moved_to,
+            );
             out.push(Rule::KommanderMismatch, Severity::Deny, &at, msg);
         }
         if let Some(k) = k8s
             && tag.kubernetes != k.minor()
         {
-            let msg = messages::kommander_kubernetes_mismatch(&tag, k);
+            let msg = messages::kommander_kubernetes_mismatch(
+                &tag,
+                k,
+                to.as_deref(),
+                minor,
+                kubernetes_to.as_deref(),
+            );
             out.push(Rule::KommanderMismatch, Severity::Deny, &at, msg);
         }
         prerelease(out, &at, "Kommander", &tag);
