@@ -6,6 +6,7 @@ pub mod check_command;
 pub mod default_policy;
 pub mod input;
 pub mod junit;
+pub mod pairs;
 pub mod policy_file;
 pub mod previous;
 pub mod webhook_config;
