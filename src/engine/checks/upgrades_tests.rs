@@ -486,7 +486,8 @@ fn a_konvoycluster_names_one_konvoy_version() {
     use Severity::Deny;
     let set = PolicySet::embedded_default();
     let base = c("v1.8.5", "1.20.13");
-    let cases: Vec<(&str, Value, Vec<(Rule, Severity, &str)>)> = vec![
+    type Case = (&'static str, Value, Vec<(Rule, Severity, &'static str)>);
+    let cases: Vec<Case> = vec![
         ("unset", base.clone(), vec![]),
         (
             "the same",
