@@ -13,11 +13,11 @@ use crate::engine::rules::{Rule, Severity};
 use crate::engine::targets::{CompiledTarget, FieldKind, Located, select};
 use crate::engine::version::Version;
 
-/// Every further product version in the object must equal the first (which the other rules
-/// judge); each one that does not is reported where it stands.
-pub(crate) fn check_within(s: &mut Scope, out: &mut Out) {
-    let all = s.all(FieldKind::ProductVersion);
-    let [first, rest @ ..] = all.as_slice() else {
+/// Every further product version in the object (`versions`: every set value of the target's
+/// query) must equal the first, which the other rules judge; each one that does not is reported
+/// where it stands.
+pub(crate) fn check_within(s: &Scope, out: &mut Out, versions: &[Located]) {
+    let [first, rest @ ..] = versions else {
         return;
     };
     let parse = |v: &Value| v.as_str()?.parse::<Version>().ok();

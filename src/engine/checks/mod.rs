@@ -71,8 +71,10 @@ pub(crate) fn run(
         resolved: FieldMask::default(),
     };
     let mut out = Out::default();
-    let release = product::check(&mut s, &mut out);
-    consistency::check_within(&mut s, &mut out);
+    // Every set product version, read once: the first is judged, the rest must agree with it.
+    let versions = s.all(FieldKind::ProductVersion);
+    let release = product::check(&s, &mut out, versions.first());
+    consistency::check_within(&s, &mut out, &versions);
     let k8s = kubernetes::check(&mut s, &mut out, release);
     refs::check_kba(&mut s, &mut out, k8s.as_ref());
     refs::check_kommander(&mut s, &mut out, release, k8s.as_ref());
