@@ -347,3 +347,146 @@ fn junit_has_a_testcase_per_object_and_a_failure_per_denial() {
     let o = check(dir.path(), &["--output=junit", "cm.yaml"]);
     assert_eq!(code(&o), 0);
 }
+
+/// A KonvoyCluster with no addons: only its Konvoy and Kubernetes versions are judged.
+fn bare_cluster(name: &str, konvoy: &str, k8s: &str) -> String {
+    format!(
+        "apiVersion: kommander.mesosphere.io/v1beta1\nkind: KonvoyCluster\nmetadata: {{name: {name}, namespace: kommander}}\nspec:\n  provisioner: {{provider: aws, version: {konvoy}}}\n  cluster:\n    kubernetes: {{version: {k8s}}}\n"
+    )
+}
+
+fn violations_of(j: &Value, rule: &str) -> Vec<Value> {
+    j["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["violations"].as_array().unwrap().clone())
+        .filter(|v| v["rule"] == rule)
+        .collect()
+}
+
+/// Issue #12: `--previous` judges the upgrade path as admission does on UPDATE.
+#[test]
+fn previous_revision_holds_the_upgrade_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "base/c.yaml", &bare_cluster("edge", "v1.6.3", "1.18.13"));
+    write(d, "head/c.yaml", &bare_cluster("edge", "v1.8.5", "1.18.13"));
+
+    // As a CREATE, a 1.8.5 cluster is fine.
+    let o = check(d, &["--output=json", "head"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+
+    let o = check(d, &["--output=json", "--previous", "base", "head"]);
+    assert_eq!(code(&o), 1);
+    let j = json(&o);
+    assert_eq!(j["results"][0]["operation"], "update");
+    assert_eq!(j["results"][0]["verdict"], "denied");
+    let skip = violations_of(&j, "upgrade-skips-minor");
+    assert_eq!(skip.len(), 1, "{j:#}");
+    assert_eq!(skip[0]["severity"], "deny");
+    assert_eq!(skip[0]["field"], "spec.provisioner.version");
+    let msg = skip[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("from 1.6.3 to 1.8.5")
+            && msg.contains("upgrade to 1.7 first (1.7.5 with Kubernetes 1.19.15)"),
+        "{msg}"
+    );
+    let text =
+        String::from_utf8_lossy(&check(d, &["--previous", "base", "head"]).stdout).into_owned();
+    assert!(
+        text.contains("deny upgrade-skips-minor")
+            && text.contains("spec.provisioner.version: the update moves Konvoy"),
+        "{text}"
+    );
+
+    // One minor at a time is admitted; a patch back down is not.
+    write(d, "head/c.yaml", &bare_cluster("edge", "v1.7.5", "1.18.13"));
+    let o = check(d, &["--output=json", "--previous", "base", "head"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    write(d, "head/c.yaml", &bare_cluster("edge", "v1.6.2", "1.18.13"));
+    let o = check(d, &["--output=json", "--previous", "base", "head"]);
+    assert_eq!(code(&o), 1);
+    let down = violations_of(&json(&o), "downgrade");
+    assert_eq!(down.len(), 1);
+    assert!(
+        down[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("lowers Konvoy from 1.6.3 to 1.6.2")
+    );
+}
+
+fn cluster_yaml(name: &str, provisioner: &str, configuration: &str) -> String {
+    format!(
+        "kind: ClusterProvisioner\napiVersion: konvoy.mesosphere.io/v1beta2\nmetadata: {{name: {name}}}\nspec: {{provider: aws, version: {provisioner}}}\n---\nkind: ClusterConfiguration\napiVersion: konvoy.mesosphere.io/v1beta2\nmetadata: {{name: {name}}}\nspec:\n  kubernetes: {{version: 1.20.13}}\n  version: {configuration}\n"
+    )
+}
+
+/// Issue #12: the ClusterProvisioner and the ClusterConfiguration of one cluster.yaml name the
+/// same Konvoy version; a mismatch is reported on the ClusterConfiguration.
+#[test]
+fn a_cluster_yaml_names_one_konvoy_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "same/cluster.yaml",
+        &cluster_yaml("prod-east", "v1.8.5", "1.8.5"),
+    );
+    let o = check(d, &["--output=json", "same"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+
+    write(
+        d,
+        "mixed/cluster.yaml",
+        &cluster_yaml("prod-east", "v1.8.4", "v1.8.5"),
+    );
+    let o = check(d, &["--output=json", "mixed"]);
+    assert_eq!(code(&o), 1);
+    let j = json(&o);
+    let verdicts: Vec<(&str, &str)> = j["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["kind"].as_str().unwrap(), r["verdict"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("ClusterProvisioner", "allowed"),
+            ("ClusterConfiguration", "denied")
+        ]
+    );
+    let m = violations_of(&j, "konvoy-version-mismatch");
+    assert_eq!(m.len(), 1, "{j:#}");
+    assert_eq!(m[0]["field"], "spec.version");
+    assert!(
+        m[0]["message"].as_str().unwrap().starts_with(
+            "names Konvoy 1.8.5, but ClusterProvisioner prod-east (`spec.version`) names 1.8.4"
+        ),
+        "{m:#?}"
+    );
+
+    // Two files of one run pair too; another name does not.
+    let (p, c) = cluster_yaml("west", "v1.8.4", "v1.8.5")
+        .split_once("---\n")
+        .map(|(p, c)| (p.to_string(), c.to_string()))
+        .unwrap();
+    write(d, "split/a-provisioner.yaml", &p);
+    write(d, "split/b-configuration.yaml", &c);
+    write(
+        d,
+        "split/c-other.yaml",
+        &c.replace("name: west", "name: east"),
+    );
+    let j = json(&check(d, &["--output=json", "split"]));
+    let denied: Vec<&str> = j["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["verdict"] == "denied")
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(denied, ["west"], "{j:#}");
+}

@@ -75,6 +75,15 @@ async fn kubectl_explain_teaches_the_model() {
         None,
     );
     assert!(out.contains("Lowest supported Kubernetes version"), "{out}");
+    let out = cp.kubectl_ok(&["explain", "supportpolicy.spec.upgrades"], None);
+    for needle in [
+        "Which version changes an UPDATE may make",
+        "maxMinorStep",
+        "allowDowngrade",
+        "upgrade-skips-minor",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
 }
 
 fn policy_with(replace: &str, with: &str) -> String {
@@ -116,6 +125,14 @@ async fn the_schema_catches_mistakes_early() {
         (
             policy_with("releaseDate: \"2021-05-05\"", "releaseDate: \"May 5th\""),
             "releaseDate",
+        ),
+        (
+            policy_with("maxMinorStep: 1", "maxMinorStep: 0"),
+            "spec.upgrades.maxMinorStep: Invalid value: 0: spec.upgrades.maxMinorStep in body should be greater than or equal to 1",
+        ),
+        (
+            policy_with("latestPatch: 1.7.5", "latestPatch: \"1.7\""),
+            "latestPatch",
         ),
     ];
     for (doc, want) in cases {

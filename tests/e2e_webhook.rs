@@ -246,6 +246,72 @@ async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
         stderr(&o)
     );
 
+    // Upgrade paths (issue #12): an UPDATE from 1.6 to 1.8 skips 1.7 and is refused, naming the
+    // release to go through; 1.6 -> 1.7 is admitted; a patch back down is refused.
+    let hop = |konvoy: &str, kommander: &str| {
+        cluster(
+            "hop",
+            konvoy,
+            "1.18.13",
+            "stable-1.18-3.3.0",
+            &format!("stable-1.18-{kommander}"),
+            "",
+        )
+    };
+    let o = apply(&hop("v1.6.3", "1.2.2"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let skip = hop("v1.8.5", "1.4.4");
+    // The same object is fine as a CREATE: only the path from 1.6 is wrong.
+    let fresh = skip.replace("name: hop", "name: hop-fresh");
+    let o = cp.kubectl_in(
+        &["-n", ns, "apply", "--dry-run=server", "-f", "-"],
+        Some(&fresh),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = apply(&skip);
+    assert!(!o.status.success(), "the update 1.6 -> 1.8 was admitted");
+    let err = stderr(&o);
+    assert!(
+        err.contains("admission webhook \"versions.supportgate.dev\" denied the request"),
+        "{err}"
+    );
+    assert!(
+        err.contains("[upgrade-skips-minor] spec.provisioner.version: the update moves Konvoy from 1.6.3 to 1.8.5, 2 minors up")
+            && err.contains("upgrade to 1.7 first (1.7.5 with Kubernetes 1.19.15)"),
+        "{err}"
+    );
+    let o = apply(&hop("v1.7.5", "1.3.4"));
+    assert!(
+        o.status.success(),
+        "the upgrade 1.6 -> 1.7 was refused: {}",
+        stderr(&o)
+    );
+    let stored = cp.kubectl_ok(
+        &[
+            "-n",
+            ns,
+            "get",
+            "konvoycluster",
+            "hop",
+            "-o",
+            "jsonpath={.spec.provisioner.version}",
+        ],
+        None,
+    );
+    assert_eq!(stored.trim(), "v1.7.5");
+    let o = apply(&hop("v1.7.4", "1.3.4"));
+    assert!(
+        !o.status.success(),
+        "the downgrade 1.7.5 -> 1.7.4 was admitted"
+    );
+    assert!(
+        stderr(&o).contains(
+            "[downgrade] spec.provisioner.version: the update lowers Konvoy from 1.7.5 to 1.7.4"
+        ),
+        "{}",
+        stderr(&o)
+    );
+
     // Dry runs are answered the same way.
     let o = cp.kubectl_in(
         &["-n", ns, "apply", "--dry-run=server", "-f", "-"],

@@ -87,6 +87,43 @@ pub struct SupportPolicySpec {
     /// default) lets it in with a warning; fail-closed installs set `Deny`.
     #[serde(default, skip_serializing_if = "MissingVersion::is_default")]
     pub missing_version: MissingVersion,
+
+    /// Which version changes an UPDATE may make (`upgrade-skips-minor`, `downgrade`). Checked
+    /// by the webhook on UPDATE and by `supportgate check --previous`; a CREATE has no old
+    /// version to compare. Absent: one minor at a time, no downgrades.
+    #[serde(default)]
+    pub upgrades: Upgrades,
+}
+
+/// The upgrade path an UPDATE must follow. Konvoy documents upgrades from the previous minor
+/// only (the 1.8 upgrade page covers "v1.7.x to v1.8.5"), and Kubernetes control planes upgrade
+/// one minor at a time.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Upgrades {
+    /// How many minors the product (Konvoy) version, and the Kubernetes version, may move up in
+    /// one UPDATE (default 1: 1.6 to 1.7, not 1.6 to 1.8). A larger move is denied as
+    /// `upgrade-skips-minor`, naming the release to go through first.
+    #[serde(default = "default_max_minor_step")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_minor_step: i32,
+    /// Allow an UPDATE that lowers the product or the Kubernetes version, a patch included
+    /// (default false: such a change is denied as `downgrade`).
+    #[serde(default)]
+    pub allow_downgrade: bool,
+}
+
+impl Default for Upgrades {
+    fn default() -> Self {
+        Upgrades {
+            max_minor_step: default_max_minor_step(),
+            allow_downgrade: false,
+        }
+    }
+}
+
+fn default_max_minor_step() -> i32 {
+    1
 }
 
 /// The severity of `version-missing`.
@@ -137,6 +174,15 @@ pub struct ProductRelease {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
     pub end_of_support: Option<String>,
+
+    /// The newest patch of this release known to the policy, e.g. `1.7.5`: the version an
+    /// upgrade message names as the release to go through. Absent: messages say `1.7.x`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        regex(pattern = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$"),
+        length(max = 64)
+    )]
+    pub latest_patch: Option<String>,
 
     /// The Kubernetes versions this release supports.
     pub kubernetes: KubernetesRange,

@@ -195,20 +195,22 @@ pub struct PolicyWarning {
 impl Report {
     /// Evaluates one object through the same path as the webhook and the controller.
     pub fn add(&mut self, policies: &PolicySet, ctx: &Context, o: &SourcedObject) {
-        self.add_change(policies, ctx, o, None);
+        self.add_change(policies, ctx, o, None, None);
     }
 
     /// Adds `o` as the webhook would judge it: a CREATE, or with `old` an UPDATE (ratcheted
-    /// against the previous revision by the same engine call admission makes).
+    /// against the previous revision by the same engine call admission makes). `paired`: the
+    /// ClusterProvisioner of a ClusterConfiguration (see [`crate::cli::pairs`]).
     pub fn add_change(
         &mut self,
         policies: &PolicySet,
         ctx: &Context,
         o: &SourcedObject,
         old: Option<&serde_json::Value>,
+        paired: Option<&serde_json::Value>,
     ) {
         let r = ObjectRef::of(o);
-        match policies.assess(&o.object, old, ctx) {
+        match policies.assess_paired(&o.object, old, paired, ctx) {
             Some(a) => {
                 self.coverage.record(&a);
                 let Evaluation {

@@ -8,6 +8,7 @@ pub mod fix;
 pub mod fix_spans;
 pub mod input;
 pub mod junit;
+pub mod pairs;
 pub mod policy_file;
 pub mod previous;
 pub mod webhook_config;

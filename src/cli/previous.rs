@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::cli::check::{ObjectRef, Report};
 use crate::cli::input::{self, Loaded};
+use crate::cli::pairs::Provisioners;
 use crate::engine::Context;
 use crate::engine::policyset::PolicySet;
 
@@ -108,11 +109,13 @@ pub fn check_all(
         report.errors.extend(errors);
         p
     });
+    let provisioners = Provisioners::index(&objects);
     for l in &objects {
         let new = &l.object.object;
         let old = prev.as_mut().and_then(|p| p.find(new)).cloned();
         let i = report.results.len();
-        report.add_change(policies, ctx, &l.object, old.as_ref());
+        let paired = provisioners.paired_with(new);
+        report.add_change(policies, ctx, &l.object, old.as_ref(), paired);
         let Some(r) = report.results.get_mut(i) else {
             continue; // skipped: no target
         };

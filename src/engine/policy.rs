@@ -38,6 +38,8 @@ pub struct Release {
     pub kubernetes_min: Bound,
     pub kubernetes_max: Bound,
     pub kubernetes_default: Option<Version>,
+    /// The newest patch the policy knows, named by upgrade messages.
+    pub latest_patch: Option<Version>,
     pub kommander: Option<Minor>,
     pub experimental_addons: BTreeSet<String>,
 }
@@ -97,6 +99,16 @@ pub struct Policy {
     pub always_write_policy_reports: bool,
     /// The severity of `version-missing`.
     pub missing_version: Severity,
+    /// The upgrade path an UPDATE must follow.
+    pub upgrades: UpgradePath,
+}
+
+/// `spec.upgrades`, compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpgradePath {
+    /// How many minors a version may move up in one UPDATE; at least 1.
+    pub max_minor_step: u64,
+    pub allow_downgrade: bool,
 }
 
 impl Policy {
@@ -137,6 +149,9 @@ impl Policy {
         if spec.nearing_end_days < 0 {
             problems.push("spec.nearingEndDays: must not be negative".to_string());
         }
+        if spec.upgrades.max_minor_step < 1 {
+            problems.push("spec.upgrades.maxMinorStep: must be at least 1".to_string());
+        }
 
         let production = Self::compile_selector(spec, &mut problems);
         let targets = Self::compile_targets(spec, &mut problems);
@@ -165,6 +180,10 @@ impl Policy {
             missing_version: match spec.missing_version {
                 MissingVersion::Warn => Severity::Warn,
                 MissingVersion::Deny => Severity::Deny,
+            },
+            upgrades: UpgradePath {
+                max_minor_step: spec.upgrades.max_minor_step.max(1) as u64,
+                allow_downgrade: spec.upgrades.allow_downgrade,
             },
         })
     }
@@ -228,6 +247,7 @@ impl Policy {
                 "{at}: endOfSupport {b} is not after releaseDate {a}"
             ));
         }
+        let latest_patch = Self::compile_latest_patch(&at, minor, r, problems);
         let (min, max, default) = Self::compile_kubernetes(&at, &r.kubernetes, problems)?;
         Some(Release {
             minor,
@@ -236,6 +256,7 @@ impl Policy {
             kubernetes_min: min,
             kubernetes_max: max,
             kubernetes_default: default,
+            latest_patch,
             kommander,
             experimental_addons: r
                 .experimental_addons
@@ -243,6 +264,27 @@ impl Policy {
                 .map(|a| a.trim().to_ascii_lowercase())
                 .collect(),
         })
+    }
+
+    /// A release's `latestPatch`: a version of the release's own minor.
+    fn compile_latest_patch(
+        at: &str,
+        minor: Minor,
+        r: &crate::api::ProductRelease,
+        problems: &mut Vec<String>,
+    ) -> Option<Version> {
+        let s = r.latest_patch.as_deref()?;
+        match s.parse::<Version>() {
+            Ok(v) if v.minor() == minor => Some(v),
+            Ok(v) => {
+                problems.push(format!("{at}.latestPatch: {v} is not a patch of {minor}"));
+                None
+            }
+            Err(e) => {
+                problems.push(format!("{at}.latestPatch: {e}"));
+                None
+            }
+        }
     }
 
     /// A release's Kubernetes range: min, max and the default inside them.

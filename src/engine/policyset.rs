@@ -55,10 +55,26 @@ impl PolicySet {
 
     /// The one evaluation path: every policy that targets the object's kind, merged into one
     /// bounded, deduplicated evaluation. With `old` (an UPDATE), denials the old object already
-    /// had are ratcheted (see [`crate::engine::ratchet`]). `None` when no policy targets the kind.
+    /// had are ratcheted (see [`crate::engine::ratchet`]), and the change itself is judged
+    /// (`upgrade-skips-minor`, `downgrade`). `None` when no policy targets the kind.
     pub fn assess(&self, object: &Value, old: Option<&Value>, ctx: &Context) -> Option<Assessment> {
-        let (out, per_policy, fix) = self.collect(object, ctx)?;
-        let out = match old.and_then(|o| Some((o, self.collect(o, ctx)?.0))) {
+        self.assess_paired(object, old, None, ctx)
+    }
+
+    /// [`PolicySet::assess`], with `paired`: an object of another kind that describes the same
+    /// cluster (offline, the ClusterProvisioner of a ClusterConfiguration), whose product version
+    /// the object's must equal (`konvoy-version-mismatch`).
+    pub fn assess_paired(
+        &self,
+        object: &Value,
+        old: Option<&Value>,
+        paired: Option<&Value>,
+        ctx: &Context,
+    ) -> Option<Assessment> {
+        let (out, per_policy, fix) = self.collect(object, old, paired, ctx)?;
+        // The old object alone: what it already had, to ratchet against. The rules that compare
+        // two objects never run here, so they are never ratcheted away.
+        let out = match old.and_then(|o| Some((o, self.collect(o, None, None, ctx)?.0))) {
             Some((old_object, before)) => ratchet(old_object, &before, object, out),
             None => out,
         };
@@ -86,6 +102,8 @@ impl PolicySet {
     fn collect(
         &self,
         object: &Value,
+        old: Option<&Value>,
+        paired: Option<&Value>,
         ctx: &Context,
     ) -> Option<(Out, Vec<PolicyVerdict>, Vec<Change>)> {
         let api_version = object.get("apiVersion")?.as_str()?;
@@ -102,7 +120,8 @@ impl PolicySet {
             else {
                 continue;
             };
-            let (out, resolved, changes) = checks::run(p, t, object, ctx);
+            let (mut out, resolved, changes) = checks::run(p, t, object, ctx);
+            checks::run_related(p, t, object, old, paired, &mut out);
             if fix.is_empty() {
                 fix = changes;
             }
@@ -127,7 +146,8 @@ pub struct Assessment {
     /// Merged over every policy that targets the object: the strictest verdict, each violation
     /// once, at most [`crate::engine::MAX_VIOLATIONS`] listed.
     pub evaluation: Evaluation,
-    /// Each policy's own verdict (before ratcheting), in the set's order.
+    /// Each policy's own verdict (before ratcheting; with the update and paired rules), in the
+    /// set's order.
     pub per_policy: Vec<PolicyVerdict>,
     /// The fields the suggested combination changes (see [`crate::engine::fix`]); empty when
     /// nothing needs to change.

@@ -3,6 +3,9 @@
 //! warning. Without this nobody could label an old cluster or start its upgrade; a change that
 //! introduces a new violation, or makes one worse, is still denied.
 //!
+//! The rules that judge the change itself (`upgrade-skips-minor`, `downgrade`) are never
+//! downgraded: the old object alone cannot carry them, so "already so before" never holds.
+//!
 //! It fails closed: values are read back with the JSON pointers the JSONPath library's
 //! normalized paths give, never by parsing a display string back, and a field that cannot be
 //! read in both objects is never taken for unchanged.
@@ -26,6 +29,7 @@ pub(crate) fn ratchet(old_object: &Value, old: &Out, new_object: &Value, new: Ou
         .collect();
     new.map_found(|f| {
         if f.violation.severity == Severity::Deny
+            && !f.violation.rule.compares_revisions()
             && let Some(pointer) = f.pointer.as_deref()
             && before.contains(&(f.violation.rule, pointer))
             && still_so(f.violation.rule, old_object, new_object, pointer)
@@ -59,6 +63,37 @@ fn downgrade(f: &mut Found) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn rules_that_compare_revisions_are_never_ratcheted() {
+        // Even if an old collection carried one (it never does: the old object is judged alone),
+        // the same denial at the same unchanged field stays a denial.
+        let object = json!({"spec": {"version": "v1.8.5"}});
+        let value = json!("v1.8.5");
+        let at = crate::engine::targets::Located {
+            field: "spec.version".into(),
+            pointer: "/spec/version".into(),
+            value: &value,
+        };
+        let denied = |rule| {
+            let mut out = Out::default();
+            out.push(rule, Severity::Deny, &at, "m".into());
+            out
+        };
+        for rule in Rule::ALL {
+            let after = ratchet(&object, &denied(rule), &object, denied(rule));
+            let severity = after.found().next().unwrap().violation.severity;
+            let want = if rule.compares_revisions() {
+                Severity::Deny
+            } else {
+                Severity::Warn
+            };
+            assert_eq!(severity, want, "{rule}");
+        }
+        assert!(Rule::UpgradeSkipsMinor.compares_revisions());
+        assert!(Rule::Downgrade.compares_revisions());
+        assert!(!Rule::KonvoyVersionMismatch.compares_revisions());
+    }
 
     #[test]
     fn an_unreadable_field_is_never_unchanged() {

@@ -42,10 +42,20 @@ pub enum Rule {
     /// A targeted object that names no product version, or no Kubernetes version where its
     /// target says one lives: nothing about its support can be checked.
     VersionMissing,
+    /// An UPDATE that moves the product or the Kubernetes minor up by more than the policy's
+    /// `upgrades.maxMinorStep`.
+    UpgradeSkipsMinor,
+    /// An UPDATE that lowers the product or the Kubernetes version, unless the policy's
+    /// `upgrades.allowDowngrade`.
+    Downgrade,
+    /// Two places that must name the same product version do not: a KonvoyCluster's
+    /// `spec.cluster.version` and `spec.provisioner.version`, or (offline) a ClusterConfiguration
+    /// and the ClusterProvisioner of the same name.
+    KonvoyVersionMismatch,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 12] = [
+    pub const ALL: [Rule; 15] = [
         Rule::KonvoyUnsupported,
         Rule::KonvoyNearingEnd,
         Rule::KubernetesOutOfRange,
@@ -58,6 +68,9 @@ impl Rule {
         Rule::RefUnrecognized,
         Rule::SecondarySupport,
         Rule::VersionMissing,
+        Rule::UpgradeSkipsMinor,
+        Rule::Downgrade,
+        Rule::KonvoyVersionMismatch,
     ];
 
     /// The stable id (`konvoy-unsupported`).
@@ -75,6 +88,9 @@ impl Rule {
             Rule::RefUnrecognized => "ref-unrecognized",
             Rule::SecondarySupport => "secondary-support",
             Rule::VersionMissing => "version-missing",
+            Rule::UpgradeSkipsMinor => "upgrade-skips-minor",
+            Rule::Downgrade => "downgrade",
+            Rule::KonvoyVersionMismatch => "konvoy-version-mismatch",
         }
     }
 
@@ -93,7 +109,17 @@ impl Rule {
             Rule::RefUnrecognized => "RefUnrecognized",
             Rule::SecondarySupport => "SecondarySupport",
             Rule::VersionMissing => "VersionMissing",
+            Rule::UpgradeSkipsMinor => "UpgradeSkipsMinor",
+            Rule::Downgrade => "Downgrade",
+            Rule::KonvoyVersionMismatch => "KonvoyVersionMismatch",
         }
+    }
+
+    /// Rules judged on the change from the old object to the new one: the old object alone can
+    /// never carry them, so ratcheting (which forgives what the old object already had) must
+    /// never touch them.
+    pub fn compares_revisions(self) -> bool {
+        matches!(self, Rule::UpgradeSkipsMinor | Rule::Downgrade)
     }
 }
 

@@ -68,7 +68,9 @@ pub fn presets() -> Vec<Target> {
             "KonvoyCluster",
             "konvoyclusters",
             true,
-            konvoy_addons_fields("$.spec.cluster", "$.spec.provisioner.version"),
+            // Both halves name the Konvoy version; the first set one is judged, and the other
+            // must agree (`konvoy-version-mismatch`).
+            konvoy_addons_fields("$.spec.cluster", "$.spec['provisioner','cluster'].version"),
         ),
         target(
             "konvoy.mesosphere.io",

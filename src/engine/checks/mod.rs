@@ -2,11 +2,13 @@
 //! which records which of the target's fields resolved, and writes to the collector.
 
 mod addons;
+mod consistency;
 mod kubernetes;
 mod kudo;
 mod missing;
 mod product;
 mod refs;
+mod upgrades;
 
 use serde_json::Value;
 
@@ -74,7 +76,10 @@ pub(crate) fn run(
         plan: Plan::default(),
     };
     let mut out = Out::default();
-    let release = product::check(&mut s, &mut out);
+    // Every set product version, read once: the first is judged, the rest must agree with it.
+    let versions = s.all(FieldKind::ProductVersion);
+    let release = product::check(&mut s, &mut out, versions.first());
+    consistency::check_within(&s, &mut out, &versions);
     let k8s = kubernetes::check(&mut s, &mut out, release);
     refs::check_kba(&mut s, &mut out, k8s.as_ref());
     refs::check_kommander(&mut s, &mut out, release, k8s.as_ref());
@@ -83,4 +88,23 @@ pub(crate) fn run(
     kudo::check(&mut s, &mut out);
     missing::check(&s, &mut out);
     (out, s.resolved, s.plan.into_changes())
+}
+
+/// The rules that judge the object beside a second one: its previous revision on an UPDATE
+/// (`upgrade-skips-minor`, `downgrade`), and, offline, an object of another kind that describes
+/// the same cluster (`konvoy-version-mismatch`).
+pub(crate) fn run_related(
+    policy: &Policy,
+    target: &CompiledTarget,
+    object: &Value,
+    old: Option<&Value>,
+    paired: Option<&Value>,
+    out: &mut Out,
+) {
+    if let Some(old) = old {
+        upgrades::check(policy, target, old, object, out);
+    }
+    if let Some(paired) = paired {
+        consistency::check_paired(policy, target, object, paired, out);
+    }
 }

@@ -7,21 +7,26 @@ use crate::engine::fix;
 use crate::engine::messages;
 use crate::engine::policy::{Policy, Release, ReleaseSupport};
 use crate::engine::rules::{Rule, Severity};
-use crate::engine::targets::{FieldKind, Located};
+use crate::engine::targets::Located;
 use crate::engine::version::Version;
 
-/// Checks the product version; returns its release when the policy knows it.
-pub(crate) fn check<'a>(s: &mut Scope<'a>, out: &mut Out) -> Option<&'a Release> {
-    let at = s.first(FieldKind::ProductVersion)?;
+/// Checks the product version (the first set value of the target's query, `at`); returns its
+/// release when the policy knows it.
+pub(crate) fn check<'a>(
+    s: &mut Scope<'a>,
+    out: &mut Out,
+    at: Option<&Located<'a>>,
+) -> Option<&'a Release> {
+    let at = at?;
     let product = &s.policy.product_name;
     let what = format!("the {}", messages::product_version(product));
-    let v = out.version(&at, &what, "v1.8.5")?;
-    plan_release(s, &at, &v);
+    let v = out.version(at, &what, "v1.8.5")?;
+    plan_release(s, at, &v);
     let moved_to = s.plan.release.filter(|_| s.plan.moves_release);
-    let release = window(s.policy, s.ctx, out, (&at, &v), moved_to);
+    let release = window(s.policy, s.ctx, out, (at, &v), moved_to);
     if v.is_prerelease() {
         let msg = messages::prerelease_product(product, &v);
-        out.push(Rule::Prerelease, Severity::Warn, &at, msg);
+        out.push(Rule::Prerelease, Severity::Warn, at, msg);
     }
     release
 }

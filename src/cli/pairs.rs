@@ -1,0 +1,101 @@
+//! Offline pairing for `konvoy-version-mismatch`: Konvoy's `cluster.yaml` holds a
+//! ClusterProvisioner and a ClusterConfiguration of the same name, and both name the Konvoy
+//! version. In one `check` run, a ClusterConfiguration is judged beside the ClusterProvisioner
+//! with its name and namespace (the comparison itself is the engine's, through
+//! [`crate::engine::policyset::PolicySet::assess_paired`]); the mismatch is reported on the
+//! ClusterConfiguration. In a cluster neither kind normally exists, so only `check` pairs them.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::cli::input::Loaded;
+use crate::cli::previous::{Key, key_of};
+
+const GROUP: &str = "konvoy.mesosphere.io";
+const CONFIGURATION: &str = "ClusterConfiguration";
+const PROVISIONER: &str = "ClusterProvisioner";
+
+/// The ClusterProvisioners of one run, by namespace and name.
+#[derive(Debug, Default)]
+pub struct Provisioners<'a> {
+    by_key: BTreeMap<Key, &'a Value>,
+}
+
+impl<'a> Provisioners<'a> {
+    /// Indexes every ClusterProvisioner in `objects`; of two with one identity, the first.
+    pub fn index(objects: &'a [Loaded]) -> Self {
+        let mut by_key = BTreeMap::new();
+        for l in objects {
+            let o = &l.object.object;
+            if let Some(key) = key_of(o).filter(|k| k.0 == GROUP && k.1 == PROVISIONER) {
+                by_key.entry(key).or_insert(o);
+            }
+        }
+        Provisioners { by_key }
+    }
+
+    /// The ClusterProvisioner paired with `object`, when it is a ClusterConfiguration that has
+    /// one.
+    pub fn paired_with(&self, object: &Value) -> Option<&'a Value> {
+        let (group, kind, namespace, name) = key_of(object)?;
+        if group != GROUP || kind != CONFIGURATION {
+            return None;
+        }
+        let key = (group, PROVISIONER.to_string(), namespace, name);
+        self.by_key.get(&key).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::check::SourcedObject;
+    use serde_json::json;
+
+    fn loaded(object: Value) -> Loaded {
+        Loaded {
+            object: SourcedObject {
+                source: "x.yaml".into(),
+                document: 1,
+                item: None,
+                object,
+            },
+            coercions: Vec::new(),
+        }
+    }
+
+    fn obj(kind: &str, ns: Option<&str>, name: &str, v: &str) -> Value {
+        json!({"apiVersion": "konvoy.mesosphere.io/v1beta2", "kind": kind,
+               "metadata": {"name": name, "namespace": ns}, "spec": {"version": v}})
+    }
+
+    #[test]
+    fn a_configuration_pairs_with_the_provisioner_of_its_name_and_namespace_only() {
+        let objects = vec![
+            loaded(obj(PROVISIONER, None, "prod-east", "v1.8.4")),
+            loaded(obj(PROVISIONER, Some("team"), "prod-east", "v1.8.3")),
+        ];
+        let p = Provisioners::index(&objects);
+        let cfg = obj(CONFIGURATION, None, "prod-east", "v1.8.5");
+        assert_eq!(
+            p.paired_with(&cfg).map(|o| o["spec"]["version"].clone()),
+            Some(json!("v1.8.4"))
+        );
+        let in_team = obj(CONFIGURATION, Some("team"), "prod-east", "v1.8.5");
+        assert_eq!(
+            p.paired_with(&in_team)
+                .map(|o| o["spec"]["version"].clone()),
+            Some(json!("v1.8.3"))
+        );
+        assert!(
+            p.paired_with(&obj(CONFIGURATION, None, "west", "v1.8.5"))
+                .is_none()
+        );
+        assert!(
+            p.paired_with(&obj(PROVISIONER, None, "prod-east", "v1.8.5"))
+                .is_none(),
+            "a provisioner is never judged beside itself"
+        );
+    }
+}
