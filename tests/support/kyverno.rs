@@ -266,7 +266,7 @@ kind: ConfigMap
 metadata: {{name: kyverno, namespace: {NAMESPACE}}}
 data:
   resourceFilters: '[Event,*,*][*/*,kube-system,*][*/*,kube-public,*][*/*,kube-node-lease,*][*/*,{NAMESPACE},*]'
-  webhooks: '[{{"namespaceSelector":{namespace_selector}}}]'
+  webhooks: '{{"namespaceSelector":{namespace_selector}}}'
 ---
 apiVersion: v1
 kind: ConfigMap
