@@ -460,7 +460,10 @@ fn examples() -> Vec<Case> {
                 "Addon" | "ClusterAddon" => Kind::InCluster,
                 _ => continue,
             };
-            let name = format!("{}", doc["metadata"]["name"].as_str().expect("a name"));
+            let name = doc["metadata"]["name"]
+                .as_str()
+                .expect("a name")
+                .to_string();
             out.push(Case {
                 name: format!("{name} ({})", doc["kind"].as_str().unwrap_or_default()),
                 source: format!("{file}#{}", i + 1),
