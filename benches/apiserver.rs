@@ -18,10 +18,11 @@
 //! closed-loop run follows: `SG_BENCH_CONCURRENCY` (default 8) concurrent creates through the API
 //! server, `SG_BENCH_CLOSED` (default 200) per variant and round, two rounds in rotated order.
 //!
-//! All are registered together (the webhook and the policy binding select their namespace
-//! by `kubernetes.io/metadata.name`) and the creates are interleaved a, b, c, b, c, a, ... so
-//! every variant sees the same API server, etcd and machine state. A run of creates before
-//! anything is registered (a0) shows what the two registrations cost the unmatched namespace.
+//! All are registered together (the webhooks, the policy binding and Kyverno's webhooks select
+//! their namespace by `kubernetes.io/metadata.name`) and the creates are interleaved in rotated
+//! order (a, b, c, d, e, then b, c, d, e, a, ...) so every variant sees the same API server, etcd
+//! and machine state. A run of creates before anything is registered (a0) shows what the
+//! registrations cost the unmatched namespace.
 //! Every variant is shown in effect (a denied dry run) before anything is timed.
 //!
 //! Environment: `SG_BENCH_CREATES` (per variant, default 300), `SUPPORTGATE_CACHE` (the control
