@@ -29,8 +29,9 @@ deps: ## install system packages the build and tests need (Debian; idempotent)
 	@hack/install-deps.sh
 
 .PHONY: tools
-tools: deps ## build the pinned kube-apiserver, etcd, kubectl and helm from source (cached)
+tools: deps ## build the pinned kube-apiserver, etcd, kubectl, helm and the Kyverno peer from source (cached)
 	@hack/controlplane/build.sh
+	@hack/kyverno/build.sh
 
 .PHONY: build
 build: deps ## build the release binary

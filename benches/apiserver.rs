@@ -6,12 +6,23 @@
 //!   by the API server over TLS at https://127.0.0.1:PORT/validate, HTTP/1.1 as for a webhook
 //!   behind a Service);
 //! - (c) `bench-c`: a `ValidatingAdmissionPolicy` in CEL for one rule (Konvoy minor within
-//!   1.6–1.8, with the Kubernetes CEL semver library), evaluated inside the API server.
+//!   1.6–1.8, with the Kubernetes CEL semver library), evaluated inside the API server;
+//! - (d) `bench-d`: Kyverno's admission controller (hack/kyverno, its own process, as its
+//!   development guide runs it outside a cluster) enforcing the whole Konvoy policy as a Kyverno
+//!   user would write it (benches/peers/kyverno/konvoy-support.yaml, two CEL ValidatingPolicies);
+//! - (e) `bench-e`: `supportgate run --no-controller` as its own process (the peer of (d) for
+//!   CPU and memory: (b) shares this bench's process).
 //!
-//! The three are registered together (the webhook and the policy binding select their namespace
-//! by `kubernetes.io/metadata.name`) and the creates are interleaved a, b, c, b, c, a, ... so
-//! every variant sees the same API server, etcd and machine state. A run of creates before
-//! anything is registered (a0) shows what the two registrations cost the unmatched namespace.
+//! For (d) and (e), each webhook process's CPU time over the timed creates (per review) and its
+//! resident memory (idle before the timed creates, peak over its life) come from /proc. A
+//! closed-loop run follows: `SG_BENCH_CONCURRENCY` (default 8) concurrent creates through the API
+//! server, `SG_BENCH_CLOSED` (default 200) per variant and round, two rounds in rotated order.
+//!
+//! All are registered together (the webhooks, the policy binding and Kyverno's webhooks select
+//! their namespace by `kubernetes.io/metadata.name`) and the creates are interleaved in rotated
+//! order (a, b, c, d, e, then b, c, d, e, a, ...) so every variant sees the same API server, etcd
+//! and machine state. A run of creates before anything is registered (a0) shows what the
+//! registrations cost the unmatched namespace.
 //! Every variant is shown in effect (a denied dry run) before anything is timed.
 //!
 //! Environment: `SG_BENCH_CREATES` (per variant, default 300), `SUPPORTGATE_CACHE` (the control
@@ -33,6 +44,8 @@ use kube::Api;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::json;
 use support::ControlPlane;
+use support::kyverno::{Kyverno, proc_usage};
+use support::operator::{CertFiles, http_get};
 use supportgate::engine::policyset::PolicySet;
 use supportgate::runtime::metrics::{Metrics, VerdictLabels};
 use supportgate::runtime::state::Shared;
@@ -45,6 +58,9 @@ use tokio_rustls::TlsAcceptor;
 
 const VWC: &str = "supportgate-bench";
 const VAP: &str = "bench-konvoy-window";
+const VWC_E: &str = "supportgate-bench-process";
+const WEBHOOK_E: &str = "process.supportgate.dev";
+const KYVERNO_POLICY: &str = "benches/peers/kyverno/konvoy-support.yaml";
 
 fn cluster(name: &str, konvoy: &str) -> DynamicObject {
     serde_json::from_value(json!({
@@ -275,7 +291,7 @@ fn main() {
         .try_init();
     let cp = ControlPlane::shared();
     cp.install_crd_files("tests/fixtures/crds/");
-    for ns in ["bench-a", "bench-b", "bench-c"] {
+    for ns in ["bench-a", "bench-b", "bench-c", "bench-d", "bench-e"] {
         cp.create_namespace(ns);
     }
     let version = String::from_utf8_lossy(&cp.kubectl_in(&["version", "-o", "json"], None).stdout)
@@ -297,6 +313,7 @@ fn main() {
         );
         let api = |ns: &str| Api::<DynamicObject>::namespaced_with(client.clone(), ns, &ar);
         let (a, b, c) = (api("bench-a"), api("bench-b"), api("bench-c"));
+        let (d, e) = (api("bench-d"), api("bench-e"));
 
         // a0: nothing registered.
         for i in 0..warmup {
@@ -335,6 +352,10 @@ fn main() {
             .expect("create the ValidatingWebhookConfiguration");
         // (c) the ValidatingAdmissionPolicy, for bench-c only.
         cp.kubectl_ok(&["apply", "-f", "-"], Some(&policy_yaml()));
+        // (d) Kyverno, for bench-d only; (e) supportgate as a process, for bench-e only.
+        let mut kyverno = start_kyverno(cp);
+        let mut process = SupportgateProcess::start(cp).await;
+        register_process(&vwcs, &set, &process).await;
 
         wait_dry_run(
             &b,
@@ -348,9 +369,16 @@ fn main() {
             "the ValidatingAdmissionPolicy",
         )
         .await;
+        wait_dry_run(&d, Some("kyverno"), "Kyverno").await;
+        wait_dry_run(
+            &e,
+            Some(&format!("admission webhook \"{WEBHOOK_E}\" denied the request")),
+            "the supportgate process",
+        )
+        .await;
         wait_dry_run(&a, None, "nothing in bench-a").await;
         // And each leaves the supported cluster alone.
-        for (api, ns) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+        for (api, ns) in [(&a, "a"), (&b, "b"), (&c, "c"), (&d, "d"), (&e, "e")] {
             for i in 0..warmup {
                 timed_create(api, &format!("{ns}-warm-{i}")).await;
             }
@@ -370,17 +398,21 @@ fn main() {
         const SERVER_SIDE: &str = "supportgate_admission_duration_seconds";
         let m0 = apiserver_metrics(cp);
         let s0 = metrics.encode();
+        let ky_requests0 = kyverno_requests(&kyverno).await;
+        let idle = [proc_usage(kyverno.pid()), proc_usage(process.pid())];
 
-        let mut times: [Vec<Duration>; 3] = [Vec::new(), Vec::new(), Vec::new()];
-        let apis = [&a, &b, &c];
+        let mut times: [Vec<Duration>; 5] = Default::default();
+        let apis = [&a, &b, &c, &d, &e];
         for i in 0..n {
             // Rotate the order so no variant always runs right after the same other one.
-            for k in 0..3 {
-                let v = (i + k) % 3;
-                let name = format!("{}-{i}", ["a", "b", "c"][v]);
+            for k in 0..5 {
+                let v = (i + k) % 5;
+                let name = format!("{}-{i}", ["a", "b", "c", "d", "e"][v]);
                 times[v].push(timed_create(apis[v], &name).await);
             }
         }
+        let busy = [proc_usage(kyverno.pid()), proc_usage(process.pid())];
+        let ky_requests = kyverno_requests(&kyverno).await - ky_requests0;
         let reviewed = allowed() - reviews_before;
         let m1 = apiserver_metrics(cp);
         let s1 = metrics.encode();
@@ -397,6 +429,13 @@ fn main() {
             "the webhook answered exactly the bench-b creates"
         );
 
+        kyverno.assert_running();
+        let closed = closed_loop(&[("a", &a), ("c", &c), ("d", &d), ("e", &e)]).await;
+        kyverno.stop();
+        process.stop();
+        vwcs.delete(VWC_E, &DeleteParams::default())
+            .await
+            .expect("delete the process's webhook configuration");
         vwcs.delete(VWC, &DeleteParams::default())
             .await
             .expect("delete the webhook configuration");
@@ -410,8 +449,9 @@ fn main() {
         );
         let _ = stop.send(true);
 
-        let [ta, tb, tc] = times;
+        let [ta, tb, tc, td, te] = times;
         let (s0, sa, sb, sc) = (stats(a0), stats(ta), stats(tb), stats(tc));
+        let (sd, se) = (stats(td), stats(te));
         println!("\n== supportgate through the API server ==");
         println!(
             "machine: {} cores, {}; kube-apiserver {server_version} + etcd on the same machine; load average: {}",
@@ -431,6 +471,8 @@ fn main() {
             ("(a) no webhook (namespace not matched)", &sa),
             ("(b) supportgate webhook", &sb),
             ("(c) ValidatingAdmissionPolicy (CEL, 1 rule)", &sc),
+            ("(d) Kyverno (2 ValidatingPolicies, whole policy)", &sd),
+            ("(e) supportgate run, own process", &se),
         ] {
             println!(
                 "  {:<46} {:>8.3} {:>8.3} {:>8.3} {:>6}",
@@ -450,8 +492,23 @@ fn main() {
             sc.p99 - sa.p99,
             sc.mean - sa.mean
         );
+        for (name, s) in [("(d)", &sd), ("(e)", &se)] {
+            println!(
+                "  {name}-(a): median {:+.3} ms, p99 {:+.3} ms, mean {:+.3} ms",
+                s.median - sa.median,
+                s.p99 - sa.p99,
+                s.mean - sa.mean
+            );
+        }
         println!(
-            "  (a)-(a0): median {:+.3} ms (the cost of two registrations to a namespace neither matches)",
+            "  ratio Kyverno/supportgate (own processes) of the time added: median {:.2}x, p99 {:.2}x",
+            (sd.median - sa.median) / (se.median - sa.median),
+            (sd.p99 - sa.p99) / (se.p99 - sa.p99)
+        );
+        print_process_costs(n, ky_requests, idle, busy);
+        print_closed_loop(&closed);
+        println!(
+            "  (a)-(a0): median {:+.3} ms (the cost of the registrations to a namespace none matches)",
             sa.median - s0.median
         );
         println!(
@@ -467,4 +524,221 @@ fn main() {
         );
 
     });
+}
+
+/// Kyverno's admission controller for bench-d only, with the policy in effect.
+fn start_kyverno(cp: &ControlPlane) -> Kyverno {
+    let selector = r#"{"matchLabels":{"kubernetes.io/metadata.name":"bench-d"}}"#;
+    let mut k = Kyverno::start_with_selector(cp, selector);
+    let mut probe = cluster("dry-run-unsupported", "v1.5.6");
+    probe.metadata.namespace = Some("bench-d".into());
+    let probe = serde_json::to_string(&probe).expect("probe JSON");
+    k.apply_and_wait(cp, &support::repo().join(KYVERNO_POLICY), "bench-d", &probe);
+    k
+}
+
+/// `supportgate run --no-controller` as its own process (webhook only, info logging as
+/// deployed); killed on drop.
+struct SupportgateProcess {
+    child: std::process::Child,
+    port: u16,
+    ca: String,
+    _certs: CertFiles,
+}
+
+impl SupportgateProcess {
+    async fn start(cp: &ControlPlane) -> SupportgateProcess {
+        let certs = CertFiles::new();
+        let port = support::free_port();
+        let health = support::free_port();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_supportgate"))
+            .arg("run")
+            .arg(format!("--webhook-addr=127.0.0.1:{port}"))
+            .arg(format!("--health-addr=127.0.0.1:{health}"))
+            .arg("--tls-cert-file")
+            .arg(certs.cert())
+            .arg("--tls-key-file")
+            .arg(certs.key())
+            .arg("--no-controller")
+            .env("KUBECONFIG", &cp.kubeconfig)
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn supportgate run");
+        let start = Instant::now();
+        while !matches!(http_get(health, "/readyz").await, Ok((200, _))) {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("supportgate run exited early ({status})");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "supportgate run not ready"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let ca = certs.generated.ca_pem.clone();
+        SupportgateProcess {
+            child,
+            port,
+            ca,
+            _certs: certs,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for SupportgateProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn register_process(
+    vwcs: &Api<ValidatingWebhookConfiguration>,
+    set: &PolicySet,
+    p: &SupportgateProcess,
+) {
+    let settings = WebhookSettings {
+        name: VWC_E.into(),
+        endpoint: Endpoint::Url(format!("https://127.0.0.1:{}/validate", p.port)),
+        ca_bundle_pem: p.ca.clone().into_bytes(),
+        failure_policy: "Fail".into(),
+        timeout_seconds: 5,
+        excluded_namespaces: Vec::new(),
+    };
+    let mut vwc = validating_webhook_configuration(&settings, set.targets());
+    for w in vwc.webhooks.iter_mut().flatten() {
+        // Its own webhook name, so kube-apiserver's per-webhook metrics keep (b) and (e) apart.
+        w.name = WEBHOOK_E.into();
+        w.namespace_selector = Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                "kubernetes.io/metadata.name".to_string(),
+                "bench-e".to_string(),
+            )])),
+            match_expressions: None,
+        });
+    }
+    let _ = vwcs.delete(VWC_E, &DeleteParams::default()).await;
+    vwcs.create(&PostParams::default(), &vwc)
+        .await
+        .expect("create the process's ValidatingWebhookConfiguration");
+}
+
+/// The admission requests Kyverno counted (its Prometheus endpoint), or NaN if unreadable.
+async fn kyverno_requests(k: &Kyverno) -> f64 {
+    let Ok((200, text)) = http_get(k.metrics_port, "/metrics").await else {
+        return f64::NAN;
+    };
+    text.lines()
+        .filter(|l| l.starts_with("kyverno_admission_requests_total"))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
+}
+
+fn print_process_costs(
+    n: usize,
+    ky_requests: f64,
+    idle: [(u64, u64, u64); 2],
+    busy: [(u64, u64, u64); 2],
+) {
+    // SAFETY: sysconf reads a constant of the system.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    println!(
+        "webhook processes over the {n} timed creates each (CPU from /proc/PID/stat, RSS from /proc/PID/status; Kyverno counted {ky_requests} admission requests):"
+    );
+    println!(
+        "  {:<34} {:>16} {:>14} {:>14}",
+        "", "CPU per review", "idle RSS", "peak RSS"
+    );
+    for (name, i, b) in [
+        ("(d) Kyverno", idle[0], busy[0]),
+        ("(e) supportgate run", idle[1], busy[1]),
+    ] {
+        let cpu_ms = (b.2 - i.2) as f64 / tick / n as f64 * 1e3;
+        println!(
+            "  {:<34} {:>13.3} ms {:>10.1} MiB {:>10.1} MiB",
+            name,
+            cpu_ms,
+            i.0 as f64 / 1024.0,
+            b.1 as f64 / 1024.0
+        );
+    }
+    let cpu = |k: usize| (busy[k].2 - idle[k].2) as f64;
+    println!(
+        "  ratio Kyverno/supportgate: CPU per review {:.1}x, idle RSS {:.1}x, peak RSS {:.1}x",
+        cpu(0) / cpu(1).max(1.0),
+        idle[0].0 as f64 / idle[1].0.max(1) as f64,
+        busy[0].1 as f64 / busy[1].1.max(1) as f64
+    );
+}
+
+/// Throughput with `SG_BENCH_CONCURRENCY` creates in flight: creates per second for each
+/// variant, over two rounds in rotated order.
+async fn closed_loop(variants: &[(&str, &Api<DynamicObject>)]) -> Vec<(String, f64)> {
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let concurrency = env("SG_BENCH_CONCURRENCY", 8).max(1);
+    let per_round = env("SG_BENCH_CLOSED", 200).max(concurrency);
+    let mut totals: Vec<(Duration, usize)> = vec![(Duration::ZERO, 0); variants.len()];
+    for round in 0..2 {
+        for k in 0..variants.len() {
+            let v = (k + round) % variants.len();
+            let (tag, api) = variants[v];
+            let start = Instant::now();
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let workers = (0..concurrency).map(|_| async {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= per_round {
+                        break;
+                    }
+                    timed_create(api, &format!("closed-{tag}-{round}-{i}")).await;
+                }
+            });
+            futures::future::join_all(workers).await;
+            totals[v].0 += start.elapsed();
+            totals[v].1 += per_round;
+        }
+    }
+    variants
+        .iter()
+        .zip(totals)
+        .map(|((tag, _), (t, count))| {
+            (
+                format!("({tag}) x{concurrency}"),
+                count as f64 / t.as_secs_f64(),
+            )
+        })
+        .collect()
+}
+
+fn print_closed_loop(closed: &[(String, f64)]) {
+    println!("closed loop (creates in flight through the API server; creates per second):");
+    for (name, rate) in closed {
+        println!("  {name:<34} {rate:>10.1}/s");
+    }
+    let rate = |tag: &str| {
+        closed
+            .iter()
+            .find(|(n, _)| n.starts_with(tag))
+            .map_or(f64::NAN, |(_, r)| *r)
+    };
+    println!(
+        "  ratio of throughput supportgate (e) / Kyverno (d): {:.2}x",
+        rate("(e)") / rate("(d)")
+    );
 }

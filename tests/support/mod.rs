@@ -10,6 +10,7 @@
 
 #![allow(dead_code)]
 
+pub mod kyverno;
 pub mod watchdog;
 
 use std::collections::HashMap;
