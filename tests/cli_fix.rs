@@ -134,7 +134,7 @@ fn json_carries_one_fix_per_object() {
     assert_eq!(
         by_name("old-west")["fix"],
         json!([
-            {"field": "spec.provisioner.version", "from": "v1.5.6", "to": "v1.6.<patch>", "manual": true},
+            {"field": "spec.provisioner.version", "from": "v1.5.6", "to": "v1.6.3"},
             {"field": "spec.cluster.addons[1].configVersion", "from": "stable-1.17-1.1.4",
              "to": "stable-1.17-1.2.<patch>", "manual": true}
         ])
@@ -163,9 +163,7 @@ fn text_output_has_a_fix_block_per_object() {
         "{docs}"
     );
     assert!(
-        text.contains(
-            "    spec.provisioner.version: v1.5.6 -> v1.6.<patch> (choose the exact version)\n"
-        ),
+        text.contains("    spec.provisioner.version: v1.5.6 -> v1.6.3\n"),
         "{text}"
     );
 }
@@ -249,13 +247,14 @@ fn placeholders_are_left_for_a_person() {
             "kubernetes: {version: 1.20.13}",
             "kubernetes: {version: 1.19.15}",
             1
-        ),
-        "only the docs sample's Kubernetes version changes"
+        )
+        .replacen("version: v1.5.6}", "version: v1.6.3}", 1),
+        "only the docs sample's Kubernetes version and old-west's Konvoy version (to the policy's latest 1.6 patch) change"
     );
     let notes = stderr(&o);
     assert!(
         notes.contains("manual   KonvoyCluster old-west (")
-            && notes.contains("spec.provisioner.version: v1.5.6 -> v1.6.<patch>: choose the exact version and set it"),
+            && notes.contains("spec.cluster.addons[1].configVersion: stable-1.17-1.1.4 -> stable-1.17-1.2.<patch>: choose the exact version and set it"),
         "{notes}"
     );
     let j = json_of(&o);

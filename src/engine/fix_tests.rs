@@ -137,7 +137,7 @@ fn one_combination_per_rule_combination() {
                 "stable-1.17-1.1.4",
             ),
             vec![
-                manual(PRODUCT, "v1.6.<patch>"),
+                exact(PRODUCT, "v1.6.3"),
                 manual(KOMMANDER, "stable-1.17-1.2.<patch>"),
             ],
         ),
@@ -145,7 +145,7 @@ fn one_combination_per_rule_combination() {
             "out of window, Kubernetes below the next release's range",
             kc("v1.5.6", "1.15.9", "stable-1.15-2.1.0", "stable-1.15-1.1.4"),
             vec![
-                manual(PRODUCT, "v1.6.<patch>"),
+                exact(PRODUCT, "v1.6.3"),
                 manual(K8S, "1.16.<patch>"),
                 manual(KBA, "stable-1.16-<kba version>"),
                 manual(KOMMANDER, "stable-1.16-1.2.<patch>"),
@@ -155,7 +155,7 @@ fn one_combination_per_rule_combination() {
             "out of window and out of its own range, in the next release's",
             kc("v1.5.6", "1.18.3", "stable-1.18-3.0.0", "stable-1.18-1.1.4"),
             vec![
-                manual(PRODUCT, "v1.6.<patch>"),
+                exact(PRODUCT, "v1.6.3"),
                 manual(KOMMANDER, "stable-1.18-1.2.<patch>"),
             ],
         ),
@@ -167,13 +167,13 @@ fn one_combination_per_rule_combination() {
                 "stable-1.17-2.7.0",
                 "stable-1.17-1.2.2",
             ),
-            vec![manual(PRODUCT, "v1.6.<patch>")],
+            vec![exact(PRODUCT, "v1.6.3")],
         ),
         (
             "unknown release above the policy: the newest",
             kc("v1.9.0", "1.21.1", "stable-1.21-4.4.0", "stable-1.21-1.5.0"),
             vec![
-                manual(PRODUCT, "v1.8.<patch>"),
+                exact(PRODUCT, "v1.8.5"),
                 exact(K8S, "1.20.6"),
                 manual(KBA, "stable-1.20-<kba version>"),
                 manual(KOMMANDER, "stable-1.20-1.4.<patch>"),

@@ -41,9 +41,14 @@ fn plan_release<'a>(s: &mut Scope<'a>, at: &Located, v: &Version) {
     {
         s.plan.moves_release = true;
         let raw = at.value.as_str().unwrap_or_default();
-        // Policies speak in minors: the patch is for whoever upgrades to choose.
-        let to = fix::styled(raw, &format!("{}.<patch>", t.minor));
-        s.plan.record(at, to, true);
+        // The policy's latest patch of that release when it names one; otherwise the patch is
+        // for whoever upgrades to choose.
+        match &t.latest_patch {
+            Some(p) => s.plan.record(at, fix::styled(raw, &p.to_string()), false),
+            None => s
+                .plan
+                .record(at, fix::styled(raw, &format!("{}.<patch>", t.minor)), true),
+        }
     }
 }
 
