@@ -346,3 +346,20 @@ fn the_next_change_is_the_warning_start_or_the_expiry() {
         "not covered: no requeue"
     );
 }
+
+/// A policy's own verdict (what its status counts) follows the exceptions as the merged one does.
+#[test]
+fn per_policy_verdicts_count_an_excepted_object_as_warned() {
+    let per_policy = |spec: Value| {
+        let x = CompiledException::compile(&exception(spec, "2026-11-20")).unwrap();
+        let ctx =
+            Context::new(today()).with_exceptions(Arc::new(ExceptionSet::new(vec![Arc::new(x)])));
+        let a = PolicySet::embedded_default()
+            .assess(&old_cluster(), None, &ctx)
+            .unwrap();
+        (a.evaluation.verdict, a.per_policy[0].verdict)
+    };
+    assert_eq!(per_policy(base()), (Verdict::Warned, Verdict::Warned));
+    let other_rule = with(base(), "/rules", json!(["kommander-mismatch"]));
+    assert_eq!(per_policy(other_rule), (Verdict::Denied, Verdict::Denied));
+}

@@ -11,8 +11,9 @@ use crate::engine::collect::Out;
 use crate::engine::fix::Change;
 use crate::engine::policy::Policy;
 use crate::engine::ratchet::ratchet;
+use crate::engine::rules::{Rule, Severity};
 use crate::engine::targets::{CompiledTarget, FieldMask};
-use crate::engine::{Context, Evaluation, Verdict};
+use crate::engine::{Context, Evaluation, MAX_VIOLATIONS, Verdict};
 
 #[derive(Debug, Clone)]
 pub struct PolicySet {
@@ -71,10 +72,15 @@ impl PolicySet {
         paired: Option<&Value>,
         ctx: &Context,
     ) -> Option<Assessment> {
-        let (out, per_policy, fix) = self.collect(object, old, paired, ctx)?;
+        let Collected {
+            out,
+            mut per_policy,
+            fix,
+            denials,
+        } = self.collect(object, old, paired, ctx)?;
         // The old object alone: what it already had, to ratchet against. The rules that compare
         // two objects never run here, so they are never ratcheted away.
-        let out = match old.and_then(|o| Some((o, self.collect(o, None, None, ctx)?.0))) {
+        let out = match old.and_then(|o| Some((o, self.collect(o, None, None, ctx)?.out))) {
             Some((old_object, before)) => ratchet(old_object, &before, object, out),
             None => out,
         };
@@ -85,6 +91,7 @@ impl PolicySet {
             ctx.today,
             out.finish().0,
         );
+        excepted_per_policy(&mut per_policy, &denials, &evaluation);
         Some(Assessment {
             evaluation,
             per_policy,
@@ -105,12 +112,13 @@ impl PolicySet {
         old: Option<&Value>,
         paired: Option<&Value>,
         ctx: &Context,
-    ) -> Option<(Out, Vec<PolicyVerdict>, Vec<Change>)> {
+    ) -> Option<Collected> {
         let api_version = object.get("apiVersion")?.as_str()?;
         let kind = object.get("kind")?.as_str()?;
         let mut merged: Option<Out> = None;
         let mut per_policy = Vec::new();
         let mut fix = Vec::new();
+        let mut denials = Vec::new();
         for p in &self.policies {
             let Some((index, t)) = p
                 .targets()
@@ -125,6 +133,7 @@ impl PolicySet {
             if fix.is_empty() {
                 fix = changes;
             }
+            denials.push(Denials::of(&out));
             per_policy.push(PolicyVerdict {
                 policy: p.name.clone(),
                 target: index,
@@ -136,7 +145,71 @@ impl PolicySet {
                 Some(m) => m.absorb(out),
             }
         }
-        merged.map(|m| (m, per_policy, fix))
+        merged.map(|out| Collected {
+            out,
+            per_policy,
+            fix,
+            denials,
+        })
+    }
+}
+
+/// What every policy that targets an object found in it.
+struct Collected {
+    out: Out,
+    per_policy: Vec<PolicyVerdict>,
+    fix: Vec<Change>,
+    /// Each policy's denials, in `per_policy`'s order.
+    denials: Vec<Denials>,
+}
+
+/// One policy's denials, as (rule, field), for telling whether SupportExceptions cover them all.
+/// Empty (no allocation) unless the policy denies.
+struct Denials {
+    keys: Vec<(Rule, Option<String>)>,
+    /// More than could be listed: some denials cannot be matched against the exceptions.
+    overflow: bool,
+}
+
+impl Denials {
+    fn of(out: &Out) -> Self {
+        if out.verdict() != Verdict::Denied {
+            return Denials {
+                keys: Vec::new(),
+                overflow: false,
+            };
+        }
+        let found: Vec<_> = out.found().collect();
+        Denials {
+            overflow: found.len() >= MAX_VIOLATIONS,
+            keys: found
+                .iter()
+                .filter(|f| f.violation.severity == Severity::Deny)
+                .map(|f| (f.violation.rule, f.violation.field.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// A policy whose every denial a SupportException turned into a warning counts the object as
+/// warned, as the merged verdict does, so its status counts and gauges agree with the object's
+/// `Excepted` condition.
+fn excepted_per_policy(per_policy: &mut [PolicyVerdict], denials: &[Denials], e: &Evaluation) {
+    if e.violations.iter().all(|v| v.exception.is_none()) {
+        return;
+    }
+    for (p, d) in per_policy.iter_mut().zip(denials) {
+        if p.verdict != Verdict::Denied || d.overflow {
+            continue;
+        }
+        let covered = d.keys.iter().all(|(rule, field)| {
+            e.violations
+                .iter()
+                .any(|v| v.exception.is_some() && v.rule == *rule && v.field == *field)
+        });
+        if covered {
+            p.verdict = Verdict::Warned;
+        }
     }
 }
 
@@ -146,8 +219,8 @@ pub struct Assessment {
     /// Merged over every policy that targets the object: the strictest verdict, each violation
     /// once, at most [`crate::engine::MAX_VIOLATIONS`] listed.
     pub evaluation: Evaluation,
-    /// Each policy's own verdict (before ratcheting; with the update and paired rules), in the
-    /// set's order.
+    /// Each policy's own verdict (before ratcheting, after SupportExceptions; with the update and
+    /// paired rules), in the set's order.
     pub per_policy: Vec<PolicyVerdict>,
     /// The fields the suggested combination changes (see [`crate::engine::fix`]); empty when
     /// nothing needs to change.
