@@ -53,10 +53,10 @@ impl Out {
                 rule,
                 severity,
                 message: cut(message, MAX_MESSAGE_CHARS),
-                field: Some(cut(at.field.clone(), MAX_FIELD_CHARS)),
+                field: Some(cut(at.field(), MAX_FIELD_CHARS)),
                 exception: None,
             },
-            pointer: Some(at.pointer.clone()),
+            pointer: Some(at.pointer()),
         });
     }
 

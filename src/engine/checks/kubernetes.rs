@@ -30,7 +30,7 @@ pub(crate) fn check(s: &mut Scope, out: &mut Out, release: Option<&Release>) -> 
             &s.policy.product_name,
             r.minor,
             &r.kubernetes_range(),
-            &at.field,
+            &at.field(),
             &suggestion,
         );
         out.push(Rule::KubernetesOutOfRange, Severity::Deny, &at, msg);

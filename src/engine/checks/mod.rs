@@ -8,12 +8,14 @@ mod missing;
 mod product;
 mod refs;
 
+use std::ops::ControlFlow;
+
 use serde_json::Value;
 
 use crate::engine::collect::{Out, is_set};
 use crate::engine::evaluate::Context;
 use crate::engine::policy::Policy;
-use crate::engine::targets::{CompiledTarget, FieldKind, FieldMask, Located, select};
+use crate::engine::targets::{CompiledTarget, FieldKind, FieldMask, Located};
 
 /// One object under one target of one policy.
 pub(crate) struct Scope<'a> {
@@ -28,10 +30,7 @@ pub(crate) struct Scope<'a> {
 impl<'a> Scope<'a> {
     /// The first set value of a field.
     pub fn first(&mut self, k: FieldKind) -> Option<Located<'a>> {
-        let path = self.target.path(k)?;
-        let found = select(path, self.object)
-            .into_iter()
-            .find(|l| is_set(l.value));
+        let found = self.target.path(k)?.first_where(self.object, is_set);
         if found.is_some() {
             self.resolved.insert(k);
         }
@@ -43,10 +42,13 @@ impl<'a> Scope<'a> {
         let Some(path) = self.target.path(k) else {
             return Vec::new();
         };
-        let found: Vec<_> = select(path, self.object)
-            .into_iter()
-            .filter(|l| is_set(l.value))
-            .collect();
+        let mut found = Vec::new();
+        let _ = path.visit(self.object, &mut |l| {
+            if is_set(l.value) {
+                found.push(l);
+            }
+            ControlFlow::Continue(())
+        });
         if !found.is_empty() {
             self.resolved.insert(k);
         }
