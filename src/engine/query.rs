@@ -9,6 +9,7 @@
 //! runs through serde_json_path unchanged. The location of a selected node is kept as borrowed
 //! path elements and rendered only when a violation names it.
 
+use std::fmt::Write as _;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -124,9 +125,21 @@ impl std::fmt::Debug for Located<'_> {
 }
 
 impl<'v> Located<'v> {
+    /// About the length of either rendering, so that it is allocated once.
+    fn text_len(&self) -> usize {
+        self.location
+            .elems()
+            .iter()
+            .map(|e| match e {
+                Elem::Name(n) => n.len() + 4,
+                Elem::Index(_) => 4,
+            })
+            .sum()
+    }
+
     /// The location as users write field paths (`spec.cluster.addons[0].configVersion`).
     pub fn field(&self) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(self.text_len());
         for el in self.location.elems() {
             match el {
                 Elem::Name(name) => {
@@ -144,9 +157,7 @@ impl<'v> Located<'v> {
                     }
                 }
                 Elem::Index(i) => {
-                    out.push('[');
-                    out.push_str(&i.to_string());
-                    out.push(']');
+                    let _ = write!(out, "[{i}]");
                 }
             }
         }
@@ -157,12 +168,15 @@ impl<'v> Located<'v> {
     /// (ratcheting), since keys may contain `.`, `']` or `/` that the display form cannot carry
     /// unambiguously.
     pub fn pointer(&self) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(self.text_len());
         for el in self.location.elems() {
             out.push('/');
             match el {
+                Elem::Name(name) if !name.contains(['~', '/']) => out.push_str(name),
                 Elem::Name(name) => out.push_str(&name.replace('~', "~0").replace('/', "~1")),
-                Elem::Index(i) => out.push_str(&i.to_string()),
+                Elem::Index(i) => {
+                    let _ = write!(out, "{i}");
+                }
             }
         }
         out
