@@ -1,7 +1,7 @@
 //! The cluster's Kubernetes version: inside its product release's range, and GA.
 
 use crate::engine::checks::Scope;
-use crate::engine::collect::Out;
+use crate::engine::collect::{Lazy, Out};
 use crate::engine::messages;
 use crate::engine::policy::Release;
 use crate::engine::rules::{Rule, Severity};
@@ -15,7 +15,7 @@ pub(crate) fn check(s: &mut Scope, out: &mut Out, release: Option<&Release>) -> 
         return s.ctx.hosting_kubernetes.clone();
     }
     let at = s.first(FieldKind::KubernetesVersion)?;
-    let what = format!("the {}", messages::KUBERNETES_VERSION);
+    let what = Lazy(|| format!("the {}", messages::KUBERNETES_VERSION));
     let k = out.version(&at, &what, "1.20.13")?;
     if let Some(r) = release
         && !(r.kubernetes_min.admits_as_min(&k) && r.kubernetes_max.admits_as_max(&k))
