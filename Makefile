@@ -47,7 +47,7 @@ run-cluster: build tools ## the product installed by Helm from the locally built
 
 .PHONY: unit
 unit: deps ## unit tests and CLI tests (no control plane)
-	cargo test --locked --lib --bins --test cli --test cli_inputs --test fuzz_corpus --test image_recipe
+	cargo test --locked --lib --bins --test cli --test cli_inputs --test fuzz_corpus --test image_recipe --test engine_allocs
 
 .PHONY: e2e
 e2e: tools ## end-to-end tests against a real kube-apiserver + etcd, and (e2e_node) a real node

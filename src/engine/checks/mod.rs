@@ -38,11 +38,11 @@ impl<'a> Scope<'a> {
     }
 
     /// Every set value of a field.
-    pub fn all(&mut self, k: FieldKind) -> Vec<Located<'a>> {
+    pub fn all(&mut self, k: FieldKind) -> Selected<'a> {
+        let mut found = Selected::default();
         let Some(path) = self.target.path(k) else {
-            return Vec::new();
+            return found;
         };
-        let mut found = Vec::new();
         let _ = path.visit(self.object, &mut |l| {
             if is_set(l.value) {
                 found.push(l);
@@ -53,6 +53,36 @@ impl<'a> Scope<'a> {
             self.resolved.insert(k);
         }
         found
+    }
+}
+
+/// The set values of a field in document order; one (the usual case) takes no allocation.
+#[derive(Debug, Default)]
+pub(crate) struct Selected<'a> {
+    first: Option<Located<'a>>,
+    rest: Vec<Located<'a>>,
+}
+
+impl<'a> Selected<'a> {
+    fn push(&mut self, l: Located<'a>) {
+        match self.first {
+            None => self.first = Some(l),
+            Some(_) => self.rest.push(l),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
+impl<'a> IntoIterator for Selected<'a> {
+    type Item = Located<'a>;
+    type IntoIter =
+        std::iter::Chain<std::option::IntoIter<Located<'a>>, std::vec::IntoIter<Located<'a>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
     }
 }
 
