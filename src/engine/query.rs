@@ -490,7 +490,7 @@ impl Parser<'_> {
         digits
             .parse::<u64>()
             .ok()
-            .filter(|n| *n <= (1u64 << 53) - 1)
+            .filter(|n| *n < (1u64 << 53))
             .and_then(|n| usize::try_from(n).ok())
     }
 

@@ -244,7 +244,7 @@ impl Gen {
             "",
             "true",
         ];
-        let leaf = depth == 0 || self.next() % 4 == 0;
+        let leaf = depth == 0 || self.next().is_multiple_of(4);
         match (leaf, self.next() % 8) {
             (true, 0) => Value::Null,
             (true, 1) => json!(true),
