@@ -82,6 +82,7 @@ manifests: tools ## regenerate manifests/ and the chart templates made from crds
 .PHONY: bench
 bench: tools ## benchmarks with figures and ratios against same-run baselines (docs/performance.md)
 	cargo bench --locked --bench engine
+	cargo bench --locked --bench exceptions
 	cargo bench --locked --bench webhook
 	cargo bench --locked --bench apiserver
 	cargo bench --locked --bench controller

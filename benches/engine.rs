@@ -2,6 +2,11 @@
 //!
 //! Baseline, measured in the same run: decoding the same object from JSON bytes, the work every
 //! admission request does before the engine sees it. The ratio says how much the policy adds.
+//!
+//! `SG_BENCH_CALLGRIND=<op>:<n>` runs only `n` calls of one operation and exits, for counting
+//! instructions under load with `valgrind --tool=callgrind` (the count of `n` calls minus that of
+//! 0 calls, over `n`): `decode`, `supported`, `denied`, `assess3` (denied, three policies),
+//! `review` and `review-denied` (the webhook's `admission::review`, without TLS or HTTP).
 
 mod common;
 use common::*;
@@ -14,6 +19,7 @@ use jiff::civil::date;
 use serde_json::Value;
 use supportgate::cli::check::parse_objects;
 use supportgate::engine::policyset::PolicySet;
+use supportgate::webhook::admission::review;
 use supportgate::{Context, Policy, evaluate};
 
 /// The running system's path: three policies targeting the same kind, merged and deduplicated.
@@ -91,9 +97,10 @@ fn summary() {
     });
     println!("\n== supportgate engine benchmark ==");
     println!(
-        "machine: {} cores, {}",
+        "machine: {} cores, {}; load average now {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        cpu_model()
+        cpu_model(),
+        load_average()
     );
     println!(
         "baseline  decode KonvoyCluster JSON ({} bytes): {:>10.0} /s  {:>7.2} us",
@@ -123,7 +130,69 @@ fn summary() {
 
 criterion_group!(benches, bench);
 
+/// The AdmissionReview kube-apiserver sends for a CREATE of `object`.
+fn admission_review(object: &Value) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "4b1b5e0c-bench",
+            "kind": {"group": "kommander.mesosphere.io", "version": "v1beta1", "kind": "KonvoyCluster"},
+            "resource": {"group": "kommander.mesosphere.io", "version": "v1beta1", "resource": "konvoyclusters"},
+            "requestKind": {"group": "kommander.mesosphere.io", "version": "v1beta1", "kind": "KonvoyCluster"},
+            "requestResource": {"group": "kommander.mesosphere.io", "version": "v1beta1", "resource": "konvoyclusters"},
+            "name": object["metadata"]["name"],
+            "namespace": object["metadata"]["namespace"],
+            "operation": "CREATE",
+            "userInfo": {"username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"]},
+            "object": object,
+            "oldObject": null,
+            "dryRun": false,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions", "fieldManager": "kubectl-client-side-apply"}
+        }
+    }))
+    .expect("encode")
+}
+
+fn callgrind(spec: &str) {
+    let (op, n) = spec.split_once(':').expect("SG_BENCH_CALLGRIND=<op>:<n>");
+    let n: usize = n.parse().expect("a count");
+    let policy = Policy::embedded_default();
+    let set = PolicySet::embedded_default();
+    let three = three_policies();
+    let ctx = Context::new(date(2026, 11, 24));
+    let (bytes, supported, denied) = fixtures();
+    let (ok_review, bad_review) = (admission_review(&supported), admission_review(&denied));
+    let mut f: Box<dyn FnMut()> = match op {
+        "decode" => Box::new(|| {
+            black_box(serde_json::from_slice::<Value>(black_box(&bytes)).expect("decode"));
+        }),
+        "supported" => Box::new(|| {
+            black_box(evaluate(&policy, black_box(&supported), &ctx));
+        }),
+        "denied" => Box::new(|| {
+            black_box(evaluate(&policy, black_box(&denied), &ctx));
+        }),
+        "assess3" => Box::new(|| {
+            black_box(three.assess(black_box(&denied), None, &ctx));
+        }),
+        "review" => Box::new(|| {
+            black_box(review(black_box(&ok_review), &set, &ctx, None).expect("review"));
+        }),
+        "review-denied" => Box::new(|| {
+            black_box(review(black_box(&bad_review), &set, &ctx, None).expect("review"));
+        }),
+        _ => panic!("unknown operation {op}"),
+    };
+    for _ in 0..n {
+        f();
+    }
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("SG_BENCH_CALLGRIND") {
+        return callgrind(&spec);
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
     summary();

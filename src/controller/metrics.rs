@@ -52,7 +52,7 @@ pub fn object_support_labels(
         .policies()
         .iter()
         .find_map(|p| p.target_for(&ar.api_version, &ar.kind));
-    let read = |path: Option<&serde_json_path::JsonPath>| -> String {
+    let read = |path: Option<&crate::engine::targets::Query>| -> String {
         path.and_then(|p| {
             select(p, value)
                 .into_iter()

@@ -2,6 +2,7 @@
 //! and size, with the verdict computed over everything found (also what was not listed).
 
 use std::collections::HashSet;
+use std::fmt;
 
 use serde_json::Value;
 
@@ -20,12 +21,19 @@ pub const MAX_MESSAGE_CHARS: usize = 1024;
 pub const MAX_FIELD_CHARS: usize = 256;
 
 pub(crate) fn cut(mut s: String, max_chars: usize) -> String {
+    // No longer in bytes than allowed in chars: nothing to count.
+    if s.len() <= max_chars {
+        return s;
+    }
     if let Some((i, _)) = s.char_indices().nth(max_chars) {
         s.truncate(i);
         s.push('…');
     }
     s
 }
+
+/// Violations deduplicated by a scan of the list before a set is built.
+const LINEAR_DEDUP: usize = 16;
 
 /// A violation with the JSON pointer of its field: the pointer is what ratcheting reads values
 /// back with; the display field may be cut and cannot be parsed back unambiguously.
@@ -40,8 +48,11 @@ pub(crate) struct Found {
 pub(crate) struct Out {
     found: Vec<Found>,
     /// Dedup in O(1) per violation: a spec can carry tens of thousands of addons, and several
-    /// policies can report the same thing.
+    /// policies can report the same thing. Built only past [`LINEAR_DEDUP`] violations; below,
+    /// a scan of `found` costs less than hashing and cloning each one.
     seen: HashSet<Found>,
+    /// Whether `seen` holds everything found so far.
+    hashed: bool,
     dropped: usize,
     dropped_max: Option<Severity>,
 }
@@ -53,10 +64,10 @@ impl Out {
                 rule,
                 severity,
                 message: cut(message, MAX_MESSAGE_CHARS),
-                field: Some(cut(at.field.clone(), MAX_FIELD_CHARS)),
+                field: Some(cut(at.field(), MAX_FIELD_CHARS)),
                 exception: None,
             },
-            pointer: Some(at.pointer.clone()),
+            pointer: Some(at.pointer()),
         });
     }
 
@@ -82,6 +93,17 @@ impl Out {
     }
 
     pub(crate) fn add(&mut self, f: Found) {
+        if !self.hashed {
+            if self.found.contains(&f) {
+                return;
+            }
+            if self.found.len() < LINEAR_DEDUP {
+                self.found.push(f);
+                return;
+            }
+            self.seen.extend(self.found.iter().cloned());
+            self.hashed = true;
+        }
         if self.seen.contains(&f) {
             return;
         }
@@ -169,22 +191,35 @@ impl Out {
     pub(crate) fn string<'v>(
         &mut self,
         at: &Located<'v>,
-        what: &str,
+        what: impl fmt::Display,
         example: &str,
     ) -> Option<&'v str> {
-        if let Some(problem) = messages::not_a_version_string(at.value, what, example) {
+        // A non-blank string needs no description of what was expected.
+        if let Some(s) = at.value.as_str()
+            && !s.trim().is_empty()
+        {
+            return Some(s);
+        }
+        let what = what.to_string();
+        if let Some(problem) = messages::not_a_version_string(at.value, &what, example) {
             self.push(Rule::VersionInvalid, Severity::Deny, at, problem);
             return None;
         }
         at.value.as_str()
     }
 
-    pub(crate) fn version(&mut self, at: &Located, what: &str, example: &str) -> Option<Version> {
-        let s = self.string(at, what, example)?;
+    /// `what` is only formatted for a violation.
+    pub(crate) fn version(
+        &mut self,
+        at: &Located,
+        what: impl fmt::Display,
+        example: &str,
+    ) -> Option<Version> {
+        let s = self.string(at, &what, example)?;
         match s.parse::<Version>() {
             Ok(v) => Some(v),
             Err(e) => {
-                let msg = messages::invalid_version(e, what, example);
+                let msg = messages::invalid_version(e, &what.to_string(), example);
                 self.push(Rule::VersionInvalid, Severity::Deny, at, msg);
                 None
             }
@@ -208,7 +243,7 @@ impl Out {
     }
 
     pub(crate) fn tag(&mut self, at: &Located, what: &str, example: &str) -> Option<ReleaseTag> {
-        let s = self.string(at, &format!("a {what} release tag"), example)?;
+        let s = self.string(at, format_args!("a {what} release tag"), example)?;
         match s.parse::<ReleaseTag>() {
             Ok(t) => Some(t),
             Err(e) => {
@@ -217,6 +252,15 @@ impl Out {
                 None
             }
         }
+    }
+}
+
+/// Text formatted only when shown: what a field should hold, for messages about bad values.
+pub(crate) struct Lazy<F>(pub F);
+
+impl<F: Fn() -> String> fmt::Display for Lazy<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&(self.0)())
     }
 }
 

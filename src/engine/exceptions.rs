@@ -18,7 +18,6 @@ use thiserror::Error;
 use crate::api::SupportException;
 use crate::engine::policy::Policy;
 use crate::engine::rules::{Rule, Severity};
-use crate::engine::targets::select;
 use crate::engine::version::{Minor, Version};
 use crate::engine::{Evaluation, Verdict};
 
@@ -264,9 +263,9 @@ impl<'o> Facts<'o> {
             .collect();
         let minor_at = |path: fn(
             &crate::engine::targets::CompiledTarget,
-        ) -> Option<&serde_json_path::JsonPath>| {
+        ) -> Option<&crate::engine::targets::Query>| {
             targets.iter().find_map(|t| {
-                let located = select(path(t)?, object).into_iter().next()?;
+                let located = path(t)?.first_where(object, |_| true)?;
                 located
                     .value
                     .as_str()?

@@ -87,12 +87,12 @@ impl<'p> Plan<'p> {
         let Some(from) = at.value.as_str() else {
             return;
         };
-        if from == to || self.changes.iter().any(|c| c.pointer == at.pointer) {
+        if from == to || self.changes.iter().any(|c| c.pointer == at.pointer()) {
             return;
         }
         self.changes.push(Change {
-            field: at.field.clone(),
-            pointer: at.pointer.clone(),
+            field: at.field(),
+            pointer: at.pointer(),
             from: from.to_string(),
             to,
             manual,

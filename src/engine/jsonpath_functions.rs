@@ -44,10 +44,20 @@ fn string_pair<'a>(value: &'a ValueType, rgx: &'a ValueType) -> Option<(&'a str,
     }
 }
 
+/// The regex `match(_, r)` tests with; also what a compiled filter uses, so both agree.
+pub(crate) fn match_regex(r: &str) -> Option<Arc<Regex>> {
+    compiled(format!("(?R)^({r})$"))
+}
+
+/// The regex `search(_, r)` tests with.
+pub(crate) fn search_regex(r: &str) -> Option<Arc<Regex>> {
+    compiled(format!("(?R)({r})"))
+}
+
 #[serde_json_path::function(name = "match")]
 fn match_func(value: ValueType, rgx: ValueType) -> LogicalType {
     string_pair(&value, &rgx)
-        .and_then(|(s, r)| compiled(format!("(?R)^({r})$")).map(|re| re.is_match(s)))
+        .and_then(|(s, r)| match_regex(r).map(|re| re.is_match(s)))
         .unwrap_or(false)
         .into()
 }
@@ -55,7 +65,7 @@ fn match_func(value: ValueType, rgx: ValueType) -> LogicalType {
 #[serde_json_path::function]
 fn search(value: ValueType, rgx: ValueType) -> LogicalType {
     string_pair(&value, &rgx)
-        .and_then(|(s, r)| compiled(format!("(?R)({r})")).map(|re| re.is_match(s)))
+        .and_then(|(s, r)| search_regex(r).map(|re| re.is_match(s)))
         .unwrap_or(false)
         .into()
 }

@@ -69,12 +69,8 @@ mod tests {
         // Even if an old collection carried one (it never does: the old object is judged alone),
         // the same denial at the same unchanged field stays a denial.
         let object = json!({"spec": {"version": "v1.8.5"}});
-        let value = json!("v1.8.5");
-        let at = crate::engine::targets::Located {
-            field: "spec.version".into(),
-            pointer: "/spec/version".into(),
-            value: &value,
-        };
+        let query = crate::engine::query::Query::parse("$.spec.version").unwrap();
+        let at = query.select(&object).pop().unwrap();
         let denied = |rule| {
             let mut out = Out::default();
             out.push(rule, Severity::Deny, &at, "m".into());

@@ -2,9 +2,9 @@
 //! Kommander, kubeaddons and KUDO shapes, and their compiled JSONPath form.
 
 use serde_json::Value;
-use serde_json_path::JsonPath;
 
 use crate::api::{Target, TargetFields};
+pub use crate::engine::query::{Located, Query};
 
 /// Matches an addons entry by its repository; tolerant of the `.git` suffix and a trailing slash
 /// that people paste from clone URLs.
@@ -188,14 +188,14 @@ impl FieldMask {
 #[derive(Debug, Clone)]
 pub struct CompiledTarget {
     pub spec: Target,
-    pub product_version: Option<JsonPath>,
-    pub kubernetes_version: Option<JsonPath>,
-    pub kba_ref: Option<JsonPath>,
-    pub kommander_ref: Option<JsonPath>,
-    pub enabled_addons: Option<JsonPath>,
-    pub addon_min_kubernetes: Option<JsonPath>,
-    pub addon_max_kubernetes: Option<JsonPath>,
-    pub kudo_operator: Option<JsonPath>,
+    pub product_version: Option<Query>,
+    pub kubernetes_version: Option<Query>,
+    pub kba_ref: Option<Query>,
+    pub kommander_ref: Option<Query>,
+    pub enabled_addons: Option<Query>,
+    pub addon_min_kubernetes: Option<Query>,
+    pub addon_max_kubernetes: Option<Query>,
+    pub kudo_operator: Option<Query>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -212,20 +212,19 @@ pub struct TargetError {
 
 impl CompiledTarget {
     pub fn compile(spec: &Target) -> Result<Self, TargetError> {
-        let parse =
-            |kind: FieldKind, q: &Option<String>| -> Result<Option<JsonPath>, TargetError> {
-                q.as_deref()
-                    .map(|query| {
-                        JsonPath::parse(query).map_err(|e| TargetError {
-                            group: spec.api_group.clone(),
-                            kind: spec.kind.clone(),
-                            field: kind.spec_name(),
-                            query: query.to_string(),
-                            reason: e.to_string(),
-                        })
+        let parse = |kind: FieldKind, q: &Option<String>| -> Result<Option<Query>, TargetError> {
+            q.as_deref()
+                .map(|query| {
+                    Query::parse(query).map_err(|e| TargetError {
+                        group: spec.api_group.clone(),
+                        kind: spec.kind.clone(),
+                        field: kind.spec_name(),
+                        query: query.to_string(),
+                        reason: e.to_string(),
                     })
-                    .transpose()
-            };
+                })
+                .transpose()
+        };
         let f = &spec.fields;
         Ok(CompiledTarget {
             spec: spec.clone(),
@@ -241,7 +240,7 @@ impl CompiledTarget {
     }
 
     /// The compiled query of one field, if the target names it.
-    pub fn path(&self, k: FieldKind) -> Option<&JsonPath> {
+    pub fn path(&self, k: FieldKind) -> Option<&Query> {
         match k {
             FieldKind::ProductVersion => self.product_version.as_ref(),
             FieldKind::KubernetesVersion => self.kubernetes_version.as_ref(),
@@ -303,54 +302,9 @@ impl CompiledTarget {
     }
 }
 
-/// One node a query selected: where it is, for people and for machines, and its value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Located<'v> {
-    /// The location as users write field paths (`spec.cluster.addons[0].configVersion`).
-    pub field: String,
-    /// The same location as an RFC 6901 JSON pointer, taken from the JSONPath library's
-    /// normalized path: the only form used to read a value back (ratcheting), since keys may
-    /// contain `.`, `']` or `/` that the display form cannot carry unambiguously.
-    pub pointer: String,
-    pub value: &'v Value,
-}
-
 /// Every node a query selects, with its location.
-pub fn select<'v>(path: &JsonPath, value: &'v Value) -> Vec<Located<'v>> {
-    path.query_located(value)
-        .into_iter()
-        .map(|node| Located {
-            field: render_location(node.location()),
-            pointer: node.location().to_json_pointer(),
-            value: node.node(),
-        })
-        .collect()
-}
-
-fn render_location(loc: &serde_json_path::NormalizedPath<'_>) -> String {
-    let mut out = String::new();
-    for el in loc.iter() {
-        match el {
-            serde_json_path::PathElement::Name(name) => {
-                if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !name.is_empty() {
-                    if !out.is_empty() {
-                        out.push('.');
-                    }
-                    out.push_str(name);
-                } else {
-                    out.push_str("['");
-                    out.push_str(name);
-                    out.push_str("']");
-                }
-            }
-            serde_json_path::PathElement::Index(i) => {
-                out.push('[');
-                out.push_str(&i.to_string());
-                out.push(']');
-            }
-        }
-    }
-    out
+pub fn select<'v>(path: &Query, value: &'v Value) -> Vec<Located<'v>> {
+    path.select(value)
 }
 
 #[cfg(test)]
@@ -408,14 +362,10 @@ mod tests {
              "addonsList": [{"name": "istio", "enabled": false}, {"name": "traefik", "enabled": true}]},
         ]}});
         let kba = select(t.kba_ref.as_ref().unwrap(), &obj);
-        assert_eq!(
-            kba,
-            vec![Located {
-                field: "spec.addons[1].configVersion".to_string(),
-                pointer: "/spec/addons/1/configVersion".to_string(),
-                value: &json!("stable-1.20-4.4.0")
-            }]
-        );
+        assert_eq!(kba.len(), 1);
+        assert_eq!(kba[0].field(), "spec.addons[1].configVersion");
+        assert_eq!(kba[0].pointer(), "/spec/addons/1/configVersion");
+        assert_eq!(kba[0].value, &json!("stable-1.20-4.4.0"));
         let kommander = select(t.kommander_ref.as_ref().unwrap(), &obj);
         assert_eq!(kommander[0].value, &json!("stable-1.20-1.4.4"));
         let addons = select(t.enabled_addons.as_ref().unwrap(), &obj);
@@ -438,13 +388,13 @@ mod tests {
         let obj = json!({"metadata": {"annotations": {"catalog.kubeaddons.mesosphere.io/origin-repository-version": "stable-1.20-4.4.0"}}});
         let got = select(t.kba_ref.as_ref().unwrap(), &obj);
         assert_eq!(
-            got[0].field,
+            got[0].field(),
             "metadata.annotations['catalog.kubeaddons.mesosphere.io/origin-repository-version']"
         );
         assert_eq!(
-            got[0].pointer,
+            got[0].pointer(),
             "/metadata/annotations/catalog.kubeaddons.mesosphere.io~1origin-repository-version"
         );
-        assert_eq!(obj.pointer(&got[0].pointer), Some(got[0].value));
+        assert_eq!(obj.pointer(&got[0].pointer()), Some(got[0].value));
     }
 }

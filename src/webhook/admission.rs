@@ -2,19 +2,17 @@
 //!
 //! The request path makes no API calls: it reads the policy snapshot and the engine decides.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::admission::Operation;
 use thiserror::Error;
 
-use crate::api::object::engine_value;
 use crate::engine::policyset::PolicySet;
 use crate::engine::rules::{Rule, Severity};
 use crate::engine::{Context, Evaluation, Verdict};
 use crate::runtime::metrics::{Metrics, RuleLabels, VerdictLabels};
+use crate::webhook::wire::{Answer, EngineObject, Request, Review};
 
 /// Why a request could not be answered with an AdmissionReview (an HTTP 4xx).
 #[derive(Debug, Error)]
@@ -44,38 +42,35 @@ pub fn review(
     metrics: Option<&Metrics>,
 ) -> Result<(Vec<u8>, Decision), ReviewError> {
     let start = Instant::now();
-    let review: AdmissionReview<DynamicObject> =
-        serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
-    if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview" {
+    let review: Review = serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
+    if review.api_version != "admission.k8s.io/v1" || review.kind != "AdmissionReview" {
         return Err(ReviewError::WrongVersion {
-            api_version: review.types.api_version,
-            kind: review.types.kind,
+            api_version: review.api_version,
+            kind: review.kind,
         });
     }
-    let request: AdmissionRequest<DynamicObject> =
-        review.try_into().map_err(|_| ReviewError::NoRequest)?;
-    let span = tracing::info_span!(
-        "admission",
-        uid = %request.uid,
-        kind = %request.kind.kind,
-        namespace = request.namespace.as_deref().unwrap_or(""),
-        name = %request.name,
-        operation = ?request.operation,
-        dry_run = request.dry_run,
-        verdict = tracing::field::Empty,
-        duration_us = tracing::field::Empty,
-    );
+    let request = review.request.ok_or(ReviewError::NoRequest)?;
+    // One field at info level: the span is formatted for every review, and allowed reviews log
+    // nothing else at info. What identifies the object is on the events below.
+    let span = tracing::info_span!("admission", uid = %request.uid);
     let _enter = span.enter();
     let operation = operation_name(&request.operation);
-    let (response, decision) = decide(request, policies, ctx);
-    let encoded = serde_json::to_vec(&response.into_review()).map_err(ReviewError::Malformed)?;
+    let (encoded, decision) = decide(&request, policies, ctx);
+    let encoded = encoded.map_err(ReviewError::Malformed)?;
     let elapsed = start.elapsed();
-    span.record("verdict", decision.verdict);
-    span.record("duration_us", elapsed.as_micros() as u64);
+    let duration_us = elapsed.as_micros() as u64;
+    let namespace = request.namespace.as_deref().unwrap_or("");
     if decision.verdict == "denied" {
-        tracing::info!(violations = ?decision.violations, "denied");
+        tracing::info!(
+            kind = %request.kind.kind, namespace, name = %request.name, operation,
+            dry_run = request.dry_run, duration_us, violations = ?decision.violations, "denied"
+        );
     } else {
-        tracing::debug!(violations = ?decision.violations, "answered");
+        tracing::debug!(
+            kind = %request.kind.kind, namespace, name = %request.name, operation,
+            dry_run = request.dry_run, duration_us, verdict = decision.verdict,
+            violations = ?decision.violations, "answered"
+        );
     }
     if let Some(m) = metrics {
         m.admission_requests
@@ -107,30 +102,39 @@ fn operation_name(op: &Operation) -> &'static str {
 }
 
 fn decide(
-    request: AdmissionRequest<DynamicObject>,
+    request: &Request,
     policies: &PolicySet,
     ctx: &Context,
-) -> (AdmissionResponse, Decision) {
-    let response = AdmissionResponse::from(&request);
-    let pass = |verdict| Decision {
-        verdict,
-        violations: Vec::new(),
+) -> (Result<Vec<u8>, serde_json::Error>, Decision) {
+    let pass = |verdict| {
+        let answer = Answer {
+            uid: &request.uid,
+            allowed: true,
+            denial: None,
+            audit_annotations: &[],
+            warnings: Vec::new(),
+        };
+        let decision = Decision {
+            verdict,
+            violations: Vec::new(),
+        };
+        (serde_json::to_vec(&answer), decision)
     };
     // Deleting is how users get rid of unsupported clusters; status writes are the controller's.
     if matches!(request.operation, Operation::Delete | Operation::Connect)
         || request.sub_resource.is_some()
     {
-        return (response, pass("skipped"));
+        return pass("skipped");
     }
-    let Some(object) = request.object.map(|o| engine_value(o, None)) else {
-        return (response, pass("skipped"));
+    let Some(EngineObject(object)) = &request.object else {
+        return pass("skipped");
     };
     let old = match request.operation {
-        Operation::Update => request.old_object.map(|o| engine_value(o, None)),
+        Operation::Update => request.old_object.as_ref().map(|o| &o.0),
         _ => None,
     };
-    let Some(assessment) = policies.assess(&object, old.as_ref(), ctx) else {
-        return (response, pass("skipped"));
+    let Some(assessment) = policies.assess(object, old, ctx) else {
+        return pass("skipped");
     };
     let evaluation = assessment.evaluation;
     let decision = Decision {
@@ -141,76 +145,63 @@ fn decide(
             .map(|v| (v.rule, v.severity))
             .collect(),
     };
-    (
-        respond(
-            response,
-            &request.kind.kind,
-            request.namespace.as_deref(),
-            &request.name,
-            &evaluation,
-        ),
-        decision,
-    )
+    (respond(request, &evaluation), decision)
 }
 
-fn respond(
-    mut response: AdmissionResponse,
-    kind: &str,
-    namespace: Option<&str>,
-    name: &str,
-    e: &Evaluation,
-) -> AdmissionResponse {
+fn respond(request: &Request, e: &Evaluation) -> Result<Vec<u8>, serde_json::Error> {
     let warnings: Vec<String> = e
         .of(Severity::Warn)
         .map(|v| {
-            format!(
-                "[{}] {}{}",
-                v.rule.id(),
-                v.field
-                    .as_deref()
-                    .map(|f| format!("{f}: "))
-                    .unwrap_or_default(),
-                v.message
-            )
+            let mut w = format!("[{}] ", v.rule.id());
+            if let Some(f) = &v.field {
+                let _ = write!(w, "{f}: ");
+            }
+            w.push_str(&v.message);
+            w
         })
         .collect();
-    if !warnings.is_empty() {
-        response.warnings = Some(warnings);
+    // Each rule once, in the order found; a handful of rules, so a linear scan.
+    let mut rules = String::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for id in e.violations.iter().map(|v| v.rule.id()) {
+        if !seen.contains(&id) {
+            if !seen.is_empty() {
+                rules.push(',');
+            }
+            rules.push_str(id);
+            seen.push(id);
+        }
     }
-    // Each rule once, in the order found: a HashSet, since equal rules need not be adjacent.
-    let mut seen = std::collections::HashSet::new();
-    let rules: Vec<&str> = e
-        .violations
-        .iter()
-        .map(|v| v.rule.id())
-        .filter(|id| seen.insert(*id))
-        .collect();
-    let mut annotations = HashMap::new();
-    annotations.insert("verdict".to_string(), e.verdict.as_str().to_string());
-    if !rules.is_empty() {
-        annotations.insert("rules".to_string(), rules.join(","));
-    }
-    response.audit_annotations = annotations;
-    if e.verdict != Verdict::Denied {
-        return response;
-    }
-    let who = match namespace {
-        Some(ns) if !ns.is_empty() => format!("{kind} {ns}/{name}"),
-        _ => format!("{kind} {name}"),
+    let verdict = [("verdict", e.verdict.as_str()), ("rules", rules.as_str())];
+    let audit_annotations = if rules.is_empty() {
+        &verdict[..1]
+    } else {
+        &verdict[..]
     };
-    let mut message = format!("{who} violates the version support policy:");
-    for v in e.of(Severity::Deny) {
-        let field = v
-            .field
-            .as_deref()
-            .map(|f| format!("{f}: "))
-            .unwrap_or_default();
-        let _ = write!(message, "\n- [{}] {field}{}", v.rule.id(), v.message);
-    }
-    let mut response = response.deny(message);
-    response.result.code = 403;
-    response.result.reason = "Forbidden".to_string();
-    response
+    let denial = (e.verdict == Verdict::Denied).then(|| {
+        let kind = &request.kind.kind;
+        let name = &request.name;
+        let mut message = match request.namespace.as_deref() {
+            Some(ns) if !ns.is_empty() => format!("{kind} {ns}/{name}"),
+            _ => format!("{kind} {name}"),
+        };
+        message.push_str(" violates the version support policy:");
+        for v in e.of(Severity::Deny) {
+            let _ = write!(message, "\n- [{}] ", v.rule.id());
+            if let Some(f) = &v.field {
+                let _ = write!(message, "{f}: ");
+            }
+            message.push_str(&v.message);
+        }
+        (403, "Forbidden", message)
+    });
+    serde_json::to_vec(&Answer {
+        uid: &request.uid,
+        allowed: denial.is_none(),
+        denial,
+        audit_annotations,
+        warnings,
+    })
 }
 
 fn severity_name(s: Severity) -> &'static str {

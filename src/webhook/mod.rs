@@ -10,3 +10,4 @@ pub mod scope;
 pub mod selfcerts;
 pub mod server;
 pub mod tls;
+pub mod wire;

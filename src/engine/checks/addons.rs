@@ -55,10 +55,25 @@ fn check_experimental(
     addons: &[(Located, &str)],
 ) {
     let policy = s.policy;
-    let experimental = experimental_names(policy, s, release);
+    // Built on the first name that could be experimental at all, not for every cluster.
+    let mut experimental: Option<BTreeSet<&str>> = None;
     let mut production: Option<bool> = None;
     for (at, name) in addons {
-        if !experimental.contains(name.trim().to_ascii_lowercase().as_str()) {
+        let key = name.trim();
+        let lower;
+        let key = if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = key.to_ascii_lowercase();
+            lower.as_str()
+        } else {
+            key
+        };
+        let is_experimental = match release {
+            Some(r) => r.experimental_addons.contains(key),
+            None => experimental
+                .get_or_insert_with(|| experimental_names(policy, s, release))
+                .contains(key),
+        };
+        if !is_experimental {
             continue;
         }
         let in_production =
@@ -81,6 +96,9 @@ pub(crate) fn check_range(s: &mut Scope, out: &mut Out, hosting: Option<&Version
     let min = min.and_then(|at| out.bound(&at, "1.16.0").map(|b| (at, b)));
     let max = max.and_then(|at| out.bound(&at, "1.16.0").map(|b| (at, b)));
     let Some(k) = hosting else { return };
+    if min.is_none() && max.is_none() {
+        return;
+    }
     let name = s
         .object
         .pointer("/metadata/name")

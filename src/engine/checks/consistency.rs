@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::engine::checks::Scope;
+use crate::engine::checks::{Scope, Selected};
 use crate::engine::collect::{Out, is_set};
 use crate::engine::messages;
 use crate::engine::policy::Policy;
@@ -16,10 +16,13 @@ use crate::engine::version::Version;
 /// Every further product version in the object (`versions`: every set value of the target's
 /// query) must equal the first, which the other rules judge; each one that does not is reported
 /// where it stands.
-pub(crate) fn check_within(s: &Scope, out: &mut Out, versions: &[Located]) {
-    let [first, rest @ ..] = versions else {
+pub(crate) fn check_within(s: &Scope, out: &mut Out, versions: &Selected) {
+    let (Some(first), rest) = (versions.first(), versions.rest()) else {
         return;
     };
+    if rest.is_empty() {
+        return;
+    }
     let parse = |v: &Value| v.as_str()?.parse::<Version>().ok();
     let Some(reference) = parse(first.value) else {
         return; // version-invalid speaks for it
@@ -31,7 +34,7 @@ pub(crate) fn check_within(s: &Scope, out: &mut Out, versions: &[Located]) {
             continue;
         };
         if v != reference {
-            let there = format!("`{}`", first.field);
+            let there = format!("`{}`", first.field());
             let msg = messages::version_mismatch(product, &v, &there, &reference);
             out.push(Rule::KonvoyVersionMismatch, Severity::Deny, at, msg);
         }
@@ -69,7 +72,7 @@ pub(crate) fn check_paired(
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let where_ = format!("{kind} {name} (`{}`)", there_at.field);
+    let where_ = format!("{kind} {name} (`{}`)", there_at.field());
     let msg = messages::version_mismatch(&policy.product_name, &here, &where_, &there);
     out.push(Rule::KonvoyVersionMismatch, Severity::Deny, &at, msg);
 }

@@ -1,7 +1,7 @@
 //! The cluster's Kubernetes version: inside its product release's range, and GA.
 
 use crate::engine::checks::Scope;
-use crate::engine::collect::Out;
+use crate::engine::collect::{Lazy, Out};
 use crate::engine::fix::{self, Suggested};
 use crate::engine::messages::{self, KubernetesFix};
 use crate::engine::policy::Release;
@@ -18,7 +18,7 @@ pub(crate) fn check(s: &mut Scope, out: &mut Out, release: Option<&Release>) -> 
         return s.ctx.hosting_kubernetes.clone();
     }
     let at = s.first(FieldKind::KubernetesVersion)?;
-    let what = format!("the {}", messages::KUBERNETES_VERSION);
+    let what = Lazy(|| format!("the {}", messages::KUBERNETES_VERSION));
     let k = out.version(&at, &what, "1.20.13")?;
     let suggested = plan(s, &at, &k);
     if let Some(r) = release
@@ -65,7 +65,7 @@ fn plan(s: &mut Scope, at: &Located, k: &Version) -> Suggested {
 fn instruction(s: &Scope, at: &Located, k: &Version, suggested: &Suggested) -> String {
     let target = s.plan.release;
     let fix = KubernetesFix {
-        field: &at.field,
+        field: &at.field(),
         product: &s.policy.product_name,
         moved_to: target
             .filter(|_| s.plan.moves_release)

@@ -10,13 +10,15 @@ mod product;
 mod refs;
 mod upgrades;
 
+use std::ops::ControlFlow;
+
 use serde_json::Value;
 
 use crate::engine::collect::{Out, is_set};
 use crate::engine::evaluate::Context;
 use crate::engine::fix::{Change, Plan};
 use crate::engine::policy::Policy;
-use crate::engine::targets::{CompiledTarget, FieldKind, FieldMask, Located, select};
+use crate::engine::targets::{CompiledTarget, FieldKind, FieldMask, Located};
 
 /// One object under one target of one policy.
 pub(crate) struct Scope<'a> {
@@ -33,10 +35,7 @@ pub(crate) struct Scope<'a> {
 impl<'a> Scope<'a> {
     /// The first set value of a field.
     pub fn first(&mut self, k: FieldKind) -> Option<Located<'a>> {
-        let path = self.target.path(k)?;
-        let found = select(path, self.object)
-            .into_iter()
-            .find(|l| is_set(l.value));
+        let found = self.target.path(k)?.first_where(self.object, is_set);
         if found.is_some() {
             self.resolved.insert(k);
         }
@@ -44,18 +43,60 @@ impl<'a> Scope<'a> {
     }
 
     /// Every set value of a field.
-    pub fn all(&mut self, k: FieldKind) -> Vec<Located<'a>> {
+    pub fn all(&mut self, k: FieldKind) -> Selected<'a> {
+        let mut found = Selected::default();
         let Some(path) = self.target.path(k) else {
-            return Vec::new();
+            return found;
         };
-        let found: Vec<_> = select(path, self.object)
-            .into_iter()
-            .filter(|l| is_set(l.value))
-            .collect();
+        let _ = path.visit(self.object, &mut |l| {
+            if is_set(l.value) {
+                found.push(l);
+            }
+            ControlFlow::Continue(())
+        });
         if !found.is_empty() {
             self.resolved.insert(k);
         }
         found
+    }
+}
+
+/// The set values of a field in document order; one (the usual case) takes no allocation.
+#[derive(Debug, Default)]
+pub(crate) struct Selected<'a> {
+    first: Option<Located<'a>>,
+    rest: Vec<Located<'a>>,
+}
+
+impl<'a> Selected<'a> {
+    fn push(&mut self, l: Located<'a>) {
+        match self.first {
+            None => self.first = Some(l),
+            Some(_) => self.rest.push(l),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    pub fn first(&self) -> Option<&Located<'a>> {
+        self.first.as_ref()
+    }
+
+    /// Every value after the first.
+    pub fn rest(&self) -> &[Located<'a>] {
+        &self.rest
+    }
+}
+
+impl<'a> IntoIterator for Selected<'a> {
+    type Item = Located<'a>;
+    type IntoIter =
+        std::iter::Chain<std::option::IntoIter<Located<'a>>, std::vec::IntoIter<Located<'a>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The product (Konvoy) version: its place in the support window, and pre-releases.
 
 use crate::engine::checks::Scope;
-use crate::engine::collect::Out;
+use crate::engine::collect::{Lazy, Out};
 use crate::engine::evaluate::Context;
 use crate::engine::fix;
 use crate::engine::messages;
@@ -19,7 +19,7 @@ pub(crate) fn check<'a>(
 ) -> Option<&'a Release> {
     let at = at?;
     let product = &s.policy.product_name;
-    let what = format!("the {}", messages::product_version(product));
+    let what = Lazy(|| format!("the {}", messages::product_version(product)));
     let v = out.version(at, &what, "v1.8.5")?;
     plan_release(s, at, &v);
     let moved_to = s.plan.release.filter(|_| s.plan.moves_release);
@@ -63,10 +63,17 @@ fn window<'p>(
 ) -> Option<&'p Release> {
     let product = policy.product_name.as_str();
     let today = ctx.today;
+    let support = policy
+        .release(v.minor())
+        .map(|r| (r, policy.support_of(r, today)));
+    // The usual case says nothing, so builds no text.
+    if let Some((release, ReleaseSupport::Supported)) = support {
+        return Some(release);
+    }
     let supported = policy.supported(today);
     let supported_text = messages::minors_list(&supported);
     let window = policy.window_text(today);
-    let Some(release) = policy.release(v.minor()) else {
+    let Some((release, support)) = support else {
         let known = policy
             .releases()
             .iter()
@@ -80,7 +87,7 @@ fn window<'p>(
     };
     let upgrade_to = supported.iter().rev().find(|m| **m > v.minor()).copied();
     let upgrade = messages::upgrade_hint(upgrade_to, supported.first().copied());
-    let (rule, severity, msg) = match policy.support_of(release, today) {
+    let (rule, severity, msg) = match support {
         ReleaseSupport::Supported => return Some(release),
         ReleaseSupport::OldestInWindow => {
             let next = supported.iter().rev().nth(1).copied();
