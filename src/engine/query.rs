@@ -466,6 +466,12 @@ impl Parser<'_> {
 
     /// ASCII member-name shorthand; non-ASCII names take the full path.
     fn shorthand(&mut self) -> Option<String> {
+        self.name_ending(|c| matches!(c, None | Some(b'.' | b'[')))
+    }
+
+    /// An ASCII name (a letter or `_`, then letters, digits or `_`) followed by something
+    /// `ends` accepts; `None` otherwise.
+    fn name_ending(&mut self, ends: impl Fn(Option<u8>) -> bool) -> Option<String> {
         let start = self.i;
         match self.peek()? {
             c if c.is_ascii_alphabetic() || c == b'_' => self.i += 1,
@@ -474,9 +480,8 @@ impl Parser<'_> {
         while matches!(self.peek(), Some(c) if c.is_ascii_alphanumeric() || c == b'_') {
             self.i += 1;
         }
-        match self.peek() {
-            None | Some(b'.' | b'[') => {}
-            _ => return None,
+        if !ends(self.peek()) {
+            return None;
         }
         std::str::from_utf8(&self.s[start..self.i])
             .ok()
@@ -604,21 +609,12 @@ impl Parser<'_> {
     /// A shorthand name inside a filter, where it may also end at blank space, `,`, `)`, `]`
     /// or `=`.
     fn rel_shorthand(&mut self) -> Option<String> {
-        let start = self.i;
-        match self.peek()? {
-            c if c.is_ascii_alphabetic() || c == b'_' => self.i += 1,
-            _ => return None,
-        }
-        while matches!(self.peek(), Some(c) if c.is_ascii_alphanumeric() || c == b'_') {
-            self.i += 1;
-        }
-        match self.peek() {
-            Some(b'.' | b'[' | b' ' | b'\t' | b'\n' | b'\r' | b',' | b')' | b']' | b'=') => {}
-            _ => return None,
-        }
-        std::str::from_utf8(&self.s[start..self.i])
-            .ok()
-            .map(str::to_string)
+        self.name_ending(|c| {
+            matches!(
+                c,
+                Some(b'.' | b'[' | b' ' | b'\t' | b'\n' | b'\r' | b',' | b')' | b']' | b'=')
+            )
+        })
     }
 }
 
