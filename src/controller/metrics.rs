@@ -148,7 +148,8 @@ fn earliest(
 }
 
 /// Per policy, the first day after `today` on which a SupportException stops covering an object
-/// that the policy denies (its own verdict, before exceptions): from the reconciles' records.
+/// that the policy does not allow: from the reconciles' records. A policy whose every denial is
+/// excepted counts the object as warned, and denies it again on that day.
 pub fn exception_expiries<'a>(
     seen: impl Iterator<Item = &'a Seen>,
     exceptions: &ExceptionSet,
@@ -170,7 +171,7 @@ pub fn exception_expiries<'a>(
         else {
             continue;
         };
-        for (policy, _) in s.per_policy.iter().filter(|(_, v)| *v == Verdict::Denied) {
+        for (policy, _) in s.per_policy.iter().filter(|(_, v)| *v != Verdict::Allowed) {
             let e = out.entry(policy.clone()).or_insert(day);
             *e = (*e).min(day);
         }
@@ -335,13 +336,15 @@ mod tests {
             .filter_map(|s| s.compiled.clone().ok())
             .collect(),
         );
-        use Verdict::{Allowed, Denied};
+        use Verdict::{Allowed, Denied, Warned};
         let seen = [
             seen(&["supportgate/late"], &[("p", Denied), ("q", Allowed)]),
             seen(&["supportgate/soon"], &[("p", Denied)]),
             // Expired today: it changes nothing any more.
             seen(&["supportgate/gone"], &[("r", Denied)]),
             seen(&["supportgate/late"], &[("s", Denied)]),
+            // Every denial excepted: the policy counts it as warned until the exception ends.
+            seen(&["supportgate/late"], &[("w", Warned)]),
             // Not excepted at all.
             seen(&[], &[("t", Denied)]),
         ];
@@ -349,6 +352,7 @@ mod tests {
         let want: BTreeMap<String, jiff::civil::Date> = [
             ("p".to_string(), date(2027, 1, 10)),
             ("s".to_string(), date(2027, 1, 31)),
+            ("w".to_string(), date(2027, 1, 31)),
         ]
         .into();
         assert_eq!(got, want);
