@@ -1,5 +1,6 @@
 //! Which targeted kinds exist, from their CRDs: a kind whose CRD appears later is picked up, one
-//! whose CRD goes away (or whose schema changes the sink) is stopped. Also where each kind's
+//! whose CRD goes away (or whose schema changes the sink, or whose targets read other fields) is
+//! restarted or stopped. Also where each kind's
 //! verdicts go, decided from its schema.
 
 use std::collections::HashMap;
@@ -13,8 +14,10 @@ use kube::runtime::reflector::Store;
 use tokio::task::JoinHandle;
 
 use crate::controller::Session;
+use crate::controller::cache::keep_for;
 use crate::controller::reconcile::run_kind;
 use crate::engine::policyset::PolicySet;
+use crate::engine::projection::Keep;
 use crate::engine::targets::CompiledTarget;
 
 /// (group, version, kind)
@@ -36,10 +39,12 @@ pub struct Kind {
     pub ar: ApiResource,
     pub namespaced: bool,
     pub sink: Sink,
+    /// What the cache keeps of each object: a policy change that reads more restarts the kind.
+    pub keep: Keep,
 }
 
 /// The controllers running, one per kind.
-pub type Running = HashMap<KindKey, (Sink, JoinHandle<()>)>;
+pub type Running = HashMap<KindKey, (Kind, JoinHandle<()>)>;
 
 /// Decides from a CRD version's schema whether a `Supported` condition can be written safely.
 pub fn sink_for(crd: &CustomResourceDefinition, version: &str) -> Sink {
@@ -96,8 +101,10 @@ pub fn wanted_kinds(
             continue;
         };
         let gvk = GroupVersionKind::gvk(&t.spec.api_group, &version, &t.spec.kind);
+        let ar = ApiResource::from_gvk_with_plural(&gvk, &crd.spec.names.plural);
         let kind = Kind {
-            ar: ApiResource::from_gvk_with_plural(&gvk, &crd.spec.names.plural),
+            keep: keep_for(policies, &ar),
+            ar,
             namespaced: crd.spec.scope == "Namespaced",
             sink: sink_for(crd, &version),
         };
@@ -141,8 +148,8 @@ pub(crate) fn reconcile_kinds(
 ) {
     let policies = session.shared.policies.load_full();
     let wanted = wanted_kinds(&policies, &crds.state());
-    running.retain(|key, (sink, handle)| {
-        let keep = wanted.get(key).is_some_and(|k| &k.sink == sink);
+    running.retain(|key, (kind, handle)| {
+        let keep = wanted.get(key) == Some(kind);
         if !keep {
             tracing::info!(kind = %key.2, group = %key.0, "stopping the controller for a kind that is gone or changed");
             handle.abort();
@@ -160,9 +167,8 @@ pub(crate) fn reconcile_kinds(
             continue;
         }
         tracing::info!(kind = %key.2, group = %key.0, version = %key.1, sink = ?kind.sink, "watching a targeted kind");
-        let sink = kind.sink.clone();
-        let handle = tokio::spawn(run_kind(session.clone(), key.clone(), kind));
-        running.insert(key, (sink, handle));
+        let handle = tokio::spawn(run_kind(session.clone(), key.clone(), kind.clone()));
+        running.insert(key, (kind, handle));
     }
 }
 

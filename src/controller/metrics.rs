@@ -305,6 +305,7 @@ mod tests {
 
     fn seen(excepted_by: &[&str], per_policy: &[(&str, Verdict)]) -> Seen {
         Seen {
+            epoch: 0,
             display: "ns/o (KonvoyCluster)".into(),
             merged: Verdict::Warned,
             per_policy: per_policy

@@ -7,16 +7,21 @@
 //! transition instead of polling.
 //!
 //! - `discovery`: which kinds to watch and where their verdicts go (the sink);
+//! - `cache`: what of each watched object is kept between reconciles;
 //! - `reconcile`: the I/O of one reconcile: gather inputs, evaluate, apply effects;
 //! - `plan`: pure; from the last verdict, the evaluation and the sink, the effects;
 //! - `condition`: the `Supported` condition and its transitions;
 //! - `report`: PolicyReports, written and read back;
 //! - `status`: the SupportPolicies' status;
+//! - `summary`: one event on a policy when a change flips objects;
 //! - `metrics`: the fleet and policy gauges, from the recorded verdicts;
+//! - `events`: events, published without kube's six-minute cache;
 //! - `leader`: leader election.
 
+pub mod cache;
 pub mod condition;
 pub mod discovery;
+pub mod events;
 pub mod exception_status;
 pub mod leader;
 pub mod metrics;
@@ -24,6 +29,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod report;
 pub mod status;
+pub mod summary;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -33,7 +39,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::WatchStreamExt;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
@@ -85,13 +91,15 @@ pub(crate) struct Session {
     client: Client,
     shared: Arc<Shared>,
     cfg: ControllerConfig,
-    recorder: Recorder,
+    events: events::Publisher,
     stores: Mutex<BTreeMap<KindKey, (ApiResource, Store<DynamicObject>)>>,
     /// The last condition per object: spots transitions, and is the only record of the verdict
     /// for kinds without conditions until their PolicyReport has been read.
     last: Mutex<HashMap<String, Condition>>,
     /// Each object's latest verdicts, merged and per policy, for the policies' status counts.
     seen: Mutex<HashMap<String, Seen>>,
+    /// Verdicts flipped by a change to the policies or exceptions, not yet summarised.
+    flips: Mutex<summary::Pending>,
     /// Targeted kinds the API server refuses to let this account list or watch (403), with its
     /// message: shown in the targeting policies' `KindsWatched` condition.
     forbidden: Mutex<BTreeMap<KindKey, String>>,
@@ -147,13 +155,14 @@ async fn run_session(client: Client, shared: Arc<Shared>, cfg: ControllerConfig)
         instance: Some(cfg.instance.clone()),
     };
     let session = Arc::new(Session {
-        recorder: Recorder::new(client.clone(), reporter),
+        events: events::Publisher::new(client.clone(), reporter),
         client: client.clone(),
         shared,
         cfg,
         stores: Mutex::new(BTreeMap::new()),
         last: Mutex::new(HashMap::new()),
         seen: Mutex::new(HashMap::new()),
+        flips: Mutex::new(summary::Pending::default()),
         forbidden: Mutex::new(BTreeMap::new()),
         dirty: Notify::new(),
     });

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tracing::instrument;
 
 use crate::api::object::engine_value;
+use crate::controller::cache::project;
 use crate::controller::condition::CONDITION_TYPE;
 use crate::controller::discovery::{Kind, KindKey, Sink};
 use crate::controller::metrics::{fleet_labels, object_support_labels};
@@ -41,8 +42,8 @@ pub(crate) struct KindCtx {
 /// Runs the kube-runtime controller of one kind until aborted.
 pub(crate) async fn run_kind(session: Arc<Session>, key: KindKey, kind: Kind) {
     let api = Api::<DynamicObject>::all_with(session.client.clone(), &kind.ar);
-    // managedFields are most of an object that server-side apply has touched, and the engine
-    // never reads them: drop them before they reach the cache.
+    // Only what a reconcile reads reaches the cache (see `cache`).
+    let keep = kind.keep.clone();
     let writer = reflector::store::Writer::new(kind.ar.clone());
     let reader = writer.as_reader();
     // A deleted object is never reconciled: wake the status pass so that the policies' counts
@@ -54,7 +55,7 @@ pub(crate) async fn run_kind(session: Arc<Session>, key: KindKey, kind: Kind) {
     let objects = watcher::watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .inspect(move |ev| note_access(&access.0, &access.1, ev))
-        .modify(|o: &mut DynamicObject| o.managed_fields_mut().clear())
+        .modify(move |o: &mut DynamicObject| project(&keep, o))
         .reflect(writer)
         .inspect(move |ev| {
             if let Ok(watcher::Event::Delete(_)) = ev {
@@ -154,13 +155,17 @@ pub(crate) fn object_key(ar: &ApiResource, obj: &DynamicObject) -> String {
 async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<KindCtx>) -> Result<Action, ControllerError> {
     let started = Instant::now();
     let s = &ctx.session;
+    // Read before the policies: a verdict is never recorded as newer than what it was made under.
+    let epoch = *s.shared.policy_changes.borrow();
     let policies = s.shared.policies.load_full();
     let per_object = s.cfg.object_metrics;
+    let key = object_key(&ctx.ar, &obj);
     let Some(verdicts) = evaluate(&policies, &obj, &ctx.ar, &s.shared.context(), per_object) else {
+        // No policy targets it any more: the policies' counts must not either.
+        forget(s, &key);
         return Ok(Action::await_change());
     };
     tracing::Span::current().record("verdict", verdicts.merged.verdict.as_str());
-    let key = object_key(&ctx.ar, &obj);
     let previous = previous(&ctx, &obj, &key).await?;
     let effects = plan::plan(&plan::Input {
         evaluation: &verdicts.merged,
@@ -185,7 +190,7 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<KindCtx>) -> Result<Action,
         &verdicts.merged,
         today_utc(),
     );
-    remember(&ctx, &obj, key, verdicts, &effects);
+    remember(&ctx, &obj, key, verdicts, &effects, epoch);
     s.shared
         .metrics
         .reconcile_duration
@@ -343,7 +348,7 @@ async fn publish(ctx: &KindCtx, obj: &DynamicObject, note: &Note) {
         secondary: None,
     };
     let reference = obj.object_ref(&ctx.ar);
-    if let Err(e) = ctx.session.recorder.publish(&ev, &reference).await {
+    if let Err(e) = ctx.session.events.publish(&ev, &reference).await {
         tracing::warn!(error = %e, reason = note.reason, "publishing an event failed");
     }
 }
@@ -355,6 +360,7 @@ fn remember(
     key: String,
     verdicts: Verdicts,
     effects: &Effects,
+    epoch: u64,
 ) {
     let s = &ctx.session;
     let display = match obj.namespace().filter(|_| ctx.namespaced) {
@@ -376,16 +382,34 @@ fn remember(
         resolved: verdicts.resolved,
         fleet: fleet_labels(&ctx.ar, obj, verdict, &effects.condition.reason),
         support: verdicts.support,
+        epoch,
     };
     let seen_changed = s
         .seen
         .lock()
-        .map(|mut m| m.insert(key.clone(), seen.clone()) != Some(seen))
+        .map(|mut m| {
+            let old = m.insert(key.clone(), seen.clone());
+            if let (Some(old), Ok(mut flips)) = (&old, s.flips.lock()) {
+                flips.record(Some((old.epoch, &old.per_policy)), epoch, &seen.per_policy);
+            }
+            old != Some(seen)
+        })
         .unwrap_or(false);
     if let Ok(mut last) = s.last.lock() {
         last.insert(key, effects.condition.clone());
     }
     if effects.changed() || seen_changed {
+        s.dirty.notify_one();
+    }
+}
+
+/// Drops what was recorded about an object no policy targets any more.
+fn forget(s: &Session, key: &str) {
+    let removed = s.seen.lock().is_ok_and(|mut m| m.remove(key).is_some());
+    if let Ok(mut last) = s.last.lock() {
+        last.remove(key);
+    }
+    if removed {
         s.dirty.notify_one();
     }
 }

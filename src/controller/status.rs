@@ -19,6 +19,7 @@ use crate::controller::Session;
 use crate::controller::condition::status_condition;
 use crate::controller::discovery::KindKey;
 use crate::controller::metrics::{exception_expiries, policy_view, publish_fleet};
+use crate::controller::summary;
 use crate::engine::Verdict;
 use crate::engine::coverage::{TargetCoverage, unresolved_fields};
 use crate::engine::policy::Policy;
@@ -43,6 +44,8 @@ pub struct Seen {
     pub support: Option<ObjectSupportLabels>,
     /// The SupportExceptions (`namespace/name`) that cover it.
     pub excepted_by: Vec<String>,
+    /// The `Shared::policy_changes` epoch of the policies and exceptions it was evaluated under.
+    pub epoch: u64,
 }
 
 /// A policy's objects by verdict.
@@ -79,6 +82,7 @@ pub(crate) async fn policy_status_loop(session: Arc<Session>) {
         // are read from what the reconciles recorded, never recomputed here.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let tallies = tally(&session);
+        let flips = converged_flips(&session);
         crate::controller::exception_status::write_all(&session, &mut exceptions_written).await;
         let today = today_utc();
         let forbidden = session
@@ -118,6 +122,26 @@ pub(crate) async fn policy_status_loop(session: Arc<Session>) {
             })
             .collect();
         session.shared.metrics.observed.set_policies(views);
+        let epoch = *session.shared.policy_changes.borrow();
+        for (policy, f) in flips {
+            if let Some(source) = sources.iter().find(|s| s.object.name_any() == policy) {
+                let type_ = if f.denied > 0 {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                };
+                let (reason, action) = (summary::REASON, "Evaluate");
+                publish_on_policy(
+                    &session,
+                    &source.object,
+                    type_,
+                    reason,
+                    action,
+                    f.note(epoch),
+                )
+                .await;
+            }
+        }
         for (source, status) in sources.iter().zip(statuses) {
             let name = source.object.name_any();
             if written.get(&name) == Some(&status) {
@@ -151,14 +175,26 @@ pub(crate) async fn policy_status_loop(session: Arc<Session>) {
 
 /// An event on a SupportPolicy (cluster-scoped: recorded in the `default` namespace).
 async fn policy_event(session: &Session, sp: &SupportPolicy, reason: &str, note: String) {
+    let action = "CompareWithEmbeddedDefault";
+    publish_on_policy(session, sp, EventType::Normal, reason, action, note).await;
+}
+
+async fn publish_on_policy(
+    session: &Session,
+    sp: &SupportPolicy,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
     let ev = KubeEvent {
-        type_: EventType::Normal,
+        type_,
         reason: reason.into(),
         note: Some(note),
-        action: "CompareWithEmbeddedDefault".into(),
+        action: action.into(),
         secondary: None,
     };
-    if let Err(e) = session.recorder.publish(&ev, &sp.object_ref(&())).await {
+    if let Err(e) = session.events.publish(&ev, &sp.object_ref(&())).await {
         tracing::warn!(error = %e, reason, "publishing an event on a SupportPolicy failed");
     }
 }
@@ -173,6 +209,15 @@ async fn write_status(
     let pp = PatchParams::apply(&session.cfg.field_manager).force();
     api.patch_status(name, &pp, &Patch::Apply(&body)).await?;
     Ok(())
+}
+
+/// The flips to summarise, once every object carries a verdict from the current epoch.
+fn converged_flips(session: &Session) -> std::collections::BTreeMap<String, summary::Flips> {
+    let current = *session.shared.policy_changes.borrow();
+    let (Ok(seen), Ok(mut flips)) = (session.seen.lock(), session.flips.lock()) else {
+        return Default::default();
+    };
+    flips.take_if_converged(seen.values().map(|s| s.epoch), current)
 }
 
 /// Per-policy tallies over the objects still in the caches, and the fleet gauges from the same

@@ -19,6 +19,7 @@ mod jsonpath_functions;
 pub mod messages;
 pub mod policy;
 pub mod policyset;
+pub mod projection;
 pub mod query;
 mod ratchet;
 pub mod rules;

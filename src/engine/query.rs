@@ -18,6 +18,7 @@ use serde_json::Value;
 use serde_json_path::{JsonPath, ParseError, PathElement};
 
 use crate::engine::jsonpath_functions::{match_regex, search_regex};
+use crate::engine::projection::Keep;
 
 /// Steps a walk may have, so that a location fits on the stack; deeper queries take the full path.
 const MAX_STEPS: usize = 10;
@@ -104,6 +105,31 @@ impl Query {
             ControlFlow::Continue(())
         });
         found
+    }
+}
+
+impl Query {
+    /// Marks in `keep` what this query can read: the member names it walks down, then the
+    /// whole subtree from its first step that is not a name (an index, a wildcard or a filter,
+    /// whose operands lie inside that subtree). A query that is not a plain walk may read
+    /// anything.
+    pub fn mark_read(&self, keep: &mut Keep) {
+        match &self.plain {
+            Some(w) => mark(&w.steps, keep),
+            None => keep.set_all(),
+        }
+    }
+}
+
+fn mark(steps: &[Step], keep: &mut Keep) {
+    match steps.split_first() {
+        Some((Step::Name(n), rest)) => mark(rest, keep.path(&[n])),
+        Some((Step::Names(names), rest)) => {
+            for n in names {
+                mark(rest, keep.path(&[n]));
+            }
+        }
+        _ => keep.set_all(),
     }
 }
 
