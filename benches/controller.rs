@@ -6,21 +6,27 @@
 //! - the time until supportgate has put a `Supported` condition on all N (cold start), and the
 //!   time until all N carry the new verdict after a policy change (Konvoy 1.9 released);
 //! - the peak RSS of the supportgate process (VmHWM) with all N watched.
+//!
+//! With `SG_BENCH_CONTROLLER_BASELINE=<path to another supportgate binary>`, that build runs
+//! first on the same API server, and the bench prints this build's ratios to it.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
 use kube::Api;
-use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::api::{
+    DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::core::ApiResource;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
-use support::ControlPlane;
 use support::operator::{CertFiles, Operator};
+use support::{ControlPlane, free_port};
 use supportgate::engine::policy::DEFAULT_POLICY_YAML;
 
 const IN_FLIGHT: usize = 16;
@@ -98,28 +104,54 @@ fn policy_with_19() -> String {
     )
 }
 
-async fn run(cp: &ControlPlane, n: usize) {
-    let ns = format!("bench-{n}");
-    cp.create_namespace(&ns);
-    let client = cp.client().await;
-    let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &ar());
-    let api = Arc::new(api);
+/// A build of supportgate to measure: this one, or a baseline build named by
+/// `SG_BENCH_CONTROLLER_BASELINE` (a binary path), run first against the same API server.
+struct Build {
+    label: String,
+    bin: PathBuf,
+}
 
+fn builds() -> Vec<Build> {
+    let mut out = Vec::new();
+    if let Some(bin) = std::env::var_os("SG_BENCH_CONTROLLER_BASELINE") {
+        out.push(Build {
+            label: format!("baseline ({})", PathBuf::from(&bin).display()),
+            bin: bin.into(),
+        });
+    }
+    out.push(Build {
+        label: "this build".into(),
+        bin: env!("CARGO_BIN_EXE_supportgate").into(),
+    });
+    out
+}
+
+/// What one build did with `n` objects.
+struct Figures {
+    raw: f64,
+    cold: f64,
+    changed: f64,
+    rss_cold: f64,
+    rss: f64,
+}
+
+async fn create_all(api: &Arc<Api<DynamicObject>>, ns: &str, n: usize) -> Duration {
     let start = Instant::now();
     stream::iter(0..n)
         .for_each_concurrent(IN_FLIGHT, |i| {
             let api = api.clone();
-            let ns = ns.clone();
             async move {
-                api.create(&PostParams::default(), &cluster(&ns, i))
+                api.create(&PostParams::default(), &cluster(ns, i))
                     .await
                     .expect("create");
             }
         })
         .await;
-    let created = start.elapsed();
+    start.elapsed()
+}
 
-    // Baseline: N plain status patches at the same concurrency.
+/// Baseline: N plain status patches at the same concurrency.
+async fn raw_patches(api: &Arc<Api<DynamicObject>>, n: usize) -> Duration {
     let start = Instant::now();
     stream::iter(0..n)
         .for_each_concurrent(IN_FLIGHT, |i| {
@@ -136,11 +168,23 @@ async fn run(cp: &ControlPlane, n: usize) {
             }
         })
         .await;
-    let raw = start.elapsed();
+    start.elapsed()
+}
+
+async fn run(cp: &ControlPlane, n: usize, build: &Build) -> Figures {
+    let ns = format!("bench-{n}");
+    cp.create_namespace(&ns);
+    let client = cp.client().await;
+    let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &ar());
+    let api = Arc::new(api);
+    let created = create_all(&api, &ns, n).await;
+    let raw = raw_patches(&api, n).await;
 
     cp.kubectl_ok(&["apply", "-f", "-"], Some(DEFAULT_POLICY_YAML));
     let certs = CertFiles::new();
-    let mut op = Operator::start(cp, &certs, &["--no-leader-election"]);
+    let extra = ["--no-leader-election"];
+    let mut op =
+        Operator::start_binary(cp, &build.bin, &cp.kubeconfig, &certs, free_port(), &extra);
     op.wait_ready().await;
     let pid = op.child.id();
     let limit = Duration::from_secs(60 + n as u64 / 20);
@@ -150,11 +194,15 @@ async fn run(cp: &ControlPlane, n: usize) {
     cp.kubectl_ok(&["apply", "-f", "-"], Some(&policy_with_19()));
     let changed = wait_all(&api, n, "KonvoyUnsupported", limit).await;
     let rss = peak_rss_mib(pid);
-    cp.kubectl_ok(&["apply", "-f", "-"], Some(DEFAULT_POLICY_YAML));
     drop(op);
+    cp.kubectl_ok(&["apply", "-f", "-"], Some(DEFAULT_POLICY_YAML));
+    // The next build starts from objects that carry no verdict.
+    api.delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await
+        .expect("delete the objects");
 
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
-    println!("objects: {n}");
+    println!("objects: {n}, {}", build.label);
     println!(
         "  create {n} KonvoyClusters ({IN_FLIGHT} in flight):   {:>8.2} s  {:>8.0} /s",
         created.as_secs_f64(),
@@ -179,6 +227,25 @@ async fn run(cp: &ControlPlane, n: usize) {
     );
     println!(
         "  supportgate peak RSS: {rss_cold:.1} MiB after the cold start, {rss:.1} MiB after the change"
+    );
+    Figures {
+        raw: rate(raw),
+        cold: rate(cold),
+        changed: rate(changed),
+        rss_cold,
+        rss,
+    }
+}
+
+fn compare(n: usize, base: &Figures, this: &Figures) {
+    println!("objects: {n}, this build / baseline (same run)");
+    println!(
+        "  cold start {:.2}x, after a change {:.2}x (raw patch rate {:.2}x); peak RSS {:.2}x cold, {:.2}x after the change",
+        this.cold / base.cold,
+        this.changed / base.changed,
+        this.raw / base.raw,
+        this.rss_cold / base.rss_cold,
+        this.rss / base.rss
     );
 }
 
@@ -205,8 +272,15 @@ fn main() {
             "machine: {} cores; control plane kube-apiserver v1.36.3 + etcd on loopback, same machine",
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
+        let builds = builds();
         for n in sizes {
-            run(cp, n).await;
+            let mut figures = Vec::new();
+            for b in &builds {
+                figures.push(run(cp, n, b).await);
+            }
+            if let [base, this] = &figures[..] {
+                compare(n, base, this);
+            }
         }
     });
 }

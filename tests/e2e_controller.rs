@@ -274,6 +274,36 @@ async fn konvoy_19_comes_and_goes(
         events_for(cp, "c16").contains("SupportLost").then_some(())
     })
     .await;
+    // One summary on the policy for the change, beside the objects' own events.
+    let summary = eventually(WAIT, "a VerdictsChanged event on the policy", || async {
+        let notes = cp.kubectl_ok(
+            &[
+                "-n",
+                "default",
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=default,involvedObject.kind=SupportPolicy,reason=VerdictsChanged",
+                "-o",
+                "jsonpath={range .items[*]}{.type} {.message}{\"\\n\"}{end}",
+            ],
+            None,
+        );
+        (!notes.trim().is_empty()).then_some(notes)
+    })
+    .await;
+    assert_eq!(summary.trim().lines().count(), 1, "one summary: {summary}");
+    assert!(
+        summary.starts_with("Warning ") && summary.contains("changed verdict under this policy"),
+        "{summary}"
+    );
+    let denied: usize = summary
+        .split(" now denied")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(denied >= 1, "c16 at least is now denied: {summary}");
     eventually(WAIT, "the policy status to count the denial", || async {
         let st = sp_api.get("default").await.ok()?.status?;
         (st.objects?.denied == 1

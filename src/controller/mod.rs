@@ -93,8 +93,9 @@ pub(crate) struct Session {
     cfg: ControllerConfig,
     events: events::Publisher,
     stores: Mutex<BTreeMap<KindKey, (ApiResource, Store<DynamicObject>)>>,
-    /// The last condition per object: spots transitions, and is the only record of the verdict
-    /// for kinds without conditions until their PolicyReport has been read.
+    /// The last condition per object, where the object does not carry it: the only record of
+    /// the verdict for kinds without conditions (until their PolicyReport has been read), and
+    /// for a conditions kind until the watch brings back the first condition written.
     last: Mutex<HashMap<String, Condition>>,
     /// Each object's latest verdicts, merged and per policy, for the policies' status counts.
     seen: Mutex<HashMap<String, Seen>>,

@@ -52,7 +52,10 @@ pub(crate) async fn run_kind(session: Arc<Session>, key: KindKey, kind: Kind) {
     let access = (session.clone(), key.clone());
     // A 403 backs off like any watch error (up to 30 s between tries, no storm); it is also
     // recorded, for the policies' status, until a list or watch succeeds.
-    let objects = watcher::watcher(api, watcher::Config::default().any_semantic())
+    // Consistent lists in pages of 500 (the default), decoded a page at a time: the watch
+    // cache serves a list at resourceVersion 0 ("any") whole, so 10,000 objects arrived, and
+    // were decoded, at once (see docs/performance.md for what that cost at peak).
+    let objects = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
         .inspect(move |ev| note_access(&access.0, &access.1, ev))
         .modify(move |o: &mut DynamicObject| project(&keep, o))
@@ -190,7 +193,10 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<KindCtx>) -> Result<Action,
         &verdicts.merged,
         today_utc(),
     );
-    remember(&ctx, &obj, key, verdicts, &effects, epoch);
+    // Where the object carries its condition, that is what the next reconcile reads: memory is
+    // only needed until the watch brings back the first one written.
+    let needs_memory = !(ctx.sink == Sink::Conditions && previous.on_object.is_some());
+    remember(&ctx, &obj, key, verdicts, &effects, epoch, needs_memory);
     s.shared
         .metrics
         .reconcile_duration
@@ -361,6 +367,7 @@ fn remember(
     verdicts: Verdicts,
     effects: &Effects,
     epoch: u64,
+    needs_memory: bool,
 ) {
     let s = &ctx.session;
     let display = match obj.namespace().filter(|_| ctx.namespaced) {
@@ -396,7 +403,11 @@ fn remember(
         })
         .unwrap_or(false);
     if let Ok(mut last) = s.last.lock() {
-        last.insert(key, effects.condition.clone());
+        if needs_memory {
+            last.insert(key, effects.condition.clone());
+        } else {
+            last.remove(&key);
+        }
     }
     if effects.changed() || seen_changed {
         s.dirty.notify_one();

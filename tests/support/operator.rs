@@ -73,7 +73,20 @@ impl Operator {
 
     /// Starts on a chosen webhook port (for a webhook configuration written beforehand).
     pub fn start_on(
+        cp: &ControlPlane,
+        kubeconfig: &Path,
+        certs: &CertFiles,
+        webhook_port: u16,
+        extra: &[&str],
+    ) -> Operator {
+        let bin = Path::new(env!("CARGO_BIN_EXE_supportgate"));
+        Self::start_binary(cp, bin, kubeconfig, certs, webhook_port, extra)
+    }
+
+    /// Starts another build of supportgate (a benchmark's baseline).
+    pub fn start_binary(
         _cp: &ControlPlane,
+        bin: &Path,
         kubeconfig: &Path,
         certs: &CertFiles,
         webhook_port: u16,
@@ -84,7 +97,7 @@ impl Operator {
             .dir
             .path()
             .join(format!("supportgate-{webhook_port}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_supportgate"))
+        let child = Command::new(bin)
             .arg("run")
             .arg(format!("--webhook-addr=127.0.0.1:{webhook_port}"))
             .arg(format!("--health-addr=127.0.0.1:{health_port}"))
