@@ -1,5 +1,3 @@
-use std::path::Path;
-
 use serde_json::{Value, json};
 
 use super::*;
@@ -17,26 +15,7 @@ fn target(fields: Value) -> CompiledTarget {
 }
 
 fn objects() -> Vec<Value> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut objects = Vec::new();
-    for f in ["addons.yaml", "cluster.yaml", "konvoyclusters.yaml"] {
-        let text =
-            std::fs::read_to_string(root.join("examples/clusters").join(f)).expect("example");
-        let (objs, _) = crate::cli::check::parse_objects(f, &text);
-        objects.extend(objs.into_iter().map(|o| o.object));
-    }
-    let dir = root.join("fuzz/corpus/admission_review");
-    for e in std::fs::read_dir(&dir).expect("fuzz corpus") {
-        let bytes = std::fs::read(e.expect("entry").path()).expect("read");
-        if let Ok(review) = serde_json::from_slice::<Value>(&bytes) {
-            objects.extend(
-                ["object", "oldObject"]
-                    .iter()
-                    .filter_map(|k| review.pointer(&format!("/request/{k}")).cloned()),
-            );
-        }
-    }
-    objects
+    crate::engine::query::tests::corpus()
 }
 
 #[test]

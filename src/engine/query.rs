@@ -646,4 +646,4 @@ impl Parser<'_> {
 
 #[cfg(test)]
 #[path = "query_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -65,7 +65,9 @@ fn builtin_queries() -> Vec<String> {
     qs
 }
 
-fn corpus() -> Vec<Value> {
+/// Every example and fuzz-corpus object (and the reviews themselves), plus edge cases: also
+/// what the projection is checked against.
+pub(crate) fn corpus() -> Vec<Value> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut objects = Vec::new();
     for f in ["addons.yaml", "cluster.yaml", "konvoyclusters.yaml"] {
