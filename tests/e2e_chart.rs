@@ -209,25 +209,6 @@ fn delete_project_crd(cp: &ControlPlane) {
     for crd in CRD_NAMES.iter().rev() {
         cp.kubectl_ok(&["delete", crd, "--ignore-not-found", "--wait=true"], None);
     }
-    // The CRD object goes before its group leaves discovery. A `helm install` that read
-    // discovery in between cached the old group, and could not map the chart's post-install
-    // SupportPolicy once the CRD was back ("resource mapping not found"): start from a cluster
-    // whose discovery agrees that the CRDs are gone, as a fresh one does.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let listed = cp.kubectl_ok(
-            &["api-resources", "--api-group=supportgate.dev", "-o", "name"],
-            None,
-        );
-        if listed.trim().is_empty() {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "supportgate.dev still in discovery 30 s after its CRDs were deleted: {listed}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
 }
 
 /// A namespace that enforces the `restricted` Pod Security profile and warns about violations
