@@ -397,7 +397,7 @@ fn remember(
         .map(|mut m| {
             let old = m.insert(key.clone(), seen.clone());
             if let (Some(old), Ok(mut flips)) = (&old, s.flips.lock()) {
-                flips.record(Some((old.epoch, &old.per_policy)), epoch, &seen.per_policy);
+                flips.record(old.epoch, &old.per_policy, epoch, &seen.per_policy);
             }
             old != Some(seen)
         })

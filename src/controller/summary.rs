@@ -51,17 +51,15 @@ impl Flips {
 pub struct Pending(BTreeMap<String, Flips>);
 
 impl Pending {
-    /// Counts the flips between an object's verdicts before (`old`, under `old_epoch`) and now.
+    /// Counts the flips between an object's verdicts before (under `old_epoch`) and now.
     /// Re-evaluations under the same epoch are edits of the object, not of the policies.
     pub fn record(
         &mut self,
-        old: Option<(u64, &[(String, Verdict)])>,
+        old_epoch: u64,
+        before: &[(String, Verdict)],
         epoch: u64,
         now: &[(String, Verdict)],
     ) {
-        let Some((old_epoch, before)) = old else {
-            return;
-        };
         if old_epoch >= epoch {
             return;
         }
@@ -99,22 +97,23 @@ mod tests {
     fn flips_under_a_newer_epoch_are_counted_and_summarised_once_converged() {
         let mut pending = Pending::default();
         let before = v(&[("default", Warned), ("strict", Allowed)]);
-        // First verdicts and edits of the object under the same epoch are not flips.
-        pending.record(None, 1, &v(&[("default", Denied)]));
-        pending.record(Some((2, &before)), 2, &v(&[("default", Denied)]));
+        // Edits of the object under the same epoch are not flips.
+        pending.record(2, &before, 2, &v(&[("default", Denied)]));
         assert!(pending.take_if_converged([2].into_iter(), 2).is_empty());
 
         pending.record(
-            Some((1, &before)),
+            1,
+            &before,
             2,
             &v(&[("default", Denied), ("strict", Allowed)]),
         );
         pending.record(
-            Some((1, &before)),
+            1,
+            &before,
             2,
             &v(&[("default", Denied), ("strict", Warned)]),
         );
-        pending.record(Some((1, &before)), 2, &v(&[("default", Warned)]));
+        pending.record(1, &before, 2, &v(&[("default", Warned)]));
         // One object is still from epoch 1: not yet.
         assert!(
             pending
