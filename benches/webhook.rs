@@ -17,6 +17,10 @@
 //! Environment: `SG_BENCH_CONNECTIONS` (default 8), `SG_BENCH_SECONDS` (measured seconds per
 //! phase, default 4).
 
+// The shipped binary's allocator (src/main.rs), so that the in-process figures are the pod's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod common;
 use common::*;
 
