@@ -134,6 +134,11 @@ struct RunArgs {
     /// SupportPolicies (only the leader writes them).
     #[arg(long, env = "SUPPORTGATE_SYNC_WEBHOOK_RULES")]
     sync_webhook_rules: bool,
+    /// When the cluster holds no SupportPolicy at all at start, create `default` from the
+    /// embedded policy (the one enforced meanwhile), to be seen and edited; the chart's
+    /// policy.create. Never touched again: it is the user's from then on.
+    #[arg(long, env = "SUPPORTGATE_CREATE_DEFAULT_POLICY")]
+    create_default_policy: bool,
     /// The Service the API server calls; its DNS names go into the certificate.
     #[arg(long, default_value = "supportgate")]
     service_name: String,
@@ -217,6 +222,7 @@ impl RunArgs {
                 webhook_config_name: self.webhook_config_name.clone(),
                 resync: Duration::from_secs(60),
             }),
+            create_default_policy: self.create_default_policy,
             fault_panic: self.fault_panic.clone(),
             webhook_limits: self.limits.limits(),
             exception_namespaces: std::iter::once(self.namespace.clone())

@@ -140,7 +140,11 @@ fn default_targets() -> Vec<(String, Vec<String>)> {
 
 /// The ClusterRole and Role rules the chart must render for `fullname`: exactly what
 /// `supportgate run` uses (the list of issue 6), nothing more.
-fn expected_rbac(fullname: &str, self_managed: bool) -> (BTreeSet<String>, BTreeSet<String>) {
+fn expected_rbac(
+    fullname: &str,
+    self_managed: bool,
+    creates_policy: bool,
+) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut cluster = vec![
         json!({"apiGroups": ["supportgate.dev"], "resources": ["supportpolicies"], "verbs": ["get", "list", "watch"]}),
         json!({"apiGroups": ["supportgate.dev"], "resources": ["supportpolicies/status"], "verbs": ["get", "patch", "update"]}),
@@ -150,6 +154,9 @@ fn expected_rbac(fullname: &str, self_managed: bool) -> (BTreeSet<String>, BTree
         json!({"apiGroups": ["wgpolicyk8s.io"], "resources": ["policyreports", "clusterpolicyreports"], "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]}),
         json!({"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}),
     ];
+    if creates_policy {
+        cluster.push(json!({"apiGroups": ["supportgate.dev"], "resources": ["supportpolicies"], "verbs": ["create"]}));
+    }
     for (group, resources) in default_targets() {
         let status: Vec<String> = resources.iter().map(|r| format!("{r}/status")).collect();
         cluster.push(json!({"apiGroups": [group], "resources": resources, "verbs": ["get", "list", "watch"]}));
@@ -544,7 +551,6 @@ fn every_rendered_manifest_passes_server_side_validation_and_pod_security() {
         "RoleBinding",
         "Service",
         "ServiceAccount",
-        "SupportPolicy",
         "ValidatingWebhookConfiguration",
     ];
     let with = |extra: &[&str]| {
@@ -592,7 +598,6 @@ fn every_rendered_manifest_passes_server_side_validation_and_pod_security() {
                 let mut k = with(&[]);
                 for gone in [
                     "CustomResourceDefinition",
-                    "SupportPolicy",
                     "PodDisruptionBudget",
                     "ServiceAccount",
                 ] {
@@ -669,8 +674,6 @@ fn the_plain_manifests_install_with_one_kubectl_apply_on_a_fresh_cluster() {
         "customresourcedefinition.apiextensions.k8s.io/supportpolicies.supportgate.dev serverside-applied",
         "deployment.apps/supportgate serverside-applied",
         "validatingwebhookconfiguration.admissionregistration.k8s.io/supportgate serverside-applied",
-        // The policy comes after its CRD in the same file, and the one apply creates both.
-        "supportpolicy.supportgate.dev/default serverside-applied",
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
@@ -681,8 +684,14 @@ fn the_plain_manifests_install_with_one_kubectl_apply_on_a_fresh_cluster() {
         ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
         "restricted"
     );
-    let policy = get_json(cp, &["supportpolicy", "default"]);
-    assert_eq!(policy["spec"]["productName"], "Konvoy");
+    // No policy in the file (it would race its own CRD's discovery): the pods create it.
+    assert!(!out.contains("supportpolicy"), "{out}");
+    let deploy = get_json(cp, &["-n", "supportgate", "deployment", "supportgate"]);
+    let args = strs(&deploy["spec"]["template"]["spec"]["containers"][0]["args"]);
+    assert!(
+        args.iter().any(|a| a == "--create-default-policy"),
+        "{args:?}"
+    );
     let vwc = get_json(cp, &["validatingwebhookconfiguration", "supportgate"]);
     let webhook = &vwc["webhooks"][0];
     assert_eq!(
@@ -717,7 +726,7 @@ fn the_plain_manifests_install_with_one_kubectl_apply_on_a_fresh_cluster() {
 fn helm_install_upgrade_and_uninstall_in_the_self_managed_certificate_mode() {
     let cp = ControlPlane::shared();
     let _g = exclusive();
-    // A first install: the CRD is not there yet, and the chart's default policy needs it.
+    // A first install: the CRD is not there yet.
     delete_project_crd(cp);
     let ns = "sg-e2e";
     cp.create_namespace(ns);
@@ -733,16 +742,16 @@ fn helm_install_upgrade_and_uninstall_in_the_self_managed_certificate_mode() {
     };
     assert!(out.contains("STATUS: deployed"), "{out}");
 
-    // The CRD is the chart's, kept on uninstall; the default policy is the embedded one.
+    // The CRD is the chart's, kept on uninstall. Helm creates no policy: supportgate does, when
+    // it starts and finds none (--create-default-policy, below), so no Helm step needs the CRD
+    // to be served already.
     let crd = get_json(cp, &[CRD_NAME]);
     assert_eq!(
         crd["metadata"]["annotations"]["helm.sh/resource-policy"],
         "keep"
     );
-    let stored: SupportPolicy =
-        serde_json::from_value(get_json(cp, &["supportpolicy", "default"])).unwrap();
-    let embedded: SupportPolicy = serde_norway::from_str(DEFAULT_POLICY_YAML).unwrap();
-    assert_eq!(stored.spec, embedded.spec);
+    let o = cp.kubectl(&["get", "supportpolicy", "default"]);
+    assert!(stderr(&o).contains("NotFound"), "{}", stderr(&o));
 
     // The webhook configuration: the engine's targets, fail-closed, never its own namespace.
     let vwc = get_json(cp, &["validatingwebhookconfiguration", fullname]);
@@ -826,6 +835,7 @@ fn helm_install_upgrade_and_uninstall_in_the_self_managed_certificate_mode() {
             "--cert-rotate-before-days=30",
             "--cert-check-seconds=3600",
             "--sync-webhook-rules",
+            "--create-default-policy",
         ]
     );
     assert_eq!(
@@ -893,13 +903,15 @@ fn helm_install_upgrade_and_uninstall_in_the_self_managed_certificate_mode() {
     let cr = get_json(cp, &["clusterrole", fullname]);
     let role = get_json(cp, &["-n", ns, "role", fullname]);
     assert!(!cr.to_string().contains("\"*\"") && !role.to_string().contains("\"*\""));
-    let (want_cluster, want_ns) = expected_rbac(fullname, true);
+    let (want_cluster, want_ns) = expected_rbac(fullname, true, true);
     assert_eq!(rule_lines(&cr["rules"]), want_cluster);
     assert_eq!(rule_lines(&role["rules"]), want_ns);
     // ...as the API server's authorizer sees them for the chart's ServiceAccount.
     let who = (ns, fullname);
     for (verb, resource, namespace, want) in [
         ("list", "supportpolicies.supportgate.dev", "", true),
+        ("create", "supportpolicies.supportgate.dev", "", true),
+        ("update", "supportpolicies.supportgate.dev", "", false),
         ("delete", "supportpolicies.supportgate.dev", "", false),
         ("patch", "supportpolicies.supportgate.dev/status", "", true),
         ("watch", "konvoyclusters.kommander.mesosphere.io", "", true),
@@ -1022,7 +1034,6 @@ fn helm_install_upgrade_and_uninstall_in_the_self_managed_certificate_mode() {
     let w = get_json(cp, &["validatingwebhookconfiguration", fullname])["webhooks"][0].clone();
     assert_eq!(w["failurePolicy"], "Ignore");
     assert_eq!(w["clientConfig"]["caBundle"], bundle);
-    get_json(cp, &["supportpolicy", "default"]);
 
     // Uninstall: no webhook configuration is left behind; the CRD (and the policies) are.
     let o = helm(cp, &["uninstall", "sg", "-n", ns, "--wait"]);
@@ -1053,7 +1064,6 @@ fn helm_install_upgrade_and_uninstall_in_the_self_managed_certificate_mode() {
     let o = cp.kubectl(&["get", "clusterrole", fullname]);
     assert!(stderr(&o).contains("NotFound"), "{}", stderr(&o));
     get_json(cp, &[CRD_NAME]);
-    get_json(cp, &["supportpolicy", "default"]);
 
     // The kept CRD is adopted again by a re-install of the same release.
     helm_ok(cp, &["install", "sg", CHART, "-n", ns]);
@@ -1129,7 +1139,7 @@ fn helm_install_in_the_cert_manager_mode() {
         "{args:?}"
     );
     assert!(args.contains(&"--leader-election-lease=sgcm-supportgate".to_string()));
-    let (want_cluster, want_ns) = expected_rbac(fullname, false);
+    let (want_cluster, want_ns) = expected_rbac(fullname, false, false);
     assert_eq!(
         rule_lines(&get_json(cp, &["clusterrole", fullname])["rules"]),
         want_cluster
@@ -1511,7 +1521,7 @@ fn base64(bytes: &[u8]) -> String {
 // ---------------------------------------------------------------------------- drift checks
 
 #[test]
-fn the_chart_crd_and_policy_are_crds_and_examples_byte_for_byte_and_manifests_are_the_chart() {
+fn the_chart_crds_are_crds_byte_for_byte_and_manifests_are_the_chart() {
     let cp = ControlPlane::shared();
     // The script's own check: every generated file equals its fresh render.
     let o = Command::new(repo().join("hack/render-manifests.sh"))
@@ -1550,16 +1560,9 @@ fn the_chart_crd_and_policy_are_crds_and_examples_byte_for_byte_and_manifests_ar
         .clone();
     assert_eq!(crd_parsed, docs(&crd_src)[0]["spec"]);
 
-    let policy_src = read("examples/policies/default.yaml");
-    assert_eq!(policy_src, DEFAULT_POLICY_YAML);
-    let policy_doc = crd_chart
-        .split("\n---\n")
-        .find(|d| d.contains("\nkind: SupportPolicy\n"))
-        .expect("the chart renders the default policy");
-    assert_eq!(
-        from_spec(policy_doc).trim_end(),
-        from_spec(&policy_src).trim_end()
-    );
+    // The default policy is the binary's (--create-default-policy), not a chart template.
+    assert_eq!(read("examples/policies/default.yaml"), DEFAULT_POLICY_YAML);
+    assert!(!crd_chart.contains("\nkind: SupportPolicy\n"));
 
     // manifests/ is the Namespace and then exactly `helm template` with default values.
     let manifests = read("manifests/supportgate.yaml");
@@ -2010,7 +2013,7 @@ fn upgrades_rollbacks_and_reinstalls_keep_the_users_default_policy() {
 async fn users_policy_proof(cp: &ControlPlane) {
     use support::operator::{CertFiles, Operator, wait_webhook_effective};
 
-    // A fresh cluster: the chart installs the CRD and creates `default`.
+    // A fresh cluster: the chart installs the CRD, and supportgate creates `default`.
     delete_project_crd(cp);
     cp.install_crd_files("tests/fixtures/crds/");
     let (release, ns, fullname) = ("sgup", "sgup-e2e", "sgup-supportgate");
@@ -2035,15 +2038,15 @@ async fn users_policy_proof(cp: &ControlPlane) {
         name: release.into(),
         namespace: ns.into(),
     };
-    let stored: SupportPolicy =
-        serde_json::from_value(get_json(cp, &["supportpolicy", "default"])).unwrap();
-    let embedded: SupportPolicy = serde_norway::from_str(DEFAULT_POLICY_YAML).unwrap();
-    assert_eq!(
-        stored.spec, embedded.spec,
-        "helm install creates the embedded default"
+    let o = cp.kubectl(&["get", "supportpolicy", "default"]);
+    assert!(
+        stderr(&o).contains("NotFound"),
+        "helm creates no policy: {}",
+        stderr(&o)
     );
 
-    // supportgate run as the chart's ServiceAccount, behind a webhook configuration of its own.
+    // supportgate run as the chart's ServiceAccount (whose RBAC must allow the create), behind a
+    // webhook configuration of its own.
     let token = cp.kubectl_ok(
         &["-n", ns, "create", "token", fullname, "--duration=1h"],
         None,
@@ -2054,10 +2057,33 @@ async fn users_policy_proof(cp: &ControlPlane) {
     let lease = [
         format!("--leader-election-namespace={ns}"),
         format!("--leader-election-lease={fullname}"),
+        "--create-default-policy".to_string(),
     ];
     let lease: Vec<&str> = lease.iter().map(String::as_str).collect();
     let mut op = Operator::start_with_kubeconfig(cp, &kubeconfig, &certs, &lease);
     op.wait_ready().await;
+    let stored: SupportPolicy = support::eventually(
+        std::time::Duration::from_secs(30),
+        "supportgate to create the default SupportPolicy",
+        || async {
+            let o = cp.kubectl(&["get", "supportpolicy", "default", "-o", "json"]);
+            o.status
+                .success()
+                .then(|| serde_json::from_slice(&o.stdout).unwrap())
+        },
+    )
+    .await;
+    let embedded: SupportPolicy = serde_norway::from_str(DEFAULT_POLICY_YAML).unwrap();
+    assert_eq!(
+        stored.spec, embedded.spec,
+        "supportgate creates the embedded default"
+    );
+    let created_by = stored.metadata.annotations.clone().unwrap_or_default();
+    assert!(
+        created_by["supportgate.dev/created-by"].contains("had no SupportPolicy"),
+        "{created_by:?}\n{}",
+        op.logs()
+    );
     let ca = certs.dir.path().join("ca.crt");
     std::fs::write(&ca, &certs.generated.ca_pem).unwrap();
     let vwc = stdout(
@@ -2083,8 +2109,51 @@ async fn users_policy_proof(cp: &ControlPlane) {
     drop(_vwc);
     drop(op);
     crd_upgrade_keeps_every_field(cp, release, ns, &want);
+    a_deleted_default_stays_deleted(cp, ns, fullname).await;
     drop(_release);
     delete_project_crd(cp);
+}
+
+/// With another policy in place, a start with --create-default-policy leaves a deleted
+/// `default` deleted: only a cluster with no SupportPolicy at all gets one.
+async fn a_deleted_default_stays_deleted(cp: &ControlPlane, ns: &str, fullname: &str) {
+    use support::operator::{CertFiles, Operator};
+
+    let other = DEFAULT_POLICY_YAML.replace("\n  name: default\n", "\n  name: sgup-other\n");
+    assert_ne!(other, DEFAULT_POLICY_YAML);
+    cp.kubectl_ok(&["create", "-f", "-"], Some(&other));
+    cp.kubectl_ok(&["delete", "supportpolicy", "default"], None);
+    let token = cp.kubectl_ok(
+        &["-n", ns, "create", "token", fullname, "--duration=1h"],
+        None,
+    );
+    let certs = CertFiles::new();
+    let kubeconfig = certs.dir.path().join("sa-kubeconfig");
+    cp.token_kubeconfig(token.trim(), &kubeconfig);
+    let args = [
+        format!("--leader-election-namespace={ns}"),
+        format!("--leader-election-lease={fullname}"),
+        "--create-default-policy".to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut op = Operator::start_with_kubeconfig(cp, &kubeconfig, &certs, &args);
+    // Ready means the policies were listed; a create would follow within milliseconds.
+    op.wait_ready().await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let o = cp.kubectl(&["get", "supportpolicy", "default"]);
+    assert!(
+        stderr(&o).contains("NotFound"),
+        "default was re-created next to another policy: {}\n{}",
+        stderr(&o),
+        op.logs()
+    );
+    assert!(
+        op.logs().contains("SupportPolicies synced"),
+        "{}",
+        op.logs()
+    );
+    drop(op);
+    cp.kubectl_ok(&["delete", "supportpolicy", "sgup-other"], None);
 }
 
 /// `supportgate default-policy --diff` against the test cluster: (exit code, stdout).

@@ -4,8 +4,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use futures::StreamExt;
+use kube::api::PostParams;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
@@ -13,15 +15,21 @@ use kube::{Api, Client};
 
 use crate::api::SupportPolicy;
 use crate::engine::policy::Policy;
+use crate::engine::vendor::{VENDOR_POLICY_NAME, embedded_spec};
 use crate::runtime::state::{PolicySource, Shared};
 
 /// Keeps `shared` equal to the cluster's SupportPolicies (the embedded default when there are
-/// no valid ones). Runs until the watch stream ends, which it does not by itself.
-pub async fn watch_policies(client: Client, shared: Arc<Shared>) {
+/// no valid ones). With `create_default`, the first complete list that finds no SupportPolicy at
+/// all creates `default` from the embedded policy. Runs until the watch stream ends, which it
+/// does not by itself.
+pub async fn watch_policies(client: Client, shared: Arc<Shared>, mut create_default: bool) {
     let api: Api<SupportPolicy> = Api::all(client);
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
-        .default_backoff();
+    let stream = reflector::reflector(
+        writer,
+        watcher::watcher(api.clone(), watcher::Config::default()),
+    )
+    .default_backoff();
     futures::pin_mut!(stream);
     let mut published: Option<Vec<SpecKey>> = None;
     while let Some(event) = stream.next().await {
@@ -37,6 +45,14 @@ pub async fn watch_policies(client: Client, shared: Arc<Shared>) {
                 if !shared.policies_synced.swap(true, Ordering::AcqRel) {
                     tracing::info!(policies = reader.len(), "SupportPolicies synced");
                 }
+                // Once per process, and only on a complete list (an Apply or Delete alone
+                // says nothing about the others).
+                if matches!(event, Ok(Event::InitDone))
+                    && std::mem::take(&mut create_default)
+                    && reader.is_empty()
+                {
+                    create_default_policy(&api).await;
+                }
             }
             Ok(_) => {}
             Err(watcher::Error::InitialListFailed(kube::Error::Api(s))) if s.code == 404 => {
@@ -48,6 +64,53 @@ pub async fn watch_policies(client: Client, shared: Arc<Shared>) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "watching SupportPolicies"),
+        }
+    }
+}
+
+/// Creates the SupportPolicy `default` from the embedded policy. The chart asks for this rather
+/// than creating it itself: its CRD is a template of the same release, and a Helm hook that
+/// creates the policy races the API server's discovery of that CRD (an install failing with "no
+/// matches for kind SupportPolicy"). The embedded policy is the one in force while there is
+/// none, so creating it changes no verdict; it makes the policy visible and editable. Replicas
+/// that start together race here too: the loser's 409 is the expected answer.
+async fn create_default_policy(api: &Api<SupportPolicy>) {
+    let mut policy = SupportPolicy::new(VENDOR_POLICY_NAME, embedded_spec().clone());
+    policy.metadata.annotations = Some(
+        [(
+            "supportgate.dev/created-by".to_string(),
+            format!(
+                "supportgate {} (the cluster had no SupportPolicy)",
+                env!("CARGO_PKG_VERSION")
+            ),
+        )]
+        .into(),
+    );
+    let params = PostParams {
+        field_manager: Some("supportgate".into()),
+        ..PostParams::default()
+    };
+    let mut delay = Duration::from_millis(500);
+    for attempt in 1..=6 {
+        match api.create(&params, &policy).await {
+            Ok(_) => {
+                tracing::info!(
+                    policy = VENDOR_POLICY_NAME,
+                    "the cluster had no SupportPolicy; created the embedded default"
+                );
+                return;
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => return,
+            // Not going to change with a retry (RBAC without `create`, a rejecting policy).
+            Err(kube::Error::Api(s)) if (400..500).contains(&s.code) && s.code != 429 => {
+                tracing::warn!(error = %s, "cannot create the default SupportPolicy; the embedded one is enforced meanwhile");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(attempt, error = %e, "creating the default SupportPolicy");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
         }
     }
 }

@@ -52,6 +52,8 @@ pub struct RunConfig {
     pub controller_config: ControllerConfig,
     /// Issue and rotate the serving certificate in a Secret instead of reading files.
     pub self_managed_certs: Option<SelfManagedConfig>,
+    /// Create the SupportPolicy `default` (the embedded policy) when the cluster has none.
+    pub create_default_policy: bool,
     /// Keep the webhook configuration's rules equal to the policies' targets.
     pub webhook_scope: Option<ScopeConfig>,
     /// The namespaces whose SupportExceptions count (the release namespace and any others).
@@ -94,7 +96,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     start_servers(&cfg, acceptor, &shared, stop_rx, &mut tasks).await?;
     tasks.spawn(
         task::POLICY_WATCHER,
-        watch_policies(client.clone(), shared.clone()),
+        watch_policies(client.clone(), shared.clone(), cfg.create_default_policy),
     );
     tasks.spawn(
         task::EXCEPTION_WATCHER,

@@ -66,17 +66,3 @@ app.kubernetes.io/part-of: supportgate
 {{- define "supportgate.excludedNamespaces" -}}
 {{- concat (list .Release.Namespace "kube-system") .Values.webhook.excludeNamespaces | uniq | toJson }}
 {{- end }}
-
-{{/*
-"true" when the SupportPolicy "default" does not exist yet, so that the chart creates it on
-`helm install` and never again: once it exists it is the user's. The CRD is looked at first
-because lookup fails (rather than returning nothing) on a kind the API server does not serve.
-Without a cluster (`helm template`, client dry-run) lookup returns nothing, so it is rendered.
-*/}}
-{{- define "supportgate.defaultPolicyAbsent" -}}
-{{- if not (.Capabilities.APIVersions.Has "supportgate.dev/v1alpha1/SupportPolicy") -}}
-true
-{{- else if not (lookup "supportgate.dev/v1alpha1" "SupportPolicy" "" "default") -}}
-true
-{{- end -}}
-{{- end }}
