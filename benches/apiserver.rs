@@ -35,6 +35,10 @@
 //! Environment: `SG_BENCH_CREATES` (per variant, default 300), `SUPPORTGATE_CACHE` (the control
 //! plane binaries, as for the end-to-end tests).
 
+// The shipped binary's allocator (src/main.rs), so that (b), in this process, serves as (e) does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod common;
 use common::*;
 

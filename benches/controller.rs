@@ -97,6 +97,56 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
+/// CPU seconds (user + system) a process has used so far, from /proc/PID/stat.
+fn cpu_seconds(pid: u32) -> f64 {
+    // SAFETY: sysconf reads a constant of the system.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the parenthesised name: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let field = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<f64>().ok());
+    match (field(14), field(15)) {
+        (Some(u), Some(s)) => (u + s) / tick,
+        _ => f64::NAN,
+    }
+}
+
+/// Where the 2 cores go during a phase: supportgate, kube-apiserver and etcd (the control
+/// plane's pids file, `name pid` per line).
+struct CpuSplit {
+    pids: Vec<(String, u32)>,
+    start: Vec<f64>,
+}
+
+impl CpuSplit {
+    fn start(cp: &ControlPlane, supportgate: u32) -> CpuSplit {
+        let listed = std::fs::read_to_string(cp.dir.join("pids")).unwrap_or_default();
+        let mut pids = vec![("supportgate".to_string(), supportgate)];
+        pids.extend(listed.lines().filter_map(|l| {
+            let (name, pid) = l.split_once(' ')?;
+            Some((name.to_string(), pid.trim().parse().ok()?))
+        }));
+        let start = pids.iter().map(|(_, p)| cpu_seconds(*p)).collect();
+        CpuSplit { pids, start }
+    }
+
+    /// "supportgate 0.41 cores, kube-apiserver 1.12, etcd 0.30" over `wall`.
+    fn report(&self, wall: Duration) -> String {
+        self.pids
+            .iter()
+            .zip(&self.start)
+            .map(|((name, pid), s)| {
+                format!("{name} {:.2}", (cpu_seconds(*pid) - s) / wall.as_secs_f64())
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 fn policy_with_19() -> String {
     DEFAULT_POLICY_YAML.replace(
         "  product:\n",
@@ -188,11 +238,15 @@ async fn run(cp: &ControlPlane, n: usize, build: &Build) -> Figures {
     op.wait_ready().await;
     let pid = op.child.id();
     let limit = Duration::from_secs(60 + n as u64 / 20);
+    let split = CpuSplit::start(cp, pid);
     let cold = wait_all(&api, n, "KonvoyNearingEnd", limit).await;
+    let cpu_cold = split.report(cold);
     let rss_cold = peak_rss_mib(pid);
 
+    let split = CpuSplit::start(cp, pid);
     cp.kubectl_ok(&["apply", "-f", "-"], Some(&policy_with_19()));
     let changed = wait_all(&api, n, "KonvoyUnsupported", limit).await;
+    let cpu_changed = split.report(changed);
     let rss = peak_rss_mib(pid);
     drop(op);
     cp.kubectl_ok(&["apply", "-f", "-"], Some(DEFAULT_POLICY_YAML));
@@ -225,6 +279,8 @@ async fn run(cp: &ControlPlane, n: usize, build: &Build) -> Figures {
         rate(changed),
         100.0 * rate(changed) / rate(raw)
     );
+    println!("  cores used during the cold start: {cpu_cold}");
+    println!("  cores used after the change:      {cpu_changed}");
     println!(
         "  supportgate peak RSS: {rss_cold:.1} MiB after the cold start, {rss:.1} MiB after the change"
     );
