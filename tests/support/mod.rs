@@ -334,13 +334,37 @@ where
     }
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, taken from below the kernel's ephemeral range
+/// (`ip_local_port_range`, 32768 and up by default).
+///
+/// Why not `bind(:0)`: that hands out an ephemeral port, and between this call and the moment
+/// the process under test binds it, any outgoing connection (the operators' own connections to
+/// kube-apiserver, six of them starting at once in e2e_supervision) can be given the same port
+/// by the kernel: "Address already in use". The kernel never picks a port below the ephemeral
+/// range on its own, so only another explicit bind can take one of these. Each process walks
+/// 10000..20000 from its own offset and never hands out a port twice; hack/controlplane/up
+/// takes its ports from 20000..32000, so the two never meet.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    // Spread the test binaries (and parallel CI clones) over the range; a stride coprime with
+    // SPAN visits every port once before repeating.
+    let seed = std::process::id().wrapping_mul(2_654_435_761)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+    let _ = NEXT.compare_exchange(u32::MAX, seed % SPAN, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(7_919, Ordering::SeqCst) % SPAN;
+        let port = (LOW + n) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {LOW}..{}", LOW + SPAN);
 }
 
 pub fn stdout(o: &Output) -> String {
