@@ -348,17 +348,18 @@ pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     const LOW: u32 = 10_000;
     const SPAN: u32 = 10_000;
-    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
     // Spread the test binaries (and parallel CI clones) over the range; a stride coprime with
     // SPAN visits every port once before repeating.
-    let seed = std::process::id().wrapping_mul(2_654_435_761)
-        ^ std::time::SystemTime::now()
+    static NEXT: OnceLock<AtomicU32> = OnceLock::new();
+    let next = NEXT.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-    let _ = NEXT.compare_exchange(u32::MAX, seed % SPAN, Ordering::SeqCst, Ordering::SeqCst);
+        AtomicU32::new((std::process::id().wrapping_mul(2_654_435_761) ^ nanos) % SPAN)
+    });
     for _ in 0..SPAN {
-        let n = NEXT.fetch_add(7_919, Ordering::SeqCst) % SPAN;
+        let n = next.fetch_add(7_919, Ordering::Relaxed) % SPAN;
         let port = (LOW + n) as u16;
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
