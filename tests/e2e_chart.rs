@@ -2152,6 +2152,11 @@ async fn a_deleted_default_stays_deleted(cp: &ControlPlane, ns: &str, fullname: 
         "{}",
         op.logs()
     );
+    assert!(
+        !op.logs().contains('\u{1b}'),
+        "text logs written to a file carry terminal colour codes: {}",
+        op.logs()
+    );
     drop(op);
     cp.kubectl_ok(&["delete", "supportpolicy", "sgup-other"], None);
 }
