@@ -253,5 +253,21 @@ async fn the_controller_converges_1000_objects_across_an_api_server_restart() {
         "supportgate survived:\n{}",
         op.logs()
     );
+    // Back to the default policy, which flips all 1,000 again, and SIGTERM while the
+    // controller works through them: the process must stop its controllers before its runtime
+    // and exit cleanly, without a panic from a reconciler cancelled under a live controller.
     cp.kubectl_ok(&["apply", "-f", "-"], Some(DEFAULT_POLICY_YAML));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(op.child.id().to_string())
+        .status();
+    let status = op.child.wait().expect("wait for supportgate");
+    let logs = op.logs();
+    assert!(status.success(), "exit after SIGTERM: {status}\n{logs}");
+    assert!(!logs.contains("panicked"), "a panic at shutdown:\n{logs}");
+    assert!(
+        logs.contains("controller tasks stopped"),
+        "shutdown did not wait for the controller's tasks:\n{logs}"
+    );
 }

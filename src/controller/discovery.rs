@@ -167,7 +167,11 @@ pub(crate) fn reconcile_kinds(
             continue;
         }
         tracing::info!(kind = %key.2, group = %key.0, version = %key.1, sink = ?kind.sink, "watching a targeted kind");
-        let handle = tokio::spawn(run_kind(session.clone(), key.clone(), kind.clone()));
+        let handle = session.shared.controller_tasks.spawn(run_kind(
+            session.clone(),
+            key.clone(),
+            kind.clone(),
+        ));
         running.insert(key, (kind, handle));
     }
 }

@@ -122,11 +122,17 @@ pub async fn run(
         }
         tracing::info!("controller starting (leader)");
         shared.metrics.observed.leader.set(1);
-        let mut session = tokio::spawn(run_session(client.clone(), shared.clone(), cfg.clone()));
+        // Aborted when this task is: a detached session would go on writing after the
+        // supervisor stopped the controller.
+        let mut session = AbortOnDrop(shared.controller_tasks.spawn(run_session(
+            client.clone(),
+            shared.clone(),
+            cfg.clone(),
+        )));
         while *leading.borrow_and_update() {
             tokio::select! {
                 // The session never ends by itself: end (or panic) too, so the supervisor sees it.
-                ended = &mut session => match ended {
+                ended = &mut session.0 => match ended {
                     Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                     _ => {
                         shared.metrics.observed.clear_leader_state();
@@ -134,15 +140,15 @@ pub async fn run(
                     }
                 },
                 changed = leading.changed() => if changed.is_err() {
-                    session.abort();
+                    session.0.abort();
                     shared.metrics.observed.clear_leader_state();
                     return;
                 },
             }
         }
         tracing::info!("controller stopping (no longer the leader)");
-        session.abort();
-        let _ = session.await;
+        session.0.abort();
+        let _ = (&mut session.0).await;
         // Another replica publishes the fleet now; two sets of numbers would double count.
         shared.metrics.observed.clear_leader_state();
     }
@@ -172,7 +178,8 @@ async fn run_session(client: Client, shared: Arc<Shared>, cfg: ControllerConfig)
     // policy_changes wakes the status writer through follow_crds.
     // Aborting the session drops these guards, which abort the tasks it started: a replica that
     // stops leading must stop writing.
-    let _status_task = AbortOnDrop(tokio::spawn(policy_status_loop(session.clone())));
+    let status = policy_status_loop(session.clone());
+    let _status_task = AbortOnDrop(session.shared.controller_tasks.spawn(status));
     let mut kinds = RunningKinds(Running::new());
     follow_crds(&session, &mut kinds.0).await;
 }

@@ -251,6 +251,15 @@ async fn stop(
         tracing::warn!("the webhook server did not stop in time");
     }
     tasks.shutdown().await;
+    // Aborting the controller's task aborts what it started; wait until all of it is gone.
+    shared.controller_tasks.close();
+    match tokio::time::timeout(Duration::from_secs(5), shared.controller_tasks.wait()).await {
+        Ok(()) => tracing::debug!("controller tasks stopped"),
+        Err(_) => tracing::warn!(
+            left = shared.controller_tasks.len(),
+            "controller tasks did not stop within 5 s"
+        ),
+    }
     match failure {
         None => {
             tracing::info!("stopped");

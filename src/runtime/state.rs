@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 use crate::api::SupportPolicy;
 use crate::engine::Context;
@@ -51,6 +52,10 @@ pub struct Shared {
     pub draining: AtomicBool,
     /// Why the process is going down: a supervised task ended. /readyz fails from then on.
     pub failed: OnceLock<String>,
+    /// The controller's own tasks (session, status writer, one per kind). Shutdown waits for
+    /// them to be gone before the runtime stops: a kube controller still polled while the
+    /// runtime cancels its reconcilers panics (kube-runtime's `CancelableJoinHandle`).
+    pub controller_tasks: TaskTracker,
 }
 
 impl Shared {
@@ -73,6 +78,7 @@ impl Shared {
             policy_changes: watch::Sender::new(0),
             draining: AtomicBool::new(false),
             failed: OnceLock::new(),
+            controller_tasks: TaskTracker::new(),
         })
     }
 
