@@ -229,6 +229,13 @@ fn apply(cp: &ControlPlane, doc: &str) -> Output {
     cp.kubectl_in(&["-n", APPS, "apply", "-f", "-"], Some(doc))
 }
 
+/// Asks admission about a create of `doc` without storing it. A retry loop must not use
+/// `apply`: once an early attempt lands (before the rules reach kube-apiserver), every later
+/// `apply` of the same object is a no-op that never reaches admission.
+fn probe_create(cp: &ControlPlane, doc: &str) -> Output {
+    cp.kubectl_in(&["-n", APPS, "create", "--dry-run=server", "-f", "-"], Some(doc))
+}
+
 fn violating() -> String {
     widget("w1", "v1.5.6", "1.17.17")
 }
@@ -398,7 +405,7 @@ async fn a_new_kind_is_refused_within_seconds(s: &Scene<'_>) {
         Some(&policy("scope-widgets", Some(widgets_target))),
     );
     let refused = within(Duration::from_secs(20), || {
-        let o = apply(cp, &violating());
+        let o = probe_create(cp, &violating());
         !o.status.success() && stderr(&o).contains("[konvoy-unsupported]")
     })
     .await;
@@ -569,7 +576,7 @@ async fn removing_the_target_admits(s: &Scene<'_>) -> Value {
         None,
     );
     let admitted = within(Duration::from_secs(20), || {
-        apply(cp, &violating()).status.success()
+        probe_create(cp, &violating()).status.success()
     })
     .await;
     let last = get_json(cp, &["validatingwebhookconfiguration", FULLNAME]);
