@@ -233,7 +233,10 @@ fn apply(cp: &ControlPlane, doc: &str) -> Output {
 /// `apply`: once an early attempt lands (before the rules reach kube-apiserver), every later
 /// `apply` of the same object is a no-op that never reaches admission.
 fn probe_create(cp: &ControlPlane, doc: &str) -> Output {
-    cp.kubectl_in(&["-n", APPS, "create", "--dry-run=server", "-f", "-"], Some(doc))
+    cp.kubectl_in(
+        &["-n", APPS, "create", "--dry-run=server", "-f", "-"],
+        Some(doc),
+    )
 }
 
 fn violating() -> String {
