@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::ApiResource;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
@@ -84,6 +84,11 @@ pub enum ControllerError {
     Report { object: String, source: kube::Error },
     #[error("reading the last verdict from the PolicyReport for {object}: {source}")]
     ReadReport { object: String, source: kube::Error },
+    #[error("decoding the cached copy of {object}: {source}")]
+    Cache {
+        object: String,
+        source: serde_json::Error,
+    },
 }
 
 /// Shared between the per-kind controllers and the policy-status task, for one term as leader.
@@ -92,7 +97,7 @@ pub(crate) struct Session {
     shared: Arc<Shared>,
     cfg: ControllerConfig,
     events: events::Publisher,
-    stores: Mutex<BTreeMap<KindKey, (ApiResource, Store<DynamicObject>)>>,
+    stores: Mutex<BTreeMap<KindKey, (ApiResource, Store<cache::Cached>)>>,
     /// The last condition per object, where the object does not carry it: the only record of
     /// the verdict for kinds without conditions (until their PolicyReport has been read), and
     /// for a conditions kind until the watch brings back the first condition written.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tracing::instrument;
 
 use crate::api::object::engine_value;
-use crate::controller::cache::project;
+use crate::controller::cache::{Cached, cache_event};
 use crate::controller::condition::CONDITION_TYPE;
 use crate::controller::discovery::{Kind, KindKey, Sink};
 use crate::controller::metrics::{fleet_labels, object_support_labels};
@@ -42,7 +42,7 @@ pub(crate) struct KindCtx {
 /// Runs the kube-runtime controller of one kind until aborted.
 pub(crate) async fn run_kind(session: Arc<Session>, key: KindKey, kind: Kind) {
     let api = Api::<DynamicObject>::all_with(session.client.clone(), &kind.ar);
-    // Only what a reconcile reads reaches the cache (see `cache`).
+    // Only what a reconcile reads reaches the cache, as text (see `cache`).
     let keep = kind.keep.clone();
     let writer = reflector::store::Writer::new(kind.ar.clone());
     let reader = writer.as_reader();
@@ -58,7 +58,7 @@ pub(crate) async fn run_kind(session: Arc<Session>, key: KindKey, kind: Kind) {
     let objects = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
         .inspect(move |ev| note_access(&access.0, &access.1, ev))
-        .modify(move |o: &mut DynamicObject| project(&keep, o))
+        .map_ok(move |ev| cache_event(&keep, ev))
         .reflect(writer)
         .inspect(move |ev| {
             if let Ok(watcher::Event::Delete(_)) = ev {
@@ -138,7 +138,7 @@ fn note_access(
 }
 
 /// `group/Kind/namespace/name`: how memory and the status tallies know an object.
-pub(crate) fn object_key(ar: &ApiResource, obj: &DynamicObject) -> String {
+pub(crate) fn object_key(ar: &ApiResource, obj: &impl Resource) -> String {
     format!(
         "{}/{}/{}/{}",
         ar.group,
@@ -155,9 +155,13 @@ pub(crate) fn object_key(ar: &ApiResource, obj: &DynamicObject) -> String {
     object = %obj.name_any(),
     verdict = tracing::field::Empty,
 ))]
-async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<KindCtx>) -> Result<Action, ControllerError> {
+async fn reconcile(obj: Arc<Cached>, ctx: Arc<KindCtx>) -> Result<Action, ControllerError> {
     let started = Instant::now();
     let s = &ctx.session;
+    let obj = obj.object().map_err(|source| ControllerError::Cache {
+        object: object_key(&ctx.ar, &*obj),
+        source,
+    })?;
     // Read before the policies: a verdict is never recorded as newer than what it was made under.
     let epoch = *s.shared.policy_changes.borrow();
     let policies = s.shared.policies.load_full();
@@ -447,8 +451,8 @@ fn until(day: jiff::civil::Date) -> Option<Duration> {
     (secs > 0).then(|| Duration::from_secs(secs as u64))
 }
 
-fn error_policy(obj: Arc<DynamicObject>, err: &ControllerError, ctx: Arc<KindCtx>) -> Action {
+fn error_policy(obj: Arc<Cached>, err: &ControllerError, ctx: Arc<KindCtx>) -> Action {
     ctx.session.shared.metrics.reconcile_errors.inc();
-    tracing::warn!(object = %object_key(&ctx.ar, &obj), error = %err, "reconcile failed; retrying");
+    tracing::warn!(object = %object_key(&ctx.ar, &*obj), error = %err, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }

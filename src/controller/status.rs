@@ -230,7 +230,7 @@ fn tally(session: &Session) -> HashMap<String, Tally> {
                 store
                     .state()
                     .into_iter()
-                    .map(move |o| crate::controller::reconcile::object_key(ar, &o))
+                    .map(move |o| crate::controller::reconcile::object_key(ar, &*o))
             })
             .collect(),
         Err(_) => return HashMap::new(),
