@@ -4,7 +4,6 @@
 //! field: every surface (admission denial, `check`, the PolicyReport) prints the field beside the
 //! message already, so repeating it here would read `spec.version: spec.version: ...`.
 
-use std::collections::BTreeSet;
 use std::fmt::Display;
 
 use jiff::civil::Date;
@@ -284,13 +283,14 @@ pub fn experimental_elsewhere(name: &str, in_release: &str) -> String {
     )
 }
 
-pub fn secondary_addons(names: &BTreeSet<&str>) -> String {
+/// `names` sorted and without repeats.
+pub fn secondary_addons(names: &[&str]) -> String {
     let (noun, verb) = if names.len() == 1 {
         ("addon", "is")
     } else {
         ("addons", "are")
     };
-    let list = names.iter().copied().collect::<Vec<_>>().join(", ");
+    let list = names.join(", ");
     format!(
         "{noun} {list} {verb} under secondary support: configuration guidance and failure assistance for their integration with the platform; base-technology issues go to their upstream"
     )

@@ -9,7 +9,6 @@
 //! runs through serde_json_path unchanged. The location of a selected node is kept as borrowed
 //! path elements and rendered only when a violation names it.
 
-use std::fmt::Write as _;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -170,7 +169,7 @@ impl<'v> Located<'v> {
             match el {
                 Elem::Name(name) => {
                     if !name.is_empty()
-                        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
                     {
                         if !out.is_empty() {
                             out.push('.');
@@ -183,7 +182,9 @@ impl<'v> Located<'v> {
                     }
                 }
                 Elem::Index(i) => {
-                    let _ = write!(out, "[{i}]");
+                    out.push('[');
+                    push_decimal(&mut out, *i);
+                    out.push(']');
                 }
             }
         }
@@ -200,13 +201,27 @@ impl<'v> Located<'v> {
             match el {
                 Elem::Name(name) if !name.contains(['~', '/']) => out.push_str(name),
                 Elem::Name(name) => out.push_str(&name.replace('~', "~0").replace('/', "~1")),
-                Elem::Index(i) => {
-                    let _ = write!(out, "{i}");
-                }
+                Elem::Index(i) => push_decimal(&mut out, *i),
             }
         }
         out
     }
+}
+
+/// `write!(out, "{n}")` without the formatting machinery, which costs more than the rest of a
+/// location's rendering.
+fn push_decimal(out: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -306,3 +306,12 @@ fn generated_objects_agree() {
         "generated objects select something: {selected}"
     );
 }
+
+#[test]
+fn indices_render_as_format_would() {
+    for n in [0, 1, 9, 10, 99, 100, 12_345, usize::MAX] {
+        let mut out = String::from("x");
+        super::push_decimal(&mut out, n);
+        assert_eq!(out, format!("x{n}"));
+    }
+}

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
-use crate::engine::version::{Minor, Version};
+use crate::engine::version::{Minor, Version, split_once_ascii, trim};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Channel {
@@ -58,9 +58,9 @@ impl FromStr for ReleaseTag {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || TagError(s.to_string());
-        let trimmed = s.trim();
-        let mut parts = trimmed.splitn(3, '-');
-        let (Some(channel), Some(k8s), Some(rest)) = (parts.next(), parts.next(), parts.next())
+        let trimmed = trim(s);
+        let Some((channel, k8s, rest)) = split_once_ascii(trimmed, b'-')
+            .and_then(|(c, r)| split_once_ascii(r, b'-').map(|(k, v)| (c, k, v)))
         else {
             return Err(err());
         };
@@ -73,7 +73,7 @@ impl FromStr for ReleaseTag {
         // Exactly MAJOR.MINOR: legacy tags such as `stable-1.16.4-1.2.0` name a patch and are
         // not the grammar, and `stable-1.5-2.0.0` would be read as Kubernetes 1.5 — there is no
         // way to tell those apart from text alone, so only well-formed minors are accepted.
-        if k8s.split('.').count() != 2 {
+        if k8s.bytes().filter(|&b| b == b'.').count() != 1 {
             return Err(err());
         }
         let kubernetes: Minor = k8s.parse().map_err(|_| err())?;

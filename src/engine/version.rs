@@ -51,11 +51,11 @@ impl FromStr for Minor {
     /// Accepts `1.8`, `v1.8`, and — because users paste them — `1.8.x` and `1.8.5`
     /// (the patch is dropped).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let trimmed = strip_v(s.trim());
+        let trimmed = strip_v(trim(s));
         if trimmed.is_empty() {
             return Err(VersionError::Empty);
         }
-        let mut parts = trimmed.split('.');
+        let mut parts = ascii_split(trimmed, b'.');
         let (Some(major), Some(minor)) = (parts.next(), parts.next()) else {
             return Err(VersionError::NotAMinor(s.to_string()));
         };
@@ -111,7 +111,10 @@ impl FromStr for Version {
     type Err = VersionError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let trimmed = strip_v(s.trim());
+        let trimmed = strip_v(trim(s));
+        if let Some(v) = plain_triple(trimmed) {
+            return Ok(v);
+        }
         if trimmed.is_empty() {
             return Err(VersionError::Empty);
         }
@@ -252,6 +255,66 @@ fn strip_v(s: &str) -> &str {
     s.strip_prefix(['v', 'V']).unwrap_or(s)
 }
 
+/// `s.trim()`, without looking at every character when the ends are plainly not blank.
+pub(crate) fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(a), Some(z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => s,
+        _ => s.trim(),
+    }
+}
+
+/// `s.split(sep)` for an ASCII separator, by a byte search: on strings as short as versions,
+/// setting up `str::split`'s character searcher costs more than the search.
+pub(crate) fn ascii_split(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        Some(match split_once_ascii(r, sep) {
+            Some((piece, after)) => {
+                rest = Some(after);
+                piece
+            }
+            None => {
+                rest = None;
+                r
+            }
+        })
+    })
+}
+
+/// `s.split_once(sep)` for an ASCII separator, by a byte search.
+pub(crate) fn split_once_ascii(s: &str, sep: u8) -> Option<(&str, &str)> {
+    debug_assert!(sep.is_ascii());
+    // An ASCII byte never occurs inside a multi-byte character: both sides are whole `str`s.
+    let i = s.bytes().position(|b| b == sep)?;
+    Some((&s[..i], &s[i + 1..]))
+}
+
+/// `MAJOR.MINOR.PATCH` and nothing else, as nearly every spec writes it: read without the
+/// general parser, which costs more than the rest of an evaluation's version handling. Anything
+/// else (a pre-release, build metadata, a wildcard, an error) is left to it.
+fn plain_triple(s: &str) -> Option<Version> {
+    let mut parts = ascii_split(s, b'.');
+    let major = short_numeric(parts.next()?)?;
+    let minor = short_numeric(parts.next()?)?;
+    let patch = short_numeric(parts.next()?)?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Version::new(major, minor, patch))
+}
+
+/// [`numeric`] for up to 19 digits, which always fit in a `u64`; longer ones go the long way.
+fn short_numeric(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.is_empty() || b.len() > 19 || (b.len() > 1 && b[0] == b'0') {
+        return None;
+    }
+    b.iter().try_fold(0u64, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+    })
+}
+
 /// A decimal component without sign or leading zeros (other than `0` itself), as semver demands.
 fn numeric(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
@@ -259,6 +322,102 @@ fn numeric(s: &str) -> Option<u64> {
         return None;
     }
     s.parse().ok()
+}
+
+#[cfg(test)]
+mod plain_tests {
+    use super::*;
+
+    /// The general parser, as `from_str` ran before the plain path existed.
+    fn general(s: &str) -> Option<semver::Version> {
+        let mut v = semver::Version::parse(strip_v(s.trim())).ok()?;
+        v.build = semver::BuildMetadata::EMPTY;
+        Some(v)
+    }
+
+    #[test]
+    fn the_plain_path_reads_what_the_general_parser_reads() {
+        for s in [
+            "1.18.13",
+            "v1.6.3",
+            "0.0.0",
+            "10.200.3000",
+            "1.2",
+            "1.2.3.4",
+            "01.2.3",
+            "1.02.3",
+            "1.2.03",
+            "1..3",
+            ".1.2",
+            "1.2.",
+            "1.2.3-rc.1",
+            "1.2.3+d2iq.2",
+            "1.2.x",
+            "1.x.3",
+            "a.b.c",
+            "1.2.3 ",
+            " 1.2.3",
+            "V1.2.3",
+            "vv1.2.3",
+            "1.2.-3",
+            "1.2.+3",
+            "9999999999999999999.0.0",
+            "18446744073709551615.1.1",
+            "18446744073709551616.1.1",
+            "99999999999999999999.1.1",
+            "1.2.3\u{0}",
+            "１.2.3",
+            "",
+        ] {
+            let fast = plain_triple(strip_v(s.trim()));
+            if let Some(v) = &fast {
+                assert_eq!(Some(v.as_semver().clone()), general(s), "{s:?}");
+            }
+            let parsed = s.parse::<Version>().ok().map(|v| v.as_semver().clone());
+            let wildcard = strip_v(s.trim()).split(['-', '+']).next().is_some_and(|c| {
+                c.split('.')
+                    .any(|p| p.eq_ignore_ascii_case("x") || p == "*")
+            });
+            if !wildcard {
+                assert_eq!(parsed, general(s), "{s:?}");
+            }
+        }
+        assert!(
+            plain_triple("1.18.13").is_some(),
+            "the usual case takes the plain path"
+        );
+        for (text, sep) in [
+            ("1.2.3", '.'),
+            ("", '.'),
+            (".a..b.", '.'),
+            ("é.ü.", '.'),
+            ("a-b", '-'),
+        ] {
+            let ours: Vec<&str> = ascii_split(text, sep as u8).collect();
+            assert_eq!(ours, text.split(sep).collect::<Vec<_>>(), "{text:?}");
+            assert_eq!(
+                split_once_ascii(text, sep as u8),
+                text.split_once(sep),
+                "{text:?}"
+            );
+        }
+        for text in [
+            "",
+            " ",
+            " 1.2 ",
+            "1.2",
+            "\t1.2\n",
+            "1.2\u{a0}",
+            "\u{2003}1.2",
+            "é",
+        ] {
+            assert_eq!(trim(text), text.trim(), "{text:?}");
+        }
+        assert!(
+            plain_triple("18446744073709551615.1.1").is_none(),
+            "20 digits go the long way"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -14,17 +14,21 @@ use crate::engine::targets::{FieldKind, Located};
 use crate::engine::version::Version;
 
 pub(crate) fn check_enabled(s: &mut Scope, out: &mut Out, release: Option<&Release>) {
-    let addons: Vec<(Located, &str)> = s
-        .all(FieldKind::EnabledAddons)
-        .into_iter()
-        .filter_map(|at| at.value.as_str().map(|n| (at.clone(), n)))
-        .collect();
-    let Some((first, _)) = addons.first() else {
+    let selected = s.all(FieldKind::EnabledAddons);
+    // Borrowed, not collected: a location is a few hundred bytes to copy.
+    let addons = || {
+        selected
+            .iter()
+            .filter_map(|at| at.value.as_str().map(|n| (at, n)))
+    };
+    let Some((first, _)) = addons().next() else {
         return;
     };
-    check_experimental(s, out, release, &addons);
+    check_experimental(s, out, release, addons());
     if s.policy.secondary_addons {
-        let names: BTreeSet<&str> = addons.iter().map(|(_, n)| *n).collect();
+        let mut names: Vec<&str> = addons().map(|(_, n)| n).collect();
+        names.sort_unstable();
+        names.dedup();
         let msg = messages::secondary_addons(&names);
         out.push(Rule::SecondarySupport, Severity::Info, first, msg);
     }
@@ -48,11 +52,11 @@ fn experimental_names<'p>(
     }
 }
 
-fn check_experimental(
+fn check_experimental<'a>(
     s: &Scope,
     out: &mut Out,
     release: Option<&Release>,
-    addons: &[(Located, &str)],
+    addons: impl Iterator<Item = (&'a Located<'a>, &'a str)>,
 ) {
     let policy = s.policy;
     // Built on the first name that could be experimental at all, not for every cluster.

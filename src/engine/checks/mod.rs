@@ -84,6 +84,11 @@ impl<'a> Selected<'a> {
         self.first.as_ref()
     }
 
+    /// Every value, in document order.
+    pub fn iter(&self) -> impl Iterator<Item = &Located<'a>> {
+        self.first.iter().chain(&self.rest)
+    }
+
     /// Every value after the first.
     pub fn rest(&self) -> &[Located<'a>] {
         &self.rest
