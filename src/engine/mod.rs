@@ -14,6 +14,7 @@ mod collect;
 pub mod coverage;
 pub mod evaluate;
 pub mod exceptions;
+mod finite_pattern;
 pub mod fix;
 mod jsonpath_functions;
 pub mod messages;

@@ -16,6 +16,7 @@ use regex::Regex;
 use serde_json::Value;
 use serde_json_path::{JsonPath, ParseError, PathElement};
 
+use crate::engine::finite_pattern::Finite;
 use crate::engine::jsonpath_functions::{match_regex, search_regex};
 use crate::engine::projection::Keep;
 
@@ -296,6 +297,8 @@ enum Test {
     /// `?search(@.a, 're')` or `?match(...)`: the regex the registered function compiles for the
     /// same pattern (`None`: invalid, matches nothing).
     Regex(Option<Arc<Regex>>),
+    /// The same, for a pattern that matches a short list of strings: compared, not run.
+    Finite(Finite),
 }
 
 impl Filter {
@@ -311,6 +314,7 @@ impl Filter {
             (_, None) => false,
             (Test::Exists, Some(_)) => true,
             (Test::Equals(lit), Some(v)) => v == lit,
+            (Test::Finite(f), Some(v)) => v.as_str().is_some_and(|s| f.holds(s)),
             (Test::Regex(re), Some(v)) => match (re, v.as_str()) {
                 (Some(re), Some(s)) => re.is_match(s),
                 _ => false,
@@ -575,14 +579,21 @@ impl Parser<'_> {
 
     fn filter(&mut self) -> Option<Filter> {
         self.ws();
+        type Compile = fn(&str) -> Option<Arc<Regex>>;
         let regex = if self.eat_str("search(").is_some() {
-            Some(search_regex as fn(&str) -> Option<Arc<Regex>>)
+            Some((
+                search_regex as Compile,
+                Finite::search as fn(&str) -> Option<Finite>,
+            ))
         } else if self.eat_str("match(").is_some() {
-            Some(match_regex as fn(&str) -> Option<Arc<Regex>>)
+            Some((
+                match_regex as Compile,
+                Finite::full as fn(&str) -> Option<Finite>,
+            ))
         } else {
             None
         };
-        if let Some(compile) = regex {
+        if let Some((compile, finite)) = regex {
             self.ws();
             let operand = self.relative()?;
             self.ws();
@@ -597,7 +608,9 @@ impl Parser<'_> {
             self.eat(b')')?;
             return Some(Filter {
                 operand,
-                test: Test::Regex(compile(&pattern)),
+                test: finite(&pattern)
+                    .map(Test::Finite)
+                    .unwrap_or_else(|| Test::Regex(compile(&pattern))),
             });
         }
         let operand = self.relative()?;
