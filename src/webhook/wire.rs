@@ -74,18 +74,39 @@ pub struct EngineObject(pub Value);
 
 impl<'de> Deserialize<'de> for EngineObject {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut map = Map::<String, Value>::deserialize(d)?;
+        d.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// Reads an object's members as values, but its metadata straight into `ObjectMeta`: through a
+/// `Value` first, every string of it was allocated twice.
+struct ObjectVisitor;
+
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = EngineObject;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a Kubernetes object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<EngineObject, A::Error> {
+        let mut map = Map::new();
+        // As `DynamicObject`: a missing metadata is the empty one; a malformed one is an error.
+        // A repeated member counts once, the last, as in a `Map`.
+        let mut meta = None;
+        while let Some(key) = m.next_key::<String>()? {
+            if key == "metadata" {
+                meta = Some(m.next_value::<ObjectMeta>()?);
+            } else {
+                map.insert(key, m.next_value::<Value>()?);
+            }
+        }
         // `DynamicObject` drops an `apiVersion` or `kind` that is not a pair of strings (which
         // ones depends on the order of the fields); the engine skips such an object either way.
-        // As `DynamicObject`: a missing metadata is the empty one; a malformed one is an error.
-        let meta = match map.remove("metadata") {
-            Some(v) => ObjectMeta::deserialize(v).map_err(de::Error::custom)?,
-            None => ObjectMeta::default(),
-        };
         // ObjectMeta serializes infallibly (strings, maps and timestamps only).
         map.insert(
             "metadata".into(),
-            serde_json::to_value(meta).unwrap_or(Value::Null),
+            serde_json::to_value(meta.unwrap_or_default()).unwrap_or(Value::Null),
         );
         Ok(EngineObject(Value::Object(map)))
     }
