@@ -76,10 +76,13 @@ impl Cached {
             generation: m.generation,
             ..ObjectMeta::default()
         };
-        // A DynamicObject decoded from JSON always encodes again; an empty body would fail the
-        // reconcile (`object`), not pass it.
+        // A DynamicObject decoded from JSON always encodes again; were it ever not to, the empty
+        // body fails every reconcile of the object (`object`), logged, rather than pass it.
         let body = serde_json::to_vec(obj)
-            .unwrap_or_default()
+            .unwrap_or_else(|e| {
+                tracing::error!(object = ?meta.name, error = %e, "cannot keep a watched object");
+                Vec::new()
+            })
             .into_boxed_slice();
         Cached { meta, body }
     }

@@ -14,6 +14,8 @@ use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
 /// More strings than this and the regex is cheaper to keep.
 const MAX_STRINGS: usize = 32;
+/// Nor are they ever longer than this in all: a pattern is expanded when a policy is compiled.
+const MAX_BYTES: usize = 4096;
 
 /// How a finite pattern is tested.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +94,8 @@ fn strings(h: &Hir) -> Option<Vec<Vec<u8>>> {
             all
         }
         HirKind::Repetition(r) => {
-            let max = r.max?;
+            // Checked before expanding: `a{4294967295}` is one string, four gigabytes long.
+            let max = r.max.filter(|m| *m as usize <= MAX_STRINGS)?;
             let once = strings(&r.sub)?;
             let mut all = Vec::new();
             let mut n_times = vec![Vec::new()];
@@ -100,7 +103,9 @@ fn strings(h: &Hir) -> Option<Vec<Vec<u8>>> {
                 if n >= r.min {
                     all.extend(n_times.iter().cloned());
                 }
-                n_times = product(&n_times, &once)?;
+                if n < max {
+                    n_times = product(&n_times, &once)?;
+                }
                 if all.len() > MAX_STRINGS {
                     return None;
                 }
@@ -109,7 +114,11 @@ fn strings(h: &Hir) -> Option<Vec<Vec<u8>>> {
         }
         HirKind::Look(_) => return None,
     };
-    (out.len() <= MAX_STRINGS).then_some(out)
+    (out.len() <= MAX_STRINGS && bytes(&out) <= MAX_BYTES).then_some(out)
+}
+
+fn bytes(strings: &[Vec<u8>]) -> usize {
+    strings.iter().map(Vec::len).sum()
 }
 
 fn concat(parts: &[Hir]) -> Option<Vec<Vec<u8>>> {
@@ -119,7 +128,9 @@ fn concat(parts: &[Hir]) -> Option<Vec<Vec<u8>>> {
 }
 
 fn product(heads: &[Vec<u8>], tails: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
-    if heads.len().saturating_mul(tails.len()) > MAX_STRINGS {
+    if heads.len().saturating_mul(tails.len()) > MAX_STRINGS
+        || (bytes(heads) * tails.len()).saturating_add(bytes(tails) * heads.len()) > MAX_BYTES
+    {
         return None;
     }
     Some(
@@ -264,8 +275,24 @@ mod tests {
             "ab|c$",
             "[unclosed",
             "(a|b){6}$",
+            "a{4294967295}$",
+            "a{1000000}$",
+            "(abcdefghijklmnopqrstuvwxyz0123456789){33}$",
+            "(abcdefghijklmnopqrstuvwxyz0123456789){2}(abcdefghijklmnopqrstuvwxyz0123456789|b){5}$",
         ] {
             assert_eq!(Finite::search(p), None, "{p:?}");
         }
+    }
+
+    #[test]
+    fn a_repetition_expands_to_its_bound_and_no_further() {
+        let Some(Finite::Suffix(ends)) = Finite::search("(a|b|c|d|e){2}$") else {
+            panic!("25 strings are few enough")
+        };
+        assert_eq!(ends.len(), 25);
+        let Some(Finite::Exact(all)) = Finite::full("x{0,3}") else {
+            panic!("finite")
+        };
+        assert_eq!(all, ["", "x", "xx", "xxx"]);
     }
 }

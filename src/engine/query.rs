@@ -608,9 +608,13 @@ impl Parser<'_> {
             self.eat(b')')?;
             return Some(Filter {
                 operand,
-                test: finite(&pattern)
-                    .map(Test::Finite)
-                    .unwrap_or_else(|| Test::Regex(compile(&pattern))),
+                // Only where the regex crate takes the pattern: one it refuses matches nothing.
+                test: match compile(&pattern) {
+                    Some(re) => finite(&pattern)
+                        .map(Test::Finite)
+                        .unwrap_or(Test::Regex(Some(re))),
+                    None => Test::Regex(None),
+                },
             });
         }
         let operand = self.relative()?;

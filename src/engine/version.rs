@@ -386,6 +386,10 @@ mod plain_tests {
             plain_triple("1.18.13").is_some(),
             "the usual case takes the plain path"
         );
+    }
+
+    #[test]
+    fn byte_splits_and_trim_agree_with_str() {
         for (text, sep) in [
             ("1.2.3", '.'),
             ("", '.'),

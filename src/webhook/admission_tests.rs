@@ -278,6 +278,20 @@ fn objects_decode_as_engine_value_gives_them() {
         assert!(p.assess(&via_kube, None, &ctx()).is_none(), "{o}");
         assert!(p.assess(&direct, None, &ctx()).is_none(), "{o}");
     }
+    let repeated = [
+        r#"{"metadata": 5, "metadata": {}}"#,
+        r#"{"metadata": {"labels": {"a": 1, "a": "x"}}}"#,
+    ];
+    for text in repeated {
+        assert!(
+            serde_json::from_str::<EngineObject>(text).is_err(),
+            "{text}"
+        );
+        assert!(
+            serde_json::from_str::<kube::core::DynamicObject>(text).is_err(),
+            "{text}"
+        );
+    }
     for bad in [
         json!({"metadata": {"labels": {"a": 1}}}),
         json!({"metadata": null}),

@@ -92,7 +92,8 @@ impl<'de> Visitor<'de> for ObjectVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<EngineObject, A::Error> {
         let mut map = Map::new();
         // As `DynamicObject`: a missing metadata is the empty one; a malformed one is an error.
-        // A repeated member counts once, the last, as in a `Map`.
+        // Every member is decoded as it comes, so a malformed one is an error even if the key
+        // is repeated later; of two well-formed ones the last counts.
         let mut meta = None;
         while let Some(key) = m.next_key::<String>()? {
             if key == "metadata" {
