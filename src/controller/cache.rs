@@ -6,7 +6,7 @@
 //! What is kept is held as [`Cached`]: the projection's JSON text, not a tree of `serde_json`
 //! values. A `Value` tree costs a B-tree node (~600 bytes) per JSON object however few keys it
 //! has, and a `String` per key and value, about 7 KB for a projected KonvoyCluster; its text is
-//! a tenth of that. A reconcile decodes it again, a few microseconds against a status write.
+//! about a kilobyte. A reconcile decodes it again, a few microseconds against a status write.
 
 use std::borrow::Cow;
 
