@@ -211,18 +211,8 @@ impl<'v> Located<'v> {
 
 /// `write!(out, "{n}")` without the formatting machinery, which costs more than the rest of a
 /// location's rendering.
-fn push_decimal(out: &mut String, mut n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+fn push_decimal(out: &mut String, n: usize) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -295,24 +295,13 @@ pub(crate) fn split_once_ascii(s: &str, sep: u8) -> Option<(&str, &str)> {
 /// else (a pre-release, build metadata, a wildcard, an error) is left to it.
 fn plain_triple(s: &str) -> Option<Version> {
     let mut parts = ascii_split(s, b'.');
-    let major = short_numeric(parts.next()?)?;
-    let minor = short_numeric(parts.next()?)?;
-    let patch = short_numeric(parts.next()?)?;
+    let major = numeric(parts.next()?)?;
+    let minor = numeric(parts.next()?)?;
+    let patch = numeric(parts.next()?)?;
     if parts.next().is_some() {
         return None;
     }
     Some(Version::new(major, minor, patch))
-}
-
-/// [`numeric`] for up to 19 digits, which always fit in a `u64`; longer ones go the long way.
-fn short_numeric(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.is_empty() || b.len() > 19 || (b.len() > 1 && b[0] == b'0') {
-        return None;
-    }
-    b.iter().try_fold(0u64, |n, &d| {
-        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
-    })
 }
 
 /// A decimal component without sign or leading zeros (other than `0` itself), as semver demands.
@@ -418,8 +407,8 @@ mod plain_tests {
             assert_eq!(trim(text), text.trim(), "{text:?}");
         }
         assert!(
-            plain_triple("18446744073709551615.1.1").is_none(),
-            "20 digits go the long way"
+            plain_triple("18446744073709551616.1.1").is_none(),
+            "past u64::MAX goes the long way, which refuses it"
         );
     }
 }
