@@ -162,6 +162,34 @@ fn assert_all_stop(procs: &[(String, u32)], dir: &Path, what: &str) {
     }
 }
 
+/// Waits (bounded) until `done` holds. The watchdog removes or marks the directory a moment after
+/// the processes it watches stop, so checking once as soon as they stop races it.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what}: not so 60 s later"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The watchdog's KEPT note, once it has written one that says `why` (bounded wait).
+fn kept_note(dir: &Path, why: &str) -> String {
+    let mut kept = String::new();
+    let file = dir.join("KEPT");
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        kept = std::fs::read_to_string(&file).unwrap_or_default();
+        if kept.contains(why) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    kept
+}
+
 /// Removes a directory the watchdog kept, so this test leaves nothing behind either.
 fn remove_kept(dir: &Path) {
     std::fs::remove_dir_all(dir).expect("remove the kept control plane dir");
@@ -200,14 +228,15 @@ fn a_control_plane_dies_with_its_test_binary_when_the_process_group_is_killed() 
     );
 
     assert_all_stop(&procs, &dir, "after the group was killed");
-    let kept = std::fs::read_to_string(dir.join("KEPT")).unwrap_or_default();
+    let kept = kept_note(&dir, "killed before it finished");
     assert!(
         kept.contains("killed before it finished"),
         "a killed binary keeps its dir and says why; KEPT: {kept:?}"
     );
+    let said = format!("kept the control plane dir {}", dir.display());
+    eventually("the watchdog's note on stderr", || run.output().contains(&said));
     assert!(
-        run.output()
-            .contains(&format!("kept the control plane dir {}", dir.display())),
+        run.output().contains(&said),
         "the kept dir is printed:\n{}",
         run.output()
     );
@@ -228,6 +257,9 @@ fn a_clean_run_removes_its_control_plane_dir_and_a_failed_one_keeps_it() {
     assert!(!fail.wait().success(), "{}", fail.output());
 
     assert_all_stop(&pass_procs, &pass_dir, "after a clean run");
+    eventually(&format!("removal of {}", pass_dir.display()), || {
+        !pass_dir.exists()
+    });
     assert!(
         !pass_dir.exists(),
         "a clean run removes {}",
@@ -235,17 +267,16 @@ fn a_clean_run_removes_its_control_plane_dir_and_a_failed_one_keeps_it() {
     );
 
     assert_all_stop(&fail_procs, &fail_dir, "after a failed run");
-    let kept = std::fs::read_to_string(fail_dir.join("KEPT")).unwrap_or_default();
+    let kept = kept_note(&fail_dir, "a test failed");
     assert!(kept.contains("a test failed"), "KEPT: {kept:?}");
     assert!(
         fail_dir.join("kube-apiserver.log").is_file(),
         "the logs stay for inspection"
     );
+    let said = format!("kept the control plane dir {}", fail_dir.display());
+    eventually("the watchdog's note on stderr", || fail.output().contains(&said));
     assert!(
-        fail.output().contains(&format!(
-            "kept the control plane dir {}",
-            fail_dir.display()
-        )),
+        fail.output().contains(&said),
         "the kept dir is printed:\n{}",
         fail.output()
     );
