@@ -158,6 +158,10 @@ fn default_nearing_end_days() -> i32 {
 /// One `MAJOR.MINOR` release of the product.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+// `format: date` makes both fields CEL timestamps, so the API server compares them as days.
+#[x_kube(validation = kube::core::Rule::new(
+    "!has(self.releaseDate) || !has(self.endOfSupport) || self.endOfSupport > self.releaseDate"
+).message("endOfSupport must be after releaseDate"))]
 pub struct ProductRelease {
     /// The release's `MAJOR.MINOR`, e.g. `1.8`. Every patch (1.8.0, 1.8.5) shares its support.
     #[schemars(regex(pattern = r"^v?[0-9]+\.[0-9]+$"), length(max = 32))]
@@ -166,13 +170,13 @@ pub struct ProductRelease {
     /// When the minor was released (`YYYY-MM-DD`). A release dated in the future does not move
     /// the window until that day. Absent: released.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
+    #[schemars(extend("format" = "date"), length(max = 10))]
     pub release_date: Option<String>,
 
     /// Overrides the window: the release is supported until this day (`YYYY-MM-DD`, exclusive),
     /// whether or not it is among the newest minors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
+    #[schemars(extend("format" = "date"), length(max = 10))]
     pub end_of_support: Option<String>,
 
     /// The newest patch of this release known to the policy, e.g. `1.7.5`: the version an
@@ -262,6 +266,11 @@ fn default_kudo_operators() -> Vec<String> {
 /// An object kind the policy checks, and where each version lives in it.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+// The singular as `resource` wrote webhook rules for a resource that does not exist, and left the
+// kind unguarded (issue 28). Kinds whose plural is their own name end in `s` (`Endpoints`).
+#[x_kube(validation = kube::core::Rule::new(
+    "self.resource != self.kind.lowerAscii() || self.kind.endsWith('s')"
+).message("resource is the plural of the kind (konvoyclusters for KonvoyCluster), not the kind itself"))]
 pub struct Target {
     /// API group, e.g. `kommander.mesosphere.io` (empty for the core group).
     #[schemars(length(max = 253))]
@@ -269,11 +278,16 @@ pub struct Target {
     /// API versions the paths apply to; empty means every version.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub versions: Vec<String>,
-    /// Kind, e.g. `KonvoyCluster`.
-    #[schemars(length(min = 1, max = 63))]
+    /// Kind, e.g. `KonvoyCluster`: as the API server serves it (it is checked against API
+    /// discovery; a policy whose kind is not served there is `Ready=False`).
+    #[schemars(regex(pattern = r"^[A-Z][A-Za-z0-9]*$"), length(min = 1, max = 63))]
     pub kind: String,
-    /// Plural resource name, for the webhook rules and the controller (`konvoyclusters`).
-    #[schemars(length(min = 1, max = 63))]
+    /// Plural resource name, for the webhook rules and the controller (`konvoyclusters`): the
+    /// kind's plural as served (checked against API discovery, as `kind` is).
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        length(min = 1, max = 63)
+    )]
     pub resource: String,
     /// Whether objects of the kind live in a namespace.
     #[serde(default = "default_true")]

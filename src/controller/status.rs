@@ -157,6 +157,17 @@ pub(crate) async fn policy_status_loop(session: Arc<Session>) {
                     if let Some(note) = newly_unresolved(before, &status) {
                         policy_event(&session, &source.object, UNRESOLVED, note).await;
                     }
+                    if let Some((reason, note)) = newly_not_ready(before, &status) {
+                        publish_on_policy(
+                            &session,
+                            &source.object,
+                            EventType::Warning,
+                            &reason,
+                            "Compile",
+                            note,
+                        )
+                        .await;
+                    }
                     let stored = source.object.status.as_ref();
                     if let Some(note) = vendor::event_note(stored, &status) {
                         policy_event(&session, &source.object, vendor::REASON_NEWER, note).await;
@@ -279,7 +290,11 @@ pub fn policy_status(
         Err(e) => {
             return SupportPolicyStatus {
                 observed_generation: sp.metadata.generation,
-                conditions: vec![ready(false, "InvalidSpec", e.clone())],
+                conditions: vec![ready(
+                    false,
+                    "InvalidSpec",
+                    format!("{e}{}", source.in_force_note()),
+                )],
                 ..SupportPolicyStatus::default()
             };
         }
@@ -300,11 +315,19 @@ pub fn policy_status(
         ),
         objects: Some(tally.counts.clone()),
         denied_objects: denied,
-        conditions: vec![ready(
-            true,
-            "Valid",
-            format!("{} ({})", policy.window_text(today), policy.product_name),
-        )]
+        conditions: vec![if source.unresolved.is_empty() {
+            ready(
+                true,
+                "Valid",
+                format!("{} ({})", policy.window_text(today), policy.product_name),
+            )
+        } else {
+            ready(
+                false,
+                "TargetsUnresolved",
+                format!("{}{}", source.unresolved.join("; "), source.in_force_note()),
+            )
+        }]
         .into_iter()
         .chain(vendor::condition_for(sp, previous, Time(Timestamp::now())))
         .collect(),
@@ -372,6 +395,32 @@ pub fn fields_resolved(
         (true, "FieldMatchesNothing", list.join("; "))
     };
     condition(sp, previous, UNRESOLVED, raised, reason, message)
+}
+
+/// The event (reason, note) when `Ready` turns False, or its reason changes while False: a
+/// policy that stops compiling or resolving is announced once, not on every pass.
+fn newly_not_ready(
+    before: Option<&SupportPolicyStatus>,
+    now: &SupportPolicyStatus,
+) -> Option<(String, String)> {
+    let ready = |st: &SupportPolicyStatus| {
+        st.conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    let (status, reason, message) = ready(now)?;
+    if status != "False" {
+        return None;
+    }
+    let was = before.and_then(ready);
+    if was
+        .as_ref()
+        .is_some_and(|(s, r, _)| s == "False" && r == &reason)
+    {
+        return None;
+    }
+    Some((reason, message))
 }
 
 /// The event note when `TargetFieldUnresolved` turns True (or its message changes while True).

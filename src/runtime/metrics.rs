@@ -246,6 +246,7 @@ pub struct Observed {
     pub object_support: Family<ObjectSupportLabels, Gauge>,
     pub policy_info: Family<PolicyInfoLabels, Gauge>,
     pub policy_ready: Family<PolicyLabels, Gauge>,
+    pub policy_stale: Family<PolicyLabels, Gauge>,
     pub policy_next_change_days: Family<PolicyChangeLabels, Gauge>,
     pub exception_objects: Family<ExceptionLabels, Gauge>,
     pub exception_ready: Family<ExceptionLabels, Gauge>,
@@ -276,6 +277,7 @@ impl Observed {
             object_support: Family::default(),
             policy_info: Family::default(),
             policy_ready: Family::default(),
+            policy_stale: Family::default(),
             policy_next_change_days: Family::default(),
             exception_objects: Family::default(),
             exception_ready: Family::default(),
@@ -308,6 +310,11 @@ impl Observed {
             "policy_ready",
             "1 when the SupportPolicy is valid (its Ready condition is True), 0 when it is not (leader only)",
             o.policy_ready.clone(),
+        );
+        r.register(
+            "policy_stale",
+            "1 when the SupportPolicy as stored is not what is enforced (it does not compile, or its targets do not resolve against API discovery), and an earlier generation, or nothing, is in force instead; 0 when it is",
+            o.policy_stale.clone(),
         );
         r.register(
             "policy_next_change_days",
@@ -367,6 +374,19 @@ impl Observed {
             self.object_support.get_or_create(labels).set(1);
         }
         p.object_support = per_object;
+    }
+
+    /// Replaces the `policy_stale` series, on every replica (each enforces what it compiled).
+    pub fn set_policies_stale(&self, sources: &[crate::runtime::state::PolicySource]) {
+        self.policy_stale.clear();
+        for s in sources {
+            let policy = PolicyLabels {
+                policy: s.object.metadata.name.clone().unwrap_or_default(),
+            };
+            self.policy_stale
+                .get_or_create(&policy)
+                .set(i64::from(!s.is_current()));
+        }
     }
 
     /// Replaces the policy series.

@@ -7,6 +7,7 @@ pub mod health;
 pub mod logging;
 pub mod metrics;
 pub mod policies;
+pub mod resolve;
 pub mod run;
 pub mod state;
 pub mod supervisor;

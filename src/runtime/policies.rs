@@ -2,6 +2,7 @@
 //! result in [`Shared`]: the webhook evaluates with `shared.policies`, the controller re-evaluates
 //! on `shared.policy_changes` and writes each policy's status from `shared.policy_sources`.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -16,14 +17,15 @@ use kube::{Api, Client};
 use crate::api::SupportPolicy;
 use crate::engine::policy::Policy;
 use crate::engine::vendor::{VENDOR_POLICY_NAME, embedded_spec};
-use crate::runtime::state::{PolicySource, Shared};
+use crate::runtime::resolve::{self, Discovered};
+use crate::runtime::state::{InForce, PolicySource, Shared};
 
 /// Keeps `shared` equal to the cluster's SupportPolicies (the embedded default when there are
 /// no valid ones). With `create_default`, the first complete list that finds no SupportPolicy at
 /// all creates `default` from the embedded policy. Runs until the watch stream ends, which it
 /// does not by itself.
 pub async fn watch_policies(client: Client, shared: Arc<Shared>, mut create_default: bool) {
-    let api: Api<SupportPolicy> = Api::all(client);
+    let api: Api<SupportPolicy> = Api::all(client.clone());
     let (reader, writer) = reflector::store();
     let stream = reflector::reflector(
         writer,
@@ -31,31 +33,53 @@ pub async fn watch_policies(client: Client, shared: Arc<Shared>, mut create_defa
     )
     .default_backoff();
     futures::pin_mut!(stream);
-    let mut published: Option<Vec<SpecKey>> = None;
-    while let Some(event) = stream.next().await {
+    let mut enforced = Enforced::default();
+    let mut published: Option<Vec<PublishKey>> = None;
+    // Targets that did not resolve are checked again on this tick: a CRD installed later, or
+    // discovery back after a failure, promotes the generation that waited for it.
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let event = tokio::select! {
+            event = stream.next() => match event {
+                Some(event) => Some(event),
+                None => return,
+            },
+            _ = recheck.tick() => None,
+        };
+        let complete_list = matches!(event, Some(Ok(Event::InitDone)));
         match event {
-            Ok(Event::InitDone | Event::Apply(_) | Event::Delete(_)) => {
+            None if !enforced.waiting() => continue,
+            None | Some(Ok(Event::InitDone | Event::Apply(_) | Event::Delete(_))) => {
+                if event.is_none() && published.is_none() {
+                    continue;
+                }
                 // The status writes of the controller come back here as events; they change
                 // no spec, and recompiling (and re-evaluating every object) would be waste.
                 let keys = spec_keys(&reader);
-                if published.as_ref() != Some(&keys) {
-                    shared.publish_policies(compile_all(&reader));
-                    published = Some(keys);
+                let spec_changed = published
+                    .as_ref()
+                    .is_none_or(|p| p.iter().map(|k| &k.0).ne(keys.iter()));
+                if spec_changed || event.is_none() {
+                    let sources = enforced.settle(&client, compile_all(&reader)).await;
+                    let now = publish_keys(&sources);
+                    if published.as_ref() != Some(&now) {
+                        shared.metrics.observed.set_policies_stale(&sources);
+                        shared.publish_policies(sources);
+                        published = Some(now);
+                    }
                 }
                 if !shared.policies_synced.swap(true, Ordering::AcqRel) {
                     tracing::info!(policies = reader.len(), "SupportPolicies synced");
                 }
                 // Once per process, and only on a complete list (an Apply or Delete alone
                 // says nothing about the others).
-                if matches!(event, Ok(Event::InitDone))
-                    && std::mem::take(&mut create_default)
-                    && reader.is_empty()
-                {
+                if complete_list && std::mem::take(&mut create_default) && reader.is_empty() {
                     create_default_policy(&api).await;
                 }
             }
-            Ok(_) => {}
-            Err(watcher::Error::InitialListFailed(kube::Error::Api(s))) if s.code == 404 => {
+            Some(Ok(_)) => {}
+            Some(Err(watcher::Error::InitialListFailed(kube::Error::Api(s)))) if s.code == 404 => {
                 // No SupportPolicy CRD: the embedded default is the policy, and that is known.
                 if !shared.policies_synced.swap(true, Ordering::AcqRel) {
                     tracing::warn!(
@@ -63,9 +87,121 @@ pub async fn watch_policies(client: Client, shared: Arc<Shared>, mut create_defa
                     );
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "watching SupportPolicies"),
+            Some(Err(e)) => tracing::warn!(error = %e, "watching SupportPolicies"),
         }
     }
+}
+
+/// How often targets that did not resolve are checked again.
+const RECHECK: Duration = Duration::from_secs(15);
+
+/// The generation in force of each SupportPolicy, by uid: a policy that stops compiling, or
+/// whose targets stop resolving, keeps the last one that did (last known good). A policy
+/// deleted and created again is another object and starts over.
+#[derive(Default)]
+struct Enforced {
+    by_uid: HashMap<String, InForce>,
+    /// Whether some policy's current generation is held back (unresolved, or not checked).
+    waiting: bool,
+}
+
+impl Enforced {
+    fn waiting(&self) -> bool {
+        self.waiting
+    }
+
+    /// Resolves the compiled policies' targets against discovery and decides, for each, what
+    /// is in force.
+    async fn settle(
+        &mut self,
+        client: &Client,
+        mut sources: Vec<PolicySource>,
+    ) -> Vec<PolicySource> {
+        let groups: BTreeSet<String> = sources
+            .iter()
+            .filter_map(|s| s.compiled.as_ref().ok())
+            .flat_map(|p| p.targets().iter().map(|t| t.spec.api_group.clone()))
+            .collect();
+        let discovered = if groups.is_empty() {
+            Discovered::Served(Vec::new())
+        } else {
+            resolve::discover(client, &groups).await
+        };
+        if let Discovered::Unknown(e) = &discovered {
+            tracing::warn!(error = %e, "API discovery failed; no new SupportPolicy generation is promoted until it answers");
+        }
+        for s in &mut sources {
+            let previous = uid_of(s).and_then(|u| self.by_uid.get(&u)).cloned();
+            decide(s, previous, &discovered);
+        }
+        self.waiting = sources
+            .iter()
+            .any(|s| !s.is_current() && s.compiled.is_ok());
+        self.by_uid = sources
+            .iter()
+            .filter_map(|s| Some((uid_of(s)?, s.in_force.clone()?)))
+            .collect();
+        sources
+    }
+}
+
+fn uid_of(s: &PolicySource) -> Option<String> {
+    s.object
+        .metadata
+        .uid
+        .clone()
+        .or_else(|| s.object.metadata.name.clone())
+}
+
+/// What is in force for one source, given the generation in force before it.
+fn decide(s: &mut PolicySource, previous: Option<InForce>, discovered: &Discovered) {
+    let generation = s.object.metadata.generation;
+    let Ok(policy) = &s.compiled else {
+        s.in_force = previous;
+        return;
+    };
+    let held_back = previous.as_ref().filter(|p| p.generation != generation);
+    s.unresolved = match discovered {
+        Discovered::Served(served) => resolve::blocking(
+            policy.targets(),
+            previous.as_ref().map(|p| p.policy.targets()),
+            served,
+        ),
+        Discovered::Unknown(e) if held_back.is_some() => {
+            vec![format!(
+                "the targets could not be checked against API discovery: {e}"
+            )]
+        }
+        Discovered::Unknown(_) => Vec::new(),
+    };
+    s.in_force = match previous {
+        Some(p) if !s.unresolved.is_empty() && p.generation != generation => Some(p),
+        _ => Some(InForce {
+            policy: policy.clone(),
+            generation,
+        }),
+    };
+    if !s.unresolved.is_empty() {
+        tracing::warn!(policy = s.object.metadata.name.as_deref().unwrap_or(""), unresolved = ?s.unresolved, "SupportPolicy targets do not resolve");
+    }
+}
+
+/// What a publication changes: the spec key, the generation in force and what is unresolved.
+type PublishKey = (SpecKey, Option<Option<i64>>, Vec<String>);
+
+fn publish_keys(sources: &[PolicySource]) -> Vec<PublishKey> {
+    let mut keys: Vec<PublishKey> = sources
+        .iter()
+        .map(|s| {
+            (
+                spec_key(&s.object),
+                s.in_force.as_ref().map(|f| f.generation),
+                s.unresolved.clone(),
+            )
+        })
+        .collect();
+    keys.sort();
+    keys
 }
 
 /// Creates the SupportPolicy `default` from the embedded policy. The chart asks for this rather
@@ -120,22 +256,20 @@ async fn create_default_policy(api: &Api<SupportPolicy>) {
 type SpecKey = (Option<String>, Option<String>, Option<i64>, Option<String>);
 
 fn spec_keys(store: &Store<SupportPolicy>) -> Vec<SpecKey> {
-    let mut keys: Vec<SpecKey> = store
-        .state()
-        .iter()
-        .map(|sp| {
-            let m = &sp.metadata;
-            let version = m.generation.is_none().then(|| m.resource_version.clone());
-            (
-                m.name.clone(),
-                m.uid.clone(),
-                m.generation,
-                version.flatten(),
-            )
-        })
-        .collect();
+    let mut keys: Vec<SpecKey> = store.state().iter().map(|sp| spec_key(sp)).collect();
     keys.sort();
     keys
+}
+
+fn spec_key(sp: &SupportPolicy) -> SpecKey {
+    let m = &sp.metadata;
+    let version = m.generation.is_none().then(|| m.resource_version.clone());
+    (
+        m.name.clone(),
+        m.uid.clone(),
+        m.generation,
+        version.flatten(),
+    )
 }
 
 /// Compiles every policy in the store; invalid ones are logged and kept with their error.
@@ -157,7 +291,7 @@ impl PolicySource {
                 Err(e.to_string())
             }
         };
-        PolicySource { object, compiled }
+        PolicySource::new(object, compiled)
     }
 }
 
@@ -171,6 +305,81 @@ mod tests {
         let mut sp: SupportPolicy = serde_norway::from_str(yaml).unwrap();
         sp.metadata.name = Some(name.into());
         Arc::new(sp)
+    }
+
+    fn generation(sp: &SupportPolicy, g: i64) -> Arc<SupportPolicy> {
+        let mut sp = sp.clone();
+        sp.metadata.uid = Some("u1".into());
+        sp.metadata.generation = Some(g);
+        Arc::new(sp)
+    }
+
+    fn served() -> Discovered {
+        Discovered::Served(vec![resolve::Served {
+            group: "kommander.mesosphere.io".into(),
+            version: "v1beta1".into(),
+            kind: "KonvoyCluster".into(),
+            plural: "konvoyclusters".into(),
+            namespaced: true,
+        }])
+    }
+
+    #[test]
+    fn the_last_generation_that_compiled_and_resolved_stays_in_force() {
+        let good = policy("p", DEFAULT_POLICY_YAML);
+        let mut first = PolicySource::compile(generation(&good, 1));
+        decide(&mut first, None, &served());
+        assert!(first.is_current());
+        let in_force = first.in_force.clone();
+
+        // Does not compile: generation 1 stays.
+        let mut bad = (*good).clone();
+        bad.spec.product[0].version = "not-a-version".into();
+        let mut second = PolicySource::compile(generation(&bad, 2));
+        decide(&mut second, in_force.clone(), &served());
+        assert!(!second.is_current());
+        assert_eq!(second.in_force.as_ref().and_then(|f| f.generation), Some(1));
+        assert!(
+            second.in_force_note().contains("generation 1"),
+            "{}",
+            second.in_force_note()
+        );
+
+        // Compiles, but a target is not what is served: generation 1 stays.
+        let mut typo = (*good).clone();
+        let mut t = crate::engine::targets::presets();
+        t[0].kind = "Konvoycluster".into();
+        typo.spec.targets = t;
+        let mut third = PolicySource::compile(generation(&typo, 3));
+        decide(&mut third, in_force.clone(), &served());
+        assert_eq!(third.in_force.as_ref().and_then(|f| f.generation), Some(1));
+        assert_eq!(third.unresolved.len(), 1, "{:?}", third.unresolved);
+
+        // Discovery down: a new generation waits; the one in force is kept as it is.
+        let mut fourth = PolicySource::compile(generation(&good, 4));
+        decide(
+            &mut fourth,
+            in_force.clone(),
+            &Discovered::Unknown("refused".into()),
+        );
+        assert_eq!(fourth.in_force.as_ref().and_then(|f| f.generation), Some(1));
+        let mut same = PolicySource::compile(generation(&good, 1));
+        decide(
+            &mut same,
+            in_force.clone(),
+            &Discovered::Unknown("refused".into()),
+        );
+        assert!(same.is_current());
+
+        // Fixed: promoted.
+        let mut fifth = PolicySource::compile(generation(&good, 5));
+        decide(&mut fifth, in_force, &served());
+        assert!(fifth.is_current());
+
+        // No generation ever compiled: nothing of it is in force.
+        let mut never = PolicySource::compile(generation(&bad, 1));
+        decide(&mut never, None, &served());
+        assert!(never.in_force.is_none());
     }
 
     #[test]

@@ -26,6 +26,57 @@ pub struct PolicySource {
     pub object: Arc<SupportPolicy>,
     /// The compiled policy, or why the spec is invalid (shown in its Ready condition).
     pub compiled: Result<Arc<Policy>, String>,
+    /// This generation's targets that do not resolve against API discovery and so keep it from
+    /// replacing the generation in force (see [`crate::runtime::resolve::blocking`]).
+    pub unresolved: Vec<String>,
+    /// What is enforced for this policy: this generation when it compiles and resolves, else the
+    /// last one of the same object (uid) that did; none when no generation ever compiled.
+    pub in_force: Option<InForce>,
+}
+
+/// A compiled generation of a SupportPolicy, enforced.
+#[derive(Debug, Clone)]
+pub struct InForce {
+    pub policy: Arc<Policy>,
+    pub generation: Option<i64>,
+}
+
+impl PolicySource {
+    /// A source whose own generation is in force when it compiles (no discovery involved).
+    pub fn new(object: Arc<SupportPolicy>, compiled: Result<Arc<Policy>, String>) -> Self {
+        let in_force = compiled.as_ref().ok().map(|p| InForce {
+            policy: p.clone(),
+            generation: object.metadata.generation,
+        });
+        PolicySource {
+            object,
+            compiled,
+            unresolved: Vec::new(),
+            in_force,
+        }
+    }
+
+    /// Whether the spec as the cluster holds it is what is enforced.
+    pub fn is_current(&self) -> bool {
+        self.compiled.is_ok()
+            && self.unresolved.is_empty()
+            && self
+                .in_force
+                .as_ref()
+                .is_some_and(|f| f.generation == self.object.metadata.generation)
+    }
+
+    /// For a Ready=False message: what is enforced instead of this generation.
+    pub fn in_force_note(&self) -> String {
+        match &self.in_force {
+            Some(f) if f.generation != self.object.metadata.generation => match f.generation {
+                Some(g) => format!("; generation {g}, the last valid one, stays in force"),
+                None => "; the last valid spec stays in force".to_string(),
+            },
+            Some(_) => "; this generation is enforced, as no earlier one was valid".to_string(),
+            None => "; nothing of this policy is enforced".to_string(),
+        }
+    }
 }
 
 /// What the request path reads: one snapshot of the policies, no API calls.
@@ -87,13 +138,13 @@ impl Shared {
         self.policy_changes.send_modify(|n| *n += 1);
     }
 
-    /// Publishes the compiled SupportPolicies: the valid ones become the evaluated set, and
-    /// all of them (with their errors) stay readable for the status writer.
+    /// Publishes the compiled SupportPolicies: what is in force of each becomes the evaluated
+    /// set, and all of them (with their errors) stay readable for the status writer.
     pub fn publish_policies(&self, mut sources: Vec<PolicySource>) {
         sources.sort_by(|a, b| a.object.metadata.name.cmp(&b.object.metadata.name));
         let valid = sources
             .iter()
-            .filter_map(|s| s.compiled.as_ref().ok().cloned())
+            .filter_map(|s| s.in_force.as_ref().map(|f| f.policy.clone()))
             .collect();
         self.policy_sources.store(Arc::new(sources));
         self.set_policies(PolicySet::from_policies(valid));
