@@ -80,6 +80,49 @@ pub fn sink_for(crd: &CustomResourceDefinition, version: &str) -> Sink {
     }
 }
 
+/// CRDs per page of the initial list: a page is decoded whole, and a CRD can be a megabyte.
+pub const CRD_PAGE: u32 = 20;
+
+/// Strips a CRD down to what [`wanted_kinds`] and [`sink_for`] read: group, names, scope, and per
+/// version its name, flags, subresources and the `status.conditions` schema. Without this the
+/// controller cached every CRD of the cluster whole (schemas, managedFields, the last-applied
+/// annotation): a few hundred large CRDs are hundreds of MiB against the pod's 256 MiB limit.
+pub fn slim_crd(crd: &mut CustomResourceDefinition) {
+    crd.metadata.managed_fields = None;
+    crd.metadata.annotations = None;
+    crd.metadata.labels = None;
+    crd.status = None;
+    crd.spec.conversion = None;
+    for v in &mut crd.spec.versions {
+        v.additional_printer_columns = None;
+        v.selectable_fields = None;
+        let Some(schema) = v
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        else {
+            continue;
+        };
+        let conditions = prop(schema, "status")
+            .and_then(|s| prop(s, "conditions"))
+            .map(|c| JSONSchemaProps {
+                type_: c.type_.clone(),
+                x_kubernetes_list_type: c.x_kubernetes_list_type.clone(),
+                x_kubernetes_list_map_keys: c.x_kubernetes_list_map_keys.clone(),
+                ..JSONSchemaProps::default()
+            });
+        let has_status = prop(schema, "status").is_some();
+        *schema = JSONSchemaProps::default();
+        if has_status {
+            let status = JSONSchemaProps {
+                properties: conditions.map(|c| [("conditions".to_string(), c)].into()),
+                ..JSONSchemaProps::default()
+            };
+            schema.properties = Some([("status".to_string(), status)].into());
+        }
+    }
+}
+
 fn prop<'a>(s: &'a JSONSchemaProps, name: &str) -> Option<&'a JSONSchemaProps> {
     s.properties.as_ref().and_then(|p| p.get(name))
 }
@@ -213,6 +256,72 @@ mod tests {
             sink_for(&crd(json!({}), true), "v2"),
             Sink::PolicyReport(_)
         ));
+    }
+
+    #[test]
+    fn a_slimmed_crd_gives_the_same_sink_and_kind_at_a_fraction_of_the_size() {
+        let map = json!({"type": "object", "properties": {"phase": {"type": "string"}, "conditions": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"], "items": {"type": "object", "properties": {"type": {"type": "string"}}}}}});
+        let atomic = json!({"type": "object", "properties": {"conditions": {"type": "array", "items": {"type": "object"}}}});
+        let none = json!({"type": "object", "properties": {"phase": {"type": "string"}}});
+        for (status, sub) in [
+            (map, true),
+            (map_copy(), false),
+            (atomic, true),
+            (none, true),
+        ] {
+            let full = crd(status, sub);
+            let mut slim = full.clone();
+            slim_crd(&mut slim);
+            assert_eq!(sink_for(&slim, "v1"), sink_for(&full, "v1"));
+            assert_eq!(slim.spec.names, full.spec.names);
+            assert_eq!(slim.spec.scope, full.spec.scope);
+        }
+        // A large schema (and its last-applied copy) is dropped; the decision stays the same.
+        let mut big = crd(map_copy(), true);
+        let props: serde_json::Map<String, Value> = (0..2000)
+            .map(|i| {
+                (
+                    format!("field{i}"),
+                    json!({"type": "string", "description": "x".repeat(100)}),
+                )
+            })
+            .collect();
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": props}, "status": map_copy()}});
+        big.spec.versions[0].schema =
+            Some(serde_json::from_value(json!({"openAPIV3Schema": schema})).unwrap());
+        big.metadata.annotations = Some(
+            [(
+                "kubectl.kubernetes.io/last-applied-configuration".to_string(),
+                "y".repeat(200_000),
+            )]
+            .into(),
+        );
+        let mut slim = big.clone();
+        slim_crd(&mut slim);
+        let size = |c: &CustomResourceDefinition| serde_json::to_vec(c).unwrap().len();
+        assert!(size(&slim) < 2_000, "{} of {}", size(&slim), size(&big));
+        assert_eq!(sink_for(&slim, "v1"), Sink::Conditions);
+        // The fixture (the real KonvoyCluster shape) decides the same slimmed.
+        let file = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/crds/kommander.mesosphere.io_konvoyclusters.yaml"
+        ))
+        .unwrap();
+        let full: CustomResourceDefinition = serde_norway::from_str(&file).unwrap();
+        let mut slim = full.clone();
+        slim_crd(&mut slim);
+        for v in &full.spec.versions {
+            assert_eq!(
+                sink_for(&slim, &v.name),
+                sink_for(&full, &v.name),
+                "{}",
+                v.name
+            );
+        }
+    }
+
+    fn map_copy() -> Value {
+        json!({"type": "object", "properties": {"conditions": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}}})
     }
 
     #[test]

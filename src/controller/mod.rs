@@ -46,7 +46,7 @@ use kube::{Api, Client};
 use thiserror::Error;
 use tokio::sync::{Notify, watch};
 
-use crate::controller::discovery::{KindKey, Running, reconcile_kinds};
+use crate::controller::discovery::{CRD_PAGE, KindKey, Running, reconcile_kinds};
 use crate::controller::status::{Seen, policy_status_loop};
 use crate::runtime::state::Shared;
 use tokio::task::JoinHandle;
@@ -214,10 +214,13 @@ async fn follow_crds(session: &Arc<Session>, kinds: &mut Running) {
     let (crd_reader, crd_writer) = reflector::store::<CustomResourceDefinition>();
     let crd_events = reflector::reflector(
         crd_writer,
+        // Every CRD of the cluster is listed, and CRDs run to a megabyte each: small pages, and
+        // only what the sink decision reads is kept (see `discovery::slim_crd`).
         watcher::watcher(
             Api::<CustomResourceDefinition>::all(session.client.clone()),
-            watcher::Config::default(),
-        ),
+            watcher::Config::default().page_size(CRD_PAGE),
+        )
+        .modify(discovery::slim_crd),
     )
     .default_backoff();
     futures::pin_mut!(crd_events);

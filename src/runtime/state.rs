@@ -175,6 +175,19 @@ impl Shared {
             && self.failed.get().is_none()
     }
 
+    /// Whether reviews are judged with the cluster's policies and exceptions: both have been
+    /// listed at least once.
+    pub fn judging_synced(&self) -> bool {
+        self.policies_synced.load(Ordering::Acquire) && *self.exceptions_synced.borrow()
+    }
+
+    /// Marks the policies and exceptions as listed, for a server run without watches (the
+    /// benchmarks, which judge with the embedded default on purpose).
+    pub fn mark_synced_for_tests(&self) {
+        self.policies_synced.store(true, Ordering::Release);
+        self.exceptions_synced.send_replace(true);
+    }
+
     pub fn context(&self) -> Context {
         let today = crate::runtime::clock::today_utc();
         Context::new(today)

@@ -92,6 +92,47 @@ pub fn review(
     Ok((encoded, decision))
 }
 
+/// The answer before the SupportPolicies and SupportExceptions are synced: a CREATE or UPDATE
+/// is refused with 503 (the client retries), since the policies in force are not known yet and
+/// judging by the embedded default could admit what the cluster's policy refuses, or refuse
+/// what an exception admits. A `url:` webhook has no readiness gate in front of it, so this is
+/// the gate. Deletes and subresources pass, as they always do.
+pub fn review_unsynced(body: &[u8]) -> Result<(Vec<u8>, Decision), ReviewError> {
+    let review: Review = serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
+    if review.api_version != "admission.k8s.io/v1" || review.kind != "AdmissionReview" {
+        return Err(ReviewError::WrongVersion {
+            api_version: review.api_version,
+            kind: review.kind,
+        });
+    }
+    let request = review.request.ok_or(ReviewError::NoRequest)?;
+    let passes = matches!(request.operation, Operation::Delete | Operation::Connect)
+        || request.sub_resource.is_some();
+    let denial = (!passes).then(|| {
+        (
+            503,
+            "ServiceUnavailable",
+            "supportgate is starting: its SupportPolicies and SupportExceptions are not synced yet, so it cannot tell whether this is supported; retry in a few seconds".to_string(),
+        )
+    });
+    let verdict = if passes { "skipped" } else { "unsynced" };
+    let encoded = serde_json::to_vec(&Answer {
+        uid: &request.uid,
+        allowed: passes,
+        denial,
+        audit_annotations: &[("verdict", verdict)],
+        warnings: Vec::new(),
+    })
+    .map_err(ReviewError::Malformed)?;
+    Ok((
+        encoded,
+        Decision {
+            verdict,
+            violations: Vec::new(),
+        },
+    ))
+}
+
 fn operation_name(op: &Operation) -> &'static str {
     match op {
         Operation::Create => "CREATE",

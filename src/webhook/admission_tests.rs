@@ -354,3 +354,32 @@ fn hostile_reviews_are_refused_as_before() {
         assert!(e.contains(want), "{want}: {e}");
     }
 }
+
+#[test]
+fn before_the_policies_are_synced_a_create_or_update_is_refused_with_503_and_a_delete_passes() {
+    let good = cluster("v1.8.5", "1.20.13", "stable-1.20-4.4.0");
+    for op in ["CREATE", "UPDATE"] {
+        let (bytes, decision) =
+            review_unsynced(&review_json(op, good.clone(), good.clone())).expect("answered");
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        let r = &v["response"];
+        assert_eq!(r["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+        assert_eq!(r["allowed"], false, "{op}: even a supported object waits");
+        assert_eq!(r["status"]["code"], 503);
+        assert!(
+            r["status"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not synced yet"),
+            "{r}"
+        );
+        assert_eq!(decision.verdict, "unsynced");
+    }
+    let (bytes, _) = review_unsynced(&review_json("DELETE", Value::Null, good)).expect("answered");
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["response"]["allowed"], true);
+    assert!(matches!(
+        review_unsynced(b"{\"apiVersion\":\"v1\",\"kind\":\"Pod\"}"),
+        Err(ReviewError::WrongVersion { .. })
+    ));
+}

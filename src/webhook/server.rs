@@ -19,7 +19,7 @@ use tracing::Instrument as _;
 
 use crate::runtime::metrics::ErrorLabels;
 use crate::runtime::state::Shared;
-use crate::webhook::admission::{ReviewError, review};
+use crate::webhook::admission::{ReviewError, review, review_unsynced};
 use crate::webhook::conns::{Admission, CloseKind, Conn, Reason, Registry, Tracked};
 use crate::webhook::limits::{Builders, ServerLimits, fd_limit};
 
@@ -108,8 +108,14 @@ async fn admission(
             );
         }
     };
-    let policies = shared.policies.load();
-    match review(&body, &policies, &shared.context(), Some(&shared.metrics)) {
+    let answered = if shared.judging_synced() {
+        let policies = shared.policies.load();
+        review(&body, &policies, &shared.context(), Some(&shared.metrics))
+    } else {
+        error("unsynced");
+        review_unsynced(&body)
+    };
+    match answered {
         Ok((answer, _)) => reply(StatusCode::OK, "application/json", answer),
         Err(e) => {
             error(match e {
