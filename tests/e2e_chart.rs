@@ -613,6 +613,16 @@ fn every_rendered_manifest_passes_server_side_validation_and_pod_security() {
         let rendered = template(cp, "sg", ns, sets);
         let d = docs(&rendered);
         assert_eq!(&kinds(&d), want_kinds, "{name}: rendered kinds");
+        // A self-signed certificate is its own caBundle: a new key at renewal would leave the
+        // pods serving a certificate the API server no longer trusts (docs/reliability.md).
+        let rotation = match *name {
+            "cert-manager" | "everything on" => Some("rotationPolicy: Never"),
+            "cert-manager with a ClusterIssuer" => Some("rotationPolicy: Always"),
+            _ => None,
+        };
+        if let Some(want) = rotation {
+            assert!(rendered.contains(want), "{name}: {want}\n{rendered}");
+        }
         let o = dry_run(cp, &rendered);
         assert!(
             o.status.success(),

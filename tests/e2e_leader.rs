@@ -92,11 +92,13 @@ async fn only_the_leader_writes_and_the_other_takes_over() {
         })
         .await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(
-        status_writes(&a).await >= 3,
-        "the leader wrote the conditions"
-    );
+    // The conditions are there, so the leader's counter follows within a scrape or two.
+    eventually(
+        Duration::from_secs(30),
+        "the leader to count its 3 status writes",
+        || async { (status_writes(&a).await >= 3).then_some(()) },
+    )
+    .await;
     assert_eq!(
         status_writes(&b).await,
         0,

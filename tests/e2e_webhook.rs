@@ -382,16 +382,20 @@ async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
 
     // A rotation to a broken pair keeps the last good one.
     certs.write("not a certificate", "not a key");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    eventually(
+        Duration::from_secs(30),
+        "the broken pair to be read and refused",
+        || async {
+            op.logs()
+                .contains("serving certificate not reloaded")
+                .then_some(())
+        },
+    )
+    .await;
     assert!(
         post(op.webhook_port, &next.ca_pem, "/validate", b"{}".to_vec())
             .await
             .is_ok()
-    );
-    assert!(
-        op.logs().contains("serving certificate not reloaded"),
-        "{}",
-        op.logs()
     );
 
     // Metrics saw it all.
