@@ -104,7 +104,10 @@ impl Publisher {
     fn dropped(&self, reason: &'static str, n: usize) {
         if n > 0 {
             tracing::warn!(reason, events = n, "giving up events");
-            let c = self.metrics.events_dropped.get_or_create(&DropLabels { reason });
+            let c = self
+                .metrics
+                .events_dropped
+                .get_or_create(&DropLabels { reason });
             c.inc_by(n as u64);
         }
     }
@@ -390,10 +393,16 @@ mod tests {
         assert!(matches!(outcome(Ok(())), Outcome::Done));
         assert!(matches!(outcome(Err(api(409))), Outcome::Done));
         for code in [400, 404, 422] {
-            assert!(matches!(outcome(Err(api(code))), Outcome::Rejected(_)), "{code}");
+            assert!(
+                matches!(outcome(Err(api(code))), Outcome::Rejected(_)),
+                "{code}"
+            );
         }
         for code in [403, 429, 500, 503] {
-            assert!(matches!(outcome(Err(api(code))), Outcome::Retry(_)), "{code}");
+            assert!(
+                matches!(outcome(Err(api(code))), Outcome::Retry(_)),
+                "{code}"
+            );
         }
     }
 

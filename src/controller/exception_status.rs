@@ -115,7 +115,12 @@ pub(crate) async fn write_all(session: &Session, written: &mut Writes<SupportExc
             .map(|p| &**p),
     );
     let sources = session.shared.exception_sources.load_full();
-    written.keep_only(&sources.iter().map(|s| uid_key(&s.object.metadata)).collect());
+    written.keep_only(
+        &sources
+            .iter()
+            .map(|s| uid_key(&s.object.metadata))
+            .collect(),
+    );
     let computed: Vec<_> = sources
         .iter()
         .map(|source| {

@@ -23,13 +23,13 @@ use crate::controller::discovery::{Kind, KindKey, Sink};
 use crate::controller::metrics::{fleet_labels, object_support_labels};
 use crate::controller::plan::{self, Effects, Note, Previous};
 use crate::controller::report::{ReportRef, policies_name, report_body};
+use crate::controller::retry::Backoff;
 use crate::controller::status::Seen;
 use crate::controller::{ControllerError, Session};
 use crate::engine::policyset::PolicySet;
 use crate::engine::targets::FieldMask;
 use crate::engine::{Context, Evaluation, Verdict};
 use crate::runtime::clock::today_utc;
-use crate::controller::retry::Backoff;
 use crate::runtime::metrics::{ObjectSupportLabels, WriteLabels};
 
 /// Objects per page of the initial list. A page is decoded whole, as full objects, before the

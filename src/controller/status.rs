@@ -7,20 +7,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::time::Instant;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::api::{ObjectCounts, SupportExceptionStatus, SupportPolicy, SupportPolicyStatus};
 use crate::controller::Session;
 use crate::controller::condition::status_condition;
 use crate::controller::discovery::KindKey;
-use crate::controller::retry::{Backoff, Writes, earliest, uid_key};
 use crate::controller::metrics::{exception_expiries, policy_view, publish_fleet};
+use crate::controller::retry::{Backoff, Writes, earliest, uid_key};
 use crate::controller::summary;
 use crate::engine::Verdict;
 use crate::engine::coverage::{TargetCoverage, unresolved_fields};
@@ -91,7 +91,12 @@ pub(crate) async fn policy_status_loop(session: Arc<Session>) {
         let flips = converged_flips(&session);
         crate::controller::exception_status::write_all(&session, &mut exceptions).await;
         let sources = session.shared.policy_sources.load_full();
-        policies.keep_only(&sources.iter().map(|s| uid_key(&s.object.metadata)).collect());
+        policies.keep_only(
+            &sources
+                .iter()
+                .map(|s| uid_key(&s.object.metadata))
+                .collect(),
+        );
         let statuses = compute_statuses(&session, &sources, &tallies, &policies);
         publish_policy_gauges(&session, &sources, &statuses);
         summarise_flips(&session, &sources, flips).await;
@@ -174,7 +179,15 @@ async fn summarise_flips(
             EventType::Normal
         };
         let note = f.note(epoch);
-        publish_on_policy(session, &source.object, type_, summary::REASON, "Evaluate", note).await;
+        publish_on_policy(
+            session,
+            &source.object,
+            type_,
+            summary::REASON,
+            "Evaluate",
+            note,
+        )
+        .await;
     }
 }
 

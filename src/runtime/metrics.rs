@@ -118,7 +118,8 @@ impl Metrics {
             "Status patches written by the controller",
             status_writes.clone(),
         );
-        let (status_write_retries, events_pending, events_dropped) = register_retries(&mut registry);
+        let (status_write_retries, events_pending, events_dropped) =
+            register_retries(&mut registry);
         let (open, accepted, closed, refused) = register_connections(&mut registry);
         Metrics {
             registry,
@@ -151,7 +152,13 @@ impl Metrics {
 
 /// The controller's retries of failed writes (issue 28): status, report and event writes the
 /// API server refused, retried with a per-object backoff; events given up.
-fn register_retries(registry: &mut Registry) -> (Family<WriteLabels, Counter>, Gauge, Family<DropLabels, Counter>) {
+fn register_retries(
+    registry: &mut Registry,
+) -> (
+    Family<WriteLabels, Counter>,
+    Gauge,
+    Family<DropLabels, Counter>,
+) {
     let retries = Family::<WriteLabels, Counter>::default();
     registry.register(
         "status_write_retries",
