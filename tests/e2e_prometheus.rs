@@ -21,8 +21,8 @@ use support::operator::{CertFiles, Operator, http_get, post};
 use support::{ControlPlane, eventually, free_port, repo, stderr, stdout};
 use supportgate::engine::policy::DEFAULT_POLICY_YAML;
 use supportgate::runtime::metrics::{
-    ErrorLabels, ExceptionLabels, ExceptionView, FleetLabels, Metrics, ObjectSupportLabels,
-    PolicyInfoLabels, PolicyView, RuleLabels, VerdictLabels,
+    DropLabels, ErrorLabels, ExceptionLabels, ExceptionView, FleetLabels, Metrics,
+    ObjectSupportLabels, PolicyInfoLabels, PolicyView, RuleLabels, VerdictLabels, WriteLabels,
 };
 use supportgate::webhook::tls::generate_valid;
 
@@ -695,6 +695,16 @@ fn every_metric_has_help_and_is_listed_in_the_readme() {
         .inc();
     m.admission_errors
         .get_or_create(&ErrorLabels { kind: "malformed" })
+        .inc();
+    m.status_write_retries
+        .get_or_create(&WriteLabels {
+            kind: "KonvoyCluster".into(),
+        })
+        .inc();
+    m.events_dropped
+        .get_or_create(&DropLabels {
+            reason: "queue_full",
+        })
         .inc();
     let fleet = FleetLabels {
         kind: "K".into(),

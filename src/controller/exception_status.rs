@@ -1,7 +1,7 @@
 //! Every trusted SupportException's status: how many objects it covers (from what the reconciles
 //! recorded, never a second evaluation), `Ready` (valid, within the policies' cap) and `Expired`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::civil::Date;
@@ -9,12 +9,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::api::{SupportException, SupportExceptionStatus};
 use crate::controller::Session;
 use crate::controller::condition::status_condition;
 use crate::controller::metrics::exception_view;
+use crate::controller::retry::{Writes, earliest, uid_key};
+use crate::controller::status::count_retry;
 use crate::engine::exceptions::{ExceptionState, Limits};
 use crate::runtime::clock::today_utc;
 use crate::runtime::exceptions::ExceptionSource;
@@ -98,11 +101,8 @@ fn condition(
 }
 
 /// Publishes every trusted exception's gauges and writes the status of those whose status
-/// changed.
-pub(crate) async fn write_all(
-    session: &Session,
-    written: &mut HashMap<String, SupportExceptionStatus>,
-) {
+/// changed. `written` is keyed by uid: an exception deleted and created again is written anew.
+pub(crate) async fn write_all(session: &Session, written: &mut Writes<SupportExceptionStatus>) {
     let covered = covered_by(session);
     let today = today_utc();
     let limits = Limits::of(
@@ -115,6 +115,12 @@ pub(crate) async fn write_all(
             .map(|p| &**p),
     );
     let sources = session.shared.exception_sources.load_full();
+    written.keep_only(
+        &sources
+            .iter()
+            .map(|s| uid_key(&s.object.metadata))
+            .collect(),
+    );
     let computed: Vec<_> = sources
         .iter()
         .map(|source| {
@@ -123,47 +129,50 @@ pub(crate) async fn write_all(
                 source.object.namespace().unwrap_or_default(),
                 source.object.name_any()
             );
+            let uid = uid_key(&source.object.metadata);
             let objects = covered.get(&key).map(Vec::as_slice).unwrap_or_default();
-            let status = exception_status(source, objects, today, limits, written.get(&key));
-            (source, key, status)
+            let status = exception_status(source, objects, today, limits, written.previous(&uid));
+            (source, key, uid, status)
         })
         .collect();
     // The gauges follow the computed status at once, not the writes; deleted exceptions are
     // no longer in `sources`, so their series go.
     let views = computed
         .iter()
-        .map(|(source, _, st)| exception_view(source, st));
+        .map(|(source, _, _, st)| exception_view(source, st));
     session
         .shared
         .metrics
         .observed
         .set_exceptions(views.collect());
-    for (source, key, status) in computed {
-        if written.get(&key) == Some(&status) {
+    for (source, key, uid, status) in computed {
+        if !written.wants(&uid, &status, Instant::now()) {
             continue;
         }
-        let (ns, name) = (
-            source.object.namespace().unwrap_or_default(),
-            source.object.name_any(),
-        );
-        let api: Api<SupportException> = Api::namespaced(session.client.clone(), &ns);
-        let body = json!({"apiVersion": "supportgate.dev/v1alpha1", "kind": "SupportException", "status": status});
-        let pp = PatchParams::apply(&session.cfg.field_manager).force();
         let span = tracing::info_span!("exception_status", exception = %key);
-        match api
-            .patch_status(&name, &pp, &Patch::Apply(&body))
-            .instrument(span)
-            .await
-        {
-            Ok(_) => {
-                written.insert(key, status);
-            }
+        match write_one(session, source, &status).instrument(span).await {
+            Ok(()) => written.wrote(&uid, status),
             Err(e) => {
-                tracing::warn!(exception = %key, error = %e, "writing SupportException status failed; retrying");
-                session.dirty.notify_one();
+                let delay = written.failed(&uid, Instant::now());
+                count_retry(session, "SupportException");
+                tracing::warn!(exception = %key, error = %e, failures = written.failures(&uid), retry_in_ms = delay.as_millis() as u64, "writing SupportException status failed; retrying after a backoff");
             }
         }
     }
+}
+
+async fn write_one(
+    session: &Session,
+    source: &ExceptionSource,
+    status: &SupportExceptionStatus,
+) -> Result<(), kube::Error> {
+    let ns = source.object.namespace().unwrap_or_default();
+    let api: Api<SupportException> = Api::namespaced(session.client.clone(), &ns);
+    let body = json!({"apiVersion": "supportgate.dev/v1alpha1", "kind": "SupportException", "status": status});
+    let pp = PatchParams::apply(&session.cfg.field_manager).force();
+    api.patch_status(&source.object.name_any(), &pp, &Patch::Apply(&body))
+        .await?;
+    Ok(())
 }
 
 /// Exception key to the objects it covers, from the reconciles' records.
@@ -179,25 +188,28 @@ fn covered_by(session: &Session) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-/// Waits for the reconciles to record something, or for the next exception expiry (whose
-/// `Expired` condition flips even when it covers nothing).
-pub(crate) async fn wait(session: &Session) {
+/// Waits for the reconciles to record something, for the next exception expiry (whose
+/// `Expired` condition flips even when it covers nothing), or for `retry_at`, when a failed
+/// status write's backoff ends.
+pub(crate) async fn wait(session: &Session, retry_at: Option<Instant>) {
     let today = today_utc();
-    let next = session
+    let expiry = session
         .shared
         .exceptions
         .load()
         .next_expiry(today)
         .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
-        .map(|z| z.timestamp().as_second() - crate::runtime::clock::now().as_second() + 1);
-    match next {
-        Some(secs) if secs > 0 => {
+        .map(|z| z.timestamp().as_second() - crate::runtime::clock::now().as_second() + 1)
+        .filter(|secs| *secs > 0)
+        .map(|secs| Instant::now() + Duration::from_secs(secs as u64));
+    match earliest(expiry, retry_at) {
+        Some(at) => {
             tokio::select! {
                 () = session.dirty.notified() => {}
-                () = tokio::time::sleep(Duration::from_secs(secs as u64)) => {}
+                () = tokio::time::sleep_until(at) => {}
             }
         }
-        _ => session.dirty.notified().await,
+        None => session.dirty.notified().await,
     }
 }
 

@@ -15,7 +15,8 @@
 //! - `status`: the SupportPolicies' status;
 //! - `summary`: one event on a policy when a change flips objects;
 //! - `metrics`: the fleet and policy gauges, from the recorded verdicts;
-//! - `events`: events, published without kube's six-minute cache;
+//! - `events`: events, published without kube's six-minute cache, retried when refused;
+//! - `retry`: the backoff of failed writes, per object uid;
 //! - `leader`: leader election.
 
 pub mod cache;
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod plan;
 pub mod reconcile;
 pub mod report;
+pub mod retry;
 pub mod status;
 pub mod summary;
 
@@ -98,12 +100,17 @@ pub(crate) struct Session {
     cfg: ControllerConfig,
     events: events::Publisher,
     stores: Mutex<BTreeMap<KindKey, (ApiResource, Store<cache::Cached>)>>,
+    /// These three are keyed by `reconcile::memory_key`, which holds the uid: an object deleted
+    /// and created again under its name is a new object, remembered from scratch.
+    ///
     /// The last condition per object, where the object does not carry it: the only record of
     /// the verdict for kinds without conditions (until their PolicyReport has been read), and
     /// for a conditions kind until the watch brings back the first condition written.
     last: Mutex<HashMap<String, Condition>>,
     /// Each object's latest verdicts, merged and per policy, for the policies' status counts.
     seen: Mutex<HashMap<String, Seen>>,
+    /// The backoff of objects whose reconcile (a status or report write) failed.
+    retries: Mutex<retry::Retries>,
     /// Verdicts flipped by a change to the policies or exceptions, not yet summarised.
     flips: Mutex<summary::Pending>,
     /// Targeted kinds the API server refuses to let this account list or watch (403), with its
@@ -167,13 +174,14 @@ async fn run_session(client: Client, shared: Arc<Shared>, cfg: ControllerConfig)
         instance: Some(cfg.instance.clone()),
     };
     let session = Arc::new(Session {
-        events: events::Publisher::new(client.clone(), reporter),
+        events: events::Publisher::new(client.clone(), reporter, shared.metrics.clone()),
         client: client.clone(),
         shared,
         cfg,
         stores: Mutex::new(BTreeMap::new()),
         last: Mutex::new(HashMap::new()),
         seen: Mutex::new(HashMap::new()),
+        retries: Mutex::new(retry::Retries::new(retry::Backoff::WRITES)),
         flips: Mutex::new(summary::Pending::default()),
         forbidden: Mutex::new(BTreeMap::new()),
         dirty: Notify::new(),
@@ -185,6 +193,8 @@ async fn run_session(client: Client, shared: Arc<Shared>, cfg: ControllerConfig)
     // stops leading must stop writing.
     let status = policy_status_loop(session.clone());
     let _status_task = AbortOnDrop(session.shared.controller_tasks.spawn(status));
+    let retries = session.events.clone().retry_loop();
+    let _event_retries = AbortOnDrop(session.shared.controller_tasks.spawn(retries));
     let mut kinds = RunningKinds(Running::new());
     follow_crds(&session, &mut kinds.0).await;
 }

@@ -23,13 +23,14 @@ use crate::controller::discovery::{Kind, KindKey, Sink};
 use crate::controller::metrics::{fleet_labels, object_support_labels};
 use crate::controller::plan::{self, Effects, Note, Previous};
 use crate::controller::report::{ReportRef, policies_name, report_body};
+use crate::controller::retry::Backoff;
 use crate::controller::status::Seen;
 use crate::controller::{ControllerError, Session};
 use crate::engine::policyset::PolicySet;
 use crate::engine::targets::FieldMask;
 use crate::engine::{Context, Evaluation, Verdict};
 use crate::runtime::clock::today_utc;
-use crate::runtime::metrics::ObjectSupportLabels;
+use crate::runtime::metrics::{ObjectSupportLabels, WriteLabels};
 
 /// Objects per page of the initial list. A page is decoded whole, as full objects, before the
 /// cache keeps their projections, so the page sets the peak at small fleets: at 1,000 objects
@@ -144,7 +145,7 @@ fn note_access(
     }
 }
 
-/// `group/Kind/namespace/name`: how memory and the status tallies know an object.
+/// `group/Kind/namespace/name`: how logs and errors name an object.
 pub(crate) fn object_key(ar: &ApiResource, obj: &impl Resource) -> String {
     format!(
         "{}/{}/{}/{}",
@@ -153,6 +154,16 @@ pub(crate) fn object_key(ar: &ApiResource, obj: &impl Resource) -> String {
         obj.namespace().unwrap_or_default(),
         obj.name_any()
     )
+}
+
+/// `group/Kind/namespace/name@uid`: how memory, the backoff and the status tallies know an
+/// object. With the uid, an object deleted and created again under the same name is not taken
+/// for its predecessor (whose remembered verdict would stop its own from being written).
+pub(crate) fn memory_key(ar: &ApiResource, obj: &impl Resource) -> String {
+    let mut key = object_key(ar, obj);
+    key.push('@');
+    key.push_str(obj.meta().uid.as_deref().unwrap_or_default());
+    key
 }
 
 #[instrument(skip_all, fields(
@@ -173,7 +184,7 @@ async fn reconcile(obj: Arc<Cached>, ctx: Arc<KindCtx>) -> Result<Action, Contro
     let epoch = *s.shared.policy_changes.borrow();
     let policies = s.shared.policies.load_full();
     let per_object = s.cfg.object_metrics;
-    let key = object_key(&ctx.ar, &obj);
+    let key = memory_key(&ctx.ar, &obj);
     let Some(verdicts) = evaluate(&policies, &obj, &ctx.ar, &s.shared.context(), per_object) else {
         // No policy targets it any more: the policies' counts must not either.
         forget(s, &key);
@@ -194,6 +205,9 @@ async fn reconcile(obj: Arc<Cached>, ctx: Arc<KindCtx>) -> Result<Action, Contro
         now: Time(Timestamp::now()),
     });
     apply(&ctx, &obj, &verdicts.merged, &effects).await?;
+    if let Ok(mut r) = s.retries.lock() {
+        r.succeeded(&key);
+    }
     tracing::debug!(
         changed = effects.changed(),
         events = effects.events.len(),
@@ -355,7 +369,8 @@ async fn write_condition(
     Ok(())
 }
 
-/// An event that cannot be published is logged, never retried: the verdict itself is written.
+/// An event that cannot be published is logged and queued for a retry (`events`): it is the
+/// only announcement of the transition, and the next reconcile sees the condition written.
 async fn publish(ctx: &KindCtx, obj: &DynamicObject, note: &Note) {
     let ev = KubeEvent {
         type_: note.type_,
@@ -366,7 +381,7 @@ async fn publish(ctx: &KindCtx, obj: &DynamicObject, note: &Note) {
     };
     let reference = obj.object_ref(&ctx.ar);
     if let Err(e) = ctx.session.events.publish(&ev, &reference).await {
-        tracing::warn!(error = %e, reason = note.reason, "publishing an event failed");
+        tracing::warn!(error = %e, reason = note.reason, "publishing an event failed; retrying");
     }
 }
 
@@ -431,6 +446,9 @@ fn forget(s: &Session, key: &str) {
     if let Ok(mut last) = s.last.lock() {
         last.remove(key);
     }
+    if let Ok(mut r) = s.retries.lock() {
+        r.succeeded(key);
+    }
     if removed {
         s.dirty.notify_one();
     }
@@ -458,8 +476,30 @@ fn until(day: jiff::civil::Date) -> Option<Duration> {
     (secs > 0).then(|| Duration::from_secs(secs as u64))
 }
 
+/// A failed reconcile (most often a status or report write the API server refused) is retried
+/// after the object's own backoff: 5 s doubling to 5 min with jitter, reset by its next
+/// success. A change to the object or the policies still reconciles it at once.
 fn error_policy(obj: Arc<Cached>, err: &ControllerError, ctx: Arc<KindCtx>) -> Action {
-    ctx.session.shared.metrics.reconcile_errors.inc();
-    tracing::warn!(object = %object_key(&ctx.ar, &*obj), error = %err, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    let metrics = &ctx.session.shared.metrics;
+    metrics.reconcile_errors.inc();
+    let key = memory_key(&ctx.ar, &*obj);
+    let (delay, failures) = match ctx.session.retries.lock() {
+        Ok(mut r) => {
+            let delay = r.failed(&key, tokio::time::Instant::now());
+            (delay, r.failures(&key))
+        }
+        Err(_) => (Backoff::WRITES.cap, 0),
+    };
+    let kind = WriteLabels {
+        kind: ctx.ar.kind.clone(),
+    };
+    metrics.status_write_retries.get_or_create(&kind).inc();
+    tracing::warn!(
+        object = %object_key(&ctx.ar, &*obj),
+        error = %err,
+        failures,
+        retry_in_ms = delay.as_millis() as u64,
+        "reconcile failed; retrying after a backoff"
+    );
+    Action::requeue(delay)
 }

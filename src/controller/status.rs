@@ -12,13 +12,15 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
+use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::api::{ObjectCounts, SupportPolicy, SupportPolicyStatus};
+use crate::api::{ObjectCounts, SupportExceptionStatus, SupportPolicy, SupportPolicyStatus};
 use crate::controller::Session;
 use crate::controller::condition::status_condition;
 use crate::controller::discovery::KindKey;
 use crate::controller::metrics::{exception_expiries, policy_view, publish_fleet};
+use crate::controller::retry::{Backoff, Writes, earliest, uid_key};
 use crate::controller::summary;
 use crate::engine::Verdict;
 use crate::engine::coverage::{TargetCoverage, unresolved_fields};
@@ -26,7 +28,7 @@ use crate::engine::policy::Policy;
 use crate::engine::targets::FieldMask;
 use crate::engine::vendor;
 use crate::runtime::clock::today_utc;
-use crate::runtime::metrics::{FleetLabels, ObjectSupportLabels};
+use crate::runtime::metrics::{FleetLabels, ObjectSupportLabels, WriteLabels};
 use crate::runtime::state::PolicySource;
 
 /// What the status of the policies needs to know about one object.
@@ -71,117 +73,175 @@ impl Tally {
     }
 }
 
-/// Keeps every SupportPolicy's status (window, counts, denied objects, Ready) current.
+/// Keeps every SupportPolicy's status (window, counts, denied objects, Ready) current, and the
+/// trusted SupportExceptions' (`exception_status`). What was written is remembered per uid, so
+/// that a policy deleted and created again gets its status; a write that fails is retried after
+/// its own backoff (`retry`), not at every pass.
 pub(crate) async fn policy_status_loop(session: Arc<Session>) {
-    let mut written: HashMap<String, SupportPolicyStatus> = HashMap::new();
-    let mut exceptions_written = HashMap::new();
+    let mut policies: Writes<SupportPolicyStatus> = Writes::new(Backoff::WRITES);
+    let mut exceptions: Writes<SupportExceptionStatus> = Writes::new(Backoff::WRITES);
     let api: Api<SupportPolicy> = Api::all(session.client.clone());
     loop {
-        crate::controller::exception_status::wait(&session).await;
+        let retry_at = earliest(policies.next_retry(), exceptions.next_retry());
+        crate::controller::exception_status::wait(&session, retry_at).await;
         // At most one pass a second: a policy change re-evaluates every object, and the counts
         // are read from what the reconciles recorded, never recomputed here.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let tallies = tally(&session);
         let flips = converged_flips(&session);
-        crate::controller::exception_status::write_all(&session, &mut exceptions_written).await;
-        let today = today_utc();
-        let forbidden = session
-            .forbidden
-            .lock()
-            .map(|f| f.clone())
-            .unwrap_or_default();
-        let sources = session.shared.policy_sources.load();
-        let statuses: Vec<_> = sources
-            .iter()
-            .map(|source| {
-                let name = source.object.name_any();
-                let empty = Tally::default();
-                let t = tallies.get(&name).unwrap_or(&empty);
-                let max = session.cfg.max_denied_listed;
-                let previous = written.get(&name);
-                let mut status = policy_status(source, t, today, max, previous);
-                if let Ok(policy) = &source.compiled {
-                    let watched = kinds_watched(&source.object, policy, &forbidden, previous);
-                    status.conditions.push(watched);
-                    let fields = fields_resolved(&source.object, policy, &t.coverage, previous);
-                    status.conditions.push(fields);
-                }
-                status
-            })
-            .collect();
-        let expiring = session
-            .seen
-            .lock()
-            .map(|seen| exception_expiries(seen.values(), &session.shared.exceptions.load(), today))
-            .unwrap_or_default();
-        let views = sources.iter().zip(&statuses);
-        let views = views
-            .map(|(source, st)| {
-                let expiry = expiring.get(&source.object.name_any()).copied();
-                policy_view(source, st, today, expiry)
-            })
-            .collect();
-        session.shared.metrics.observed.set_policies(views);
-        let epoch = *session.shared.policy_changes.borrow();
-        for (policy, f) in flips {
-            if let Some(source) = sources.iter().find(|s| s.object.name_any() == policy) {
-                let type_ = if f.denied > 0 {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                };
-                let (reason, action) = (summary::REASON, "Evaluate");
-                publish_on_policy(
-                    &session,
-                    &source.object,
-                    type_,
-                    reason,
-                    action,
-                    f.note(epoch),
-                )
-                .await;
-            }
-        }
+        crate::controller::exception_status::write_all(&session, &mut exceptions).await;
+        let sources = session.shared.policy_sources.load_full();
+        policies.keep_only(
+            &sources
+                .iter()
+                .map(|s| uid_key(&s.object.metadata))
+                .collect(),
+        );
+        let statuses = compute_statuses(&session, &sources, &tallies, &policies);
+        publish_policy_gauges(&session, &sources, &statuses);
+        summarise_flips(&session, &sources, flips).await;
         for (source, status) in sources.iter().zip(statuses) {
-            let name = source.object.name_any();
-            if written.get(&name) == Some(&status) {
-                continue;
-            }
-            let span = tracing::info_span!("policy_status", policy = %name);
-            match write_status(&session, &api, &name, &status)
-                .instrument(span)
-                .await
-            {
-                Ok(()) => {
-                    let before = written.get(&name).or(source.object.status.as_ref());
-                    if let Some(note) = newly_unresolved(before, &status) {
-                        policy_event(&session, &source.object, UNRESOLVED, note).await;
-                    }
-                    if let Some((reason, note)) = newly_not_ready(before, &status) {
-                        publish_on_policy(
-                            &session,
-                            &source.object,
-                            EventType::Warning,
-                            &reason,
-                            "Compile",
-                            note,
-                        )
-                        .await;
-                    }
-                    let stored = source.object.status.as_ref();
-                    if let Some(note) = vendor::event_note(stored, &status) {
-                        policy_event(&session, &source.object, vendor::REASON_NEWER, note).await;
-                    }
-                    written.insert(name, status);
-                }
-                Err(e) => {
-                    tracing::warn!(policy = %name, error = %e, "writing SupportPolicy status failed; retrying");
-                    session.dirty.notify_one();
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-            }
+            write_one(&session, &api, source, status, &mut policies).await;
         }
     }
+}
+
+/// Every policy's status, from the tallies and what was last written for it.
+fn compute_statuses(
+    session: &Session,
+    sources: &[PolicySource],
+    tallies: &HashMap<String, Tally>,
+    written: &Writes<SupportPolicyStatus>,
+) -> Vec<SupportPolicyStatus> {
+    let today = today_utc();
+    let forbidden = session
+        .forbidden
+        .lock()
+        .map(|f| f.clone())
+        .unwrap_or_default();
+    let empty = Tally::default();
+    sources
+        .iter()
+        .map(|source| {
+            let t = tallies.get(&source.object.name_any()).unwrap_or(&empty);
+            let max = session.cfg.max_denied_listed;
+            let previous = written.previous(&uid_key(&source.object.metadata));
+            let mut status = policy_status(source, t, today, max, previous);
+            if let Ok(policy) = &source.compiled {
+                let watched = kinds_watched(&source.object, policy, &forbidden, previous);
+                status.conditions.push(watched);
+                let fields = fields_resolved(&source.object, policy, &t.coverage, previous);
+                status.conditions.push(fields);
+            }
+            status
+        })
+        .collect()
+}
+
+/// The policies' gauges follow the computed status at once, not the writes.
+fn publish_policy_gauges(
+    session: &Session,
+    sources: &[PolicySource],
+    statuses: &[SupportPolicyStatus],
+) {
+    let today = today_utc();
+    let expiring = session
+        .seen
+        .lock()
+        .map(|seen| exception_expiries(seen.values(), &session.shared.exceptions.load(), today))
+        .unwrap_or_default();
+    let views = sources
+        .iter()
+        .zip(statuses)
+        .map(|(source, st)| {
+            let expiry = expiring.get(&source.object.name_any()).copied();
+            policy_view(source, st, today, expiry)
+        })
+        .collect();
+    session.shared.metrics.observed.set_policies(views);
+}
+
+/// One `VerdictsChanged` event per policy whose objects flipped (queued for a retry when the
+/// API server refuses it, like every event).
+async fn summarise_flips(
+    session: &Session,
+    sources: &[PolicySource],
+    flips: BTreeMap<String, summary::Flips>,
+) {
+    let epoch = *session.shared.policy_changes.borrow();
+    for (policy, f) in flips {
+        let Some(source) = sources.iter().find(|s| s.object.name_any() == policy) else {
+            continue;
+        };
+        let type_ = if f.denied > 0 {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        let note = f.note(epoch);
+        publish_on_policy(
+            session,
+            &source.object,
+            type_,
+            summary::REASON,
+            "Evaluate",
+            note,
+        )
+        .await;
+    }
+}
+
+/// Writes one policy's status unless this very object (uid) already shows it or its backoff
+/// is running; announces what the write newly shows.
+async fn write_one(
+    session: &Session,
+    api: &Api<SupportPolicy>,
+    source: &PolicySource,
+    status: SupportPolicyStatus,
+    written: &mut Writes<SupportPolicyStatus>,
+) {
+    let uid = uid_key(&source.object.metadata);
+    if !written.wants(&uid, &status, Instant::now()) {
+        return;
+    }
+    let name = source.object.name_any();
+    let span = tracing::info_span!("policy_status", policy = %name);
+    match write_status(session, api, &name, &status)
+        .instrument(span)
+        .await
+    {
+        Ok(()) => {
+            let before = written.previous(&uid).or(source.object.status.as_ref());
+            if let Some(note) = newly_unresolved(before, &status) {
+                policy_event(session, &source.object, UNRESOLVED, note).await;
+            }
+            if let Some((reason, note)) = newly_not_ready(before, &status) {
+                let (warning, action) = (EventType::Warning, "Compile");
+                publish_on_policy(session, &source.object, warning, &reason, action, note).await;
+            }
+            let stored = source.object.status.as_ref();
+            if let Some(note) = vendor::event_note(stored, &status) {
+                policy_event(session, &source.object, vendor::REASON_NEWER, note).await;
+            }
+            written.wrote(&uid, status);
+        }
+        Err(e) => {
+            let delay = written.failed(&uid, Instant::now());
+            count_retry(session, "SupportPolicy");
+            tracing::warn!(policy = %name, error = %e, failures = written.failures(&uid), retry_in_ms = delay.as_millis() as u64, "writing SupportPolicy status failed; retrying after a backoff");
+        }
+    }
+}
+
+/// Counts a failed write that will be retried.
+pub(crate) fn count_retry(session: &Session, kind: &str) {
+    let labels = WriteLabels { kind: kind.into() };
+    session
+        .shared
+        .metrics
+        .status_write_retries
+        .get_or_create(&labels)
+        .inc();
 }
 
 /// An event on a SupportPolicy (cluster-scoped: recorded in the `default` namespace).
@@ -206,7 +266,7 @@ async fn publish_on_policy(
         secondary: None,
     };
     if let Err(e) = session.events.publish(&ev, &sp.object_ref(&())).await {
-        tracing::warn!(error = %e, reason, "publishing an event on a SupportPolicy failed");
+        tracing::warn!(error = %e, reason, "publishing an event on a SupportPolicy failed; retrying");
     }
 }
 
@@ -223,7 +283,7 @@ async fn write_status(
 }
 
 /// The flips to summarise, once every object carries a verdict from the current epoch.
-fn converged_flips(session: &Session) -> std::collections::BTreeMap<String, summary::Flips> {
+fn converged_flips(session: &Session) -> BTreeMap<String, summary::Flips> {
     let current = *session.shared.policy_changes.borrow();
     let (Ok(seen), Ok(mut flips)) = (session.seen.lock(), session.flips.lock()) else {
         return Default::default();
@@ -241,7 +301,7 @@ fn tally(session: &Session) -> HashMap<String, Tally> {
                 store
                     .state()
                     .into_iter()
-                    .map(move |o| crate::controller::reconcile::object_key(ar, &*o))
+                    .map(move |o| crate::controller::reconcile::memory_key(ar, &*o))
             })
             .collect(),
         Err(_) => return HashMap::new(),
@@ -251,6 +311,9 @@ fn tally(session: &Session) -> HashMap<String, Tally> {
         seen.retain(|k, _| live.contains(k));
         if let Ok(mut last) = session.last.lock() {
             last.retain(|k, _| live.contains(k));
+        }
+        if let Ok(mut retries) = session.retries.lock() {
+            retries.retain(|k| live.contains(k));
         }
         let per_object = session.cfg.object_metrics;
         publish_fleet(&session.shared.metrics, seen.values(), per_object);

@@ -24,6 +24,20 @@ pub struct ErrorLabels {
     pub kind: &'static str,
 }
 
+/// What a failed write was for: the object's kind (`KonvoyCluster`, `SupportPolicy`,
+/// `SupportException`, ...) or `Event`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    pub kind: String,
+}
+
+/// Why an event was given up: `queue_full`, `expired` (unpublished for an hour) or `rejected`
+/// (the API server refused it for good: invalid, or its namespace is gone).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    pub reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CloseLabels {
     pub reason: &'static str,
@@ -40,6 +54,11 @@ pub struct Metrics {
     pub reconcile_duration: Histogram,
     pub reconcile_errors: Counter,
     pub status_writes: Counter,
+    /// Failed writes scheduled for a retry (after their backoff), by kind.
+    pub status_write_retries: Family<WriteLabels, Counter>,
+    /// Events waiting to be published again.
+    pub events_pending: Gauge,
+    pub events_dropped: Family<DropLabels, Counter>,
     pub webhook_connections_open: Gauge,
     pub webhook_connections_accepted: Counter,
     pub webhook_connections_closed: Family<CloseLabels, Counter>,
@@ -99,6 +118,8 @@ impl Metrics {
             "Status patches written by the controller",
             status_writes.clone(),
         );
+        let (status_write_retries, events_pending, events_dropped) =
+            register_retries(&mut registry);
         let (open, accepted, closed, refused) = register_connections(&mut registry);
         Metrics {
             registry,
@@ -110,6 +131,9 @@ impl Metrics {
             reconcile_duration,
             reconcile_errors,
             status_writes,
+            status_write_retries,
+            events_pending,
+            events_dropped,
             webhook_connections_open: open,
             webhook_connections_accepted: accepted,
             webhook_connections_closed: closed,
@@ -124,6 +148,37 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+}
+
+/// The controller's retries of failed writes (issue 28): status, report and event writes the
+/// API server refused, retried with a per-object backoff; events given up.
+fn register_retries(
+    registry: &mut Registry,
+) -> (
+    Family<WriteLabels, Counter>,
+    Gauge,
+    Family<DropLabels, Counter>,
+) {
+    let retries = Family::<WriteLabels, Counter>::default();
+    registry.register(
+        "status_write_retries",
+        "Failed controller writes (status, PolicyReport, event) scheduled for a retry after a \
+         backoff of 5 s doubling to 5 min, by kind written",
+        retries.clone(),
+    );
+    let pending = Gauge::default();
+    registry.register(
+        "events_pending",
+        "Events that failed to publish and wait for a retry (at most 1000)",
+        pending.clone(),
+    );
+    let dropped = Family::<DropLabels, Counter>::default();
+    registry.register(
+        "events_dropped",
+        "Events given up, by reason: queue_full, expired (unpublished for an hour), rejected",
+        dropped.clone(),
+    );
+    (retries, pending, dropped)
 }
 
 /// The webhook's connection metrics: open, accepted, closed by the server (by reason) and
