@@ -2,8 +2,9 @@
 //! reasoned exemption of matching objects from some deny rules.
 //!
 //! Wire format only; [`crate::engine::exceptions`] compiles a spec into typed values once. The
-//! schema and CEL rules reject what they can (no expiry, unknown rule ids, an empty match); the
-//! rest (a date that does not exist, a lifetime over the policy's cap) is reported in the status.
+//! schema and CEL rules reject what they can (no expiry, unknown rule ids, no namespace scope);
+//! the rest (a date that does not exist, a lifetime over the policy's cap) is reported in the
+//! status.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, KubeSchema};
@@ -49,7 +50,8 @@ pub struct SupportExceptionSpec {
     #[schemars(schema_with = "rule_ids_schema")]
     pub rules: Vec<String>,
 
-    /// Which objects it covers: every given field must match, and at least one must be given.
+    /// Which objects it covers: the namespaces they are in (required; `["*"]` for every
+    /// namespace), narrowed by every other given field.
     #[serde(rename = "match")]
     pub match_: ExceptionMatch,
 
@@ -60,15 +62,22 @@ pub struct SupportExceptionSpec {
 }
 
 /// The objects an exception covers. Every given field must match.
+///
+/// `namespaces` is required: names and labels are chosen by whoever creates the object, so an
+/// exception scoped by them alone would cover an object of that name in any tenant's namespace.
+/// `namespaces` stays an `Option` here so that an exception stored before the requirement still
+/// reads (and is reported invalid by the engine) instead of breaking the whole watch.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[x_kube(validation = kube::core::Rule::new("has(self.namespaces)").message(NAMESPACES_REQUIRED))]
 #[x_kube(validation = kube::core::Rule::new(
-    "has(self.namespaces) || has(self.names) || has(self.kinds) || has(self.selector)"
-).message("match must give at least one of namespaces, names, kinds or selector"))]
+    "!has(self.namespaces) || !('*' in self.namespaces) || size(self.namespaces) == 1"
+).message(WILDCARD_ALONE))]
 pub struct ExceptionMatch {
-    /// The objects' namespaces.
+    /// The namespaces of the objects it covers (required): namespace names, or `["*"]`
+    /// spelled out for every namespace. A name or selector never reaches beyond these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 100))]
+    #[schemars(schema_with = "namespaces_schema")]
     pub namespaces: Option<Vec<String>>,
     /// The objects' names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -128,6 +137,26 @@ pub struct SupportExceptionStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// The message of the CEL rule requiring `match.namespaces`; the engine says the same.
+pub const NAMESPACES_REQUIRED: &str = "match.namespaces is required: list the namespaces the exception applies to, or [\"*\"] for every namespace (a name or selector alone would match objects of that name or those labels in every namespace)";
+
+/// The message of the CEL rule keeping the wildcard alone.
+pub const WILDCARD_ALONE: &str = "match.namespaces: \"*\" (every namespace) must be the only entry";
+
+/// The wildcard of `match.namespaces`: every namespace, only when spelled out.
+pub const ALL_NAMESPACES: &str = "*";
+
+/// `match.namespaces`: a non-empty set of namespace names (DNS labels) or the lone wildcard.
+fn namespaces_schema(_: &mut schemars::SchemaGenerator) -> Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 100,
+        "x-kubernetes-list-type": "set",
+        "items": {"type": "string", "maxLength": 63, "pattern": r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$"},
+    })
 }
 
 /// `rules`: a non-empty set of known rule ids, generated from [`Rule::ALL`] so that the schema

@@ -297,7 +297,7 @@ mod tests {
             "metadata": {"name": name, "namespace": "supportgate",
                          "creationTimestamp": "2026-11-20T10:00:00Z"},
             "spec": {"reason": "DR", "expires": expires, "rules": ["konvoy-unsupported"],
-                     "match": {"names": ["old-west"]}}
+                     "match": {"namespaces": ["kommander"], "names": ["old-west"]}}
         }))
         .unwrap();
         ExceptionSource::compile(std::sync::Arc::new(x))

@@ -5,7 +5,8 @@
 //! warning. The rule id stays; the message names the exception and its expiry, and the
 //! violation's `exception` field says which one (`namespace/name`). Which namespaces may grant
 //! exceptions is decided before compiling (the runtime watches only trusted namespaces; offline,
-//! every exception of the file counts).
+//! every exception of the file counts). Which namespaces an exception reaches is its own
+//! `match.namespaces`, required: an exception without it never compiles.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -16,6 +17,9 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::api::SupportException;
+use crate::api::{
+    ALL_NAMESPACES, ExceptionMatch, NAMESPACES_REQUIRED, WILDCARD_ALONE,
+};
 use crate::engine::policy::Policy;
 use crate::engine::rules::{Rule, Severity};
 use crate::engine::version::{Minor, Version};
@@ -46,10 +50,7 @@ pub struct CompiledException {
     /// The day it was created; its lifetime counts from here (offline: from today).
     pub created: Option<Date>,
     pub rules: BTreeSet<Rule>,
-    namespaces: Option<Vec<String>>,
-    names: Option<Vec<String>>,
-    kinds: Option<Vec<(String, String)>>,
-    selector: Option<Selector>,
+    matcher: Matcher,
     konvoy: Vec<Minor>,
     kubernetes: Vec<Minor>,
 }
@@ -93,8 +94,9 @@ impl Limits {
 }
 
 impl CompiledException {
-    /// Validates what the CRD schema cannot (or what an offline file skipped): a real date,
-    /// known rule ids, a non-empty match, parseable selectors and minors.
+    /// Validates what the CRD schema cannot (or what an offline file, or an exception stored
+    /// before the schema required it, skipped): a real date, known rule ids, a namespace scope,
+    /// parseable selectors and minors. Every problem is reported, not just the first.
     pub fn compile(x: &SupportException) -> Result<CompiledException, ExceptionError> {
         let ns = x.metadata.namespace.as_deref().unwrap_or("default");
         let key = format!("{ns}/{}", x.metadata.name.as_deref().unwrap_or(""));
@@ -107,59 +109,17 @@ impl CompiledException {
         if s.reason.trim().is_empty() {
             problems.push("spec.reason: must say why the exception is granted".into());
         }
-        let mut rules = BTreeSet::new();
-        for id in &s.rules {
-            match Rule::ALL.iter().find(|r| r.id() == id) {
-                Some(r) => {
-                    rules.insert(*r);
-                }
-                None => problems.push(format!("spec.rules: unknown rule id `{id}`")),
-            }
-        }
-        if rules.is_empty() && s.rules.is_empty() {
-            problems.push("spec.rules: must list at least one rule id".into());
-        }
-        let m = &s.match_;
-        let nonempty = |l: &Option<Vec<_>>| l.as_ref().is_some_and(|l| !l.is_empty());
-        if !(nonempty(&m.namespaces)
-            || nonempty(&m.names)
-            || m.kinds.as_ref().is_some_and(|k| !k.is_empty())
-            || m.selector.is_some())
-        {
-            problems.push(
-                "spec.match: must give at least one of namespaces, names, kinds or selector".into(),
-            );
-        }
-        let selector = m
-            .selector
-            .clone()
-            .and_then(|sel| match Selector::try_from(sel) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    problems.push(format!("spec.match.selector: {e}"));
-                    None
-                }
-            });
+        let rules = compile_rules(&s.rules, &mut problems);
+        let matcher = Matcher::compile(&s.match_, &mut problems);
         let versions = s.versions.clone().unwrap_or_default();
-        let mut minors = |field: &str, list: &[String]| -> Vec<Minor> {
-            list.iter()
-                .filter_map(|v| match v.parse::<Minor>() {
-                    Ok(m) => Some(m),
-                    Err(e) => {
-                        problems.push(format!("spec.versions.{field}: {e}"));
-                        None
-                    }
-                })
-                .collect()
-        };
-        let konvoy = minors("konvoy", &versions.konvoy);
-        let kubernetes = minors("kubernetes", &versions.kubernetes);
-        if !problems.is_empty() {
+        let konvoy = compile_minors("konvoy", &versions.konvoy, &mut problems);
+        let kubernetes = compile_minors("kubernetes", &versions.kubernetes, &mut problems);
+        let (Some(matcher), true) = (matcher, problems.is_empty()) else {
             return Err(ExceptionError {
                 key,
                 problems: problems.join("; "),
             });
-        }
+        };
         let created = x
             .metadata
             .creation_timestamp
@@ -171,14 +131,7 @@ impl CompiledException {
             expires,
             created,
             rules,
-            namespaces: m.namespaces.clone().filter(|l| !l.is_empty()),
-            names: m.names.clone().filter(|l| !l.is_empty()),
-            kinds: m.kinds.as_ref().filter(|k| !k.is_empty()).map(|k| {
-                k.iter()
-                    .map(|k| (k.api_group.clone(), k.kind.clone()))
-                    .collect()
-            }),
-            selector,
+            matcher,
             konvoy,
             kubernetes,
         })
@@ -208,20 +161,129 @@ impl CompiledException {
     }
 
     fn matches(&self, o: &Facts<'_>) -> bool {
-        let in_list = |l: &Option<Vec<String>>, v: Option<&str>| {
-            l.as_ref()
-                .is_none_or(|l| v.is_some_and(|v| l.iter().any(|x| x == v)))
+        self.matcher.matches(o)
+            && (self.konvoy.is_empty() || o.konvoy.is_some_and(|m| self.konvoy.contains(&m)))
+            && (self.kubernetes.is_empty()
+                || o.kubernetes.is_some_and(|m| self.kubernetes.contains(&m)))
+    }
+}
+
+/// `spec.rules`: known ids, at least one.
+fn compile_rules(ids: &[String], problems: &mut Vec<String>) -> BTreeSet<Rule> {
+    let mut rules = BTreeSet::new();
+    for id in ids {
+        match Rule::ALL.iter().find(|r| r.id() == id) {
+            Some(r) => {
+                rules.insert(*r);
+            }
+            None => problems.push(format!("spec.rules: unknown rule id `{id}`")),
+        }
+    }
+    if ids.is_empty() {
+        problems.push("spec.rules: must list at least one rule id".into());
+    }
+    rules
+}
+
+/// `spec.versions.<field>`: `MAJOR.MINOR` values.
+fn compile_minors(field: &str, list: &[String], problems: &mut Vec<String>) -> Vec<Minor> {
+    list.iter()
+        .filter_map(|v| match v.parse::<Minor>() {
+            Ok(m) => Some(m),
+            Err(e) => {
+                problems.push(format!("spec.versions.{field}: {e}"));
+                None
+            }
+        })
+        .collect()
+}
+
+/// The namespaces an exception reaches: named ones, or all of them when spelled out as `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Namespaces {
+    All,
+    Only(Vec<String>),
+}
+
+impl Namespaces {
+    /// `spec.match.namespaces`: required and non-empty, so that no name or selector reaches
+    /// into a namespace nobody named; `*` only alone.
+    fn compile(list: Option<&[String]>, problems: &mut Vec<String>) -> Option<Namespaces> {
+        let list = match list {
+            Some(l) if !l.is_empty() => l,
+            _ => {
+                problems.push(format!("spec.{NAMESPACES_REQUIRED}"));
+                return None;
+            }
         };
-        in_list(&self.namespaces, o.namespace)
-            && in_list(&self.names, o.name)
+        if list.iter().any(|n| n == ALL_NAMESPACES) {
+            if list.len() > 1 {
+                problems.push(format!("spec.{WILDCARD_ALONE}"));
+                return None;
+            }
+            return Some(Namespaces::All);
+        }
+        if list.iter().any(|n| n.trim().is_empty()) {
+            problems.push("spec.match.namespaces: an empty namespace name".into());
+            return None;
+        }
+        Some(Namespaces::Only(list.to_vec()))
+    }
+
+    /// A cluster-scoped object (no namespace) is reached only by `*`.
+    fn contains(&self, namespace: Option<&str>) -> bool {
+        match self {
+            Namespaces::All => true,
+            Namespaces::Only(l) => namespace.is_some_and(|ns| l.iter().any(|x| x == ns)),
+        }
+    }
+}
+
+/// `spec.match` compiled: the namespace scope and the fields that narrow it.
+#[derive(Debug, Clone)]
+struct Matcher {
+    namespaces: Namespaces,
+    names: Option<Vec<String>>,
+    kinds: Option<Vec<(String, String)>>,
+    selector: Option<Selector>,
+}
+
+impl Matcher {
+    fn compile(m: &ExceptionMatch, problems: &mut Vec<String>) -> Option<Matcher> {
+        let namespaces = Namespaces::compile(m.namespaces.as_deref(), problems);
+        let selector = m
+            .selector
+            .clone()
+            .and_then(|sel| match Selector::try_from(sel) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    problems.push(format!("spec.match.selector: {e}"));
+                    None
+                }
+            });
+        Some(Matcher {
+            namespaces: namespaces?,
+            names: m.names.clone().filter(|l| !l.is_empty()),
+            kinds: m.kinds.as_ref().filter(|k| !k.is_empty()).map(|k| {
+                k.iter()
+                    .map(|k| (k.api_group.clone(), k.kind.clone()))
+                    .collect()
+            }),
+            selector,
+        })
+    }
+
+    fn matches(&self, o: &Facts<'_>) -> bool {
+        self.namespaces.contains(o.namespace)
+            && self
+                .names
+                .as_ref()
+                .is_none_or(|l| o.name.is_some_and(|v| l.iter().any(|x| x == v)))
             && self
                 .kinds
                 .as_ref()
                 .is_none_or(|k| k.iter().any(|(g, k)| *g == o.group && *k == o.kind))
             && self.selector.as_ref().is_none_or(|s| s.matches(&o.labels))
-            && (self.konvoy.is_empty() || o.konvoy.is_some_and(|m| self.konvoy.contains(&m)))
-            && (self.kubernetes.is_empty()
-                || o.kubernetes.is_some_and(|m| self.kubernetes.contains(&m)))
     }
 }
 

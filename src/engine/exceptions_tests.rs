@@ -137,7 +137,7 @@ fn version_scope_and_match_fields() {
         "/spec/cluster/kubernetes/version",
         json!("1.16.3"),
     );
-    let cases: [(Value, &Value, bool, &str); 10] = [
+    let cases: [(Value, &Value, bool, &str); 11] = [
         (base(), &moved, false, "konvoy moved off the listed minor"),
         (
             base(),
@@ -196,10 +196,20 @@ fn version_scope_and_match_fields() {
             "another rule",
         ),
         (
-            with(base(), "/match", json!({"names": ["old-west"]})),
+            with(base(), "/match", json!({"namespaces": ["kommander"]})),
             &obj,
             true,
-            "one field",
+            "the namespace alone",
+        ),
+        (
+            with(
+                base(),
+                "/match",
+                json!({"namespaces": ["kommander"], "names": ["old-west"]}),
+            ),
+            &obj,
+            true,
+            "namespace and name",
         ),
     ];
     for (spec, o, want, why) in cases {
@@ -281,11 +291,11 @@ fn bad_input_is_refused_with_every_problem() {
         (with(base(), "/rules", json!([])), "at least one rule id"),
         (
             with(base(), "/match", json!({})),
-            "spec.match: must give at least one",
+            "spec.match.namespaces is required",
         ),
         (
             with(base(), "/match", json!({"names": []})),
-            "spec.match: must give at least one",
+            "spec.match.namespaces is required",
         ),
         (with(base(), "/reason", json!("  ")), "spec.reason"),
         (
@@ -362,4 +372,96 @@ fn per_policy_verdicts_count_an_excepted_object_as_warned() {
     assert_eq!(per_policy(base()), (Verdict::Warned, Verdict::Warned));
     let other_rule = with(base(), "/rules", json!(["kommander-mismatch"]));
     assert_eq!(per_policy(other_rule), (Verdict::Denied, Verdict::Denied));
+}
+
+/// Issue 28, path 5: a trusted exception meant for one tenant's `legacy-dr` must not cover a
+/// `legacy-dr` another tenant creates in their own namespace.
+fn tenant_cluster(namespace: &str) -> Value {
+    let mut c = old_cluster();
+    c["metadata"] = json!({"name": "legacy-dr", "namespace": namespace, "labels": {"team": "acme"}});
+    c
+}
+
+fn scoped(m: Value) -> Value {
+    let spec = with(base(), "/match", m);
+    with(spec, "/versions", json!({}))
+}
+
+fn refusal(spec: Value) -> String {
+    CompiledException::compile(&exception(spec, "2026-11-20"))
+        .expect_err("an exception without namespace scope must not compile")
+        .to_string()
+}
+
+#[test]
+fn an_exception_without_namespaces_is_refused() {
+    let unscoped = [
+        json!({"names": ["legacy-dr"]}),
+        json!({"selector": {"matchLabels": {"team": "acme"}}}),
+        json!({"kinds": [{"apiGroup": "kommander.mesosphere.io", "kind": "KonvoyCluster"}]}),
+        json!({"names": ["legacy-dr"], "selector": {"matchLabels": {"team": "acme"}}}),
+        json!({"namespaces": [], "names": ["legacy-dr"]}),
+    ];
+    for m in unscoped {
+        let err = refusal(scoped(m.clone()));
+        assert!(
+            err.contains("spec.match.namespaces is required")
+                && err.contains("[\"*\"] for every namespace"),
+            "{m}: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_wildcard_must_stand_alone_and_names_must_not_be_empty() {
+    let err = refusal(scoped(json!({"namespaces": ["*", "team-a"]})));
+    assert!(err.contains("\"*\" (every namespace) must be the only entry"), "{err}");
+    let err = refusal(scoped(json!({"namespaces": [""]})));
+    assert!(err.contains("an empty namespace name"), "{err}");
+    // Every problem at once: the missing scope does not hide a bad rule id.
+    let err = refusal(with(
+        scoped(json!({"names": ["x"]})),
+        "/rules",
+        json!(["no-such-rule"]),
+    ));
+    assert!(
+        err.contains("no-such-rule") && err.contains("namespaces is required"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_scoped_exception_covers_only_its_namespaces() {
+    let team_a = scoped(json!({"namespaces": ["team-a"], "names": ["legacy-dr"]}));
+    assert!(excepted(&evaluate(team_a.clone(), &tenant_cluster("team-a"), today())));
+    assert!(
+        !excepted(&evaluate(team_a, &tenant_cluster("team-b"), today())),
+        "the same name in another namespace is not covered"
+    );
+    let by_label = scoped(json!({"namespaces": ["team-a", "team-c"],
+                                 "selector": {"matchLabels": {"team": "acme"}}}));
+    assert!(excepted(&evaluate(by_label.clone(), &tenant_cluster("team-c"), today())));
+    assert!(!excepted(&evaluate(by_label, &tenant_cluster("team-b"), today())));
+}
+
+#[test]
+fn the_spelled_out_wildcard_covers_every_namespace() {
+    let all = scoped(json!({"namespaces": ["*"], "names": ["legacy-dr"]}));
+    for ns in ["team-a", "team-b", "kommander"] {
+        assert!(excepted(&evaluate(all.clone(), &tenant_cluster(ns), today())), "{ns}");
+    }
+    // The name still narrows it.
+    let mut other = tenant_cluster("team-b");
+    other["metadata"]["name"] = json!("prod");
+    assert!(!excepted(&evaluate(all, &other, today())));
+}
+
+#[test]
+fn a_cluster_scoped_object_is_reached_only_by_the_wildcard() {
+    let mut obj = tenant_cluster("team-a");
+    obj["metadata"].as_object_mut().unwrap().remove("namespace");
+    let named = scoped(json!({"namespaces": ["team-a"], "names": ["legacy-dr"]}));
+    assert!(!excepted(&evaluate(named, &obj, today())));
+    let all = scoped(json!({"namespaces": ["*"], "names": ["legacy-dr"]}));
+    assert!(excepted(&evaluate(all, &obj, today())));
 }

@@ -123,3 +123,27 @@ fn compile_all(stores: &[Store<SupportException>]) -> Vec<ExceptionSource> {
         .map(ExceptionSource::compile)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An exception stored before the CRD required `match.namespaces` still reads from the
+    /// watch, and is kept as invalid with the reason its Ready condition shows.
+    #[test]
+    fn a_stored_exception_without_namespaces_is_kept_as_invalid() {
+        let x: SupportException = serde_json::from_value(serde_json::json!({
+            "apiVersion": "supportgate.dev/v1alpha1", "kind": "SupportException",
+            "metadata": {"name": "legacy-dr", "namespace": "supportgate"},
+            "spec": {"reason": "DR", "expires": "2027-01-31", "rules": ["konvoy-unsupported"],
+                     "match": {"names": ["legacy-dr"]}}
+        }))
+        .expect("a name-only exception still deserialises");
+        let source = ExceptionSource::compile(Arc::new(x));
+        let err = source.compiled.expect_err("it must not compile");
+        assert!(
+            err.starts_with("spec.match.namespaces is required"),
+            "{err}"
+        );
+    }
+}

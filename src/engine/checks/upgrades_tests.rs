@@ -347,7 +347,7 @@ fn exception(rules: Value) -> Arc<ExceptionSet> {
         "metadata": {"name": "jump", "namespace": "supportgate",
                      "creationTimestamp": "2026-11-20T10:00:00Z"},
         "spec": {"reason": "vendor-assisted jump", "expires": "2027-01-31",
-                 "rules": rules, "match": {"names": ["c"]}},
+                 "rules": rules, "match": {"namespaces": ["kommander"], "names": ["c"]}},
     }))
     .unwrap();
     let x = CompiledException::compile(&x).unwrap();
