@@ -234,7 +234,9 @@ fn a_control_plane_dies_with_its_test_binary_when_the_process_group_is_killed() 
         "a killed binary keeps its dir and says why; KEPT: {kept:?}"
     );
     let said = format!("kept the control plane dir {}", dir.display());
-    eventually("the watchdog's note on stderr", || run.output().contains(&said));
+    eventually("the watchdog's note on stderr", || {
+        run.output().contains(&said)
+    });
     assert!(
         run.output().contains(&said),
         "the kept dir is printed:\n{}",
@@ -274,7 +276,9 @@ fn a_clean_run_removes_its_control_plane_dir_and_a_failed_one_keeps_it() {
         "the logs stay for inspection"
     );
     let said = format!("kept the control plane dir {}", fail_dir.display());
-    eventually("the watchdog's note on stderr", || fail.output().contains(&said));
+    eventually("the watchdog's note on stderr", || {
+        fail.output().contains(&said)
+    });
     assert!(
         fail.output().contains(&said),
         "the kept dir is printed:\n{}",
