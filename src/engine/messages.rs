@@ -462,3 +462,28 @@ pub fn version_mismatch(product: &str, here: &Version, there: &str, other: &Vers
         "names {product} {here}, but {there} names {other}; {product} reads its version from both the ClusterProvisioner and the ClusterConfiguration, and they must agree: set both to the same version"
     )
 }
+
+/// `version-removed`: `before` is what the old revision's field held.
+pub fn version_removed(what: &str, before: &Value) -> String {
+    format!(
+        "the update removes the {what} ({}); the upgrade rules compare the next version with the last one the object had, so a version that was set must stay set: restore the version, then change it along the upgrade path",
+        raw_value(before)
+    )
+}
+
+/// The step from an old value that is not a version cannot be judged: said, not passed silently.
+pub fn upgrade_from_invalid(what: &str, before: &Value, to: &Version) -> String {
+    format!(
+        "the previous revision's {what} {} is not a version, so the step to {to} cannot be checked against spec.upgrades (one minor at a time, no downgrades): make sure it follows the upgrade path",
+        raw_value(before)
+    )
+}
+
+/// A field's old value as written: a string as itself, anything else as JSON, cut short.
+fn raw_value(v: &Value) -> String {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    format!("`{}`", crate::engine::collect::cut(text, 80))
+}

@@ -3,8 +3,9 @@
 //! warning. Without this nobody could label an old cluster or start its upgrade; a change that
 //! introduces a new violation, or makes one worse, is still denied.
 //!
-//! The rules that judge the change itself (`upgrade-skips-minor`, `downgrade`) are never
-//! downgraded: the old object alone cannot carry them, so "already so before" never holds.
+//! The rules that judge the change itself (`upgrade-skips-minor`, `downgrade`, `version-removed`)
+//! are never downgraded: the old object alone cannot carry them, so "already so before" never
+//! holds.
 //!
 //! It fails closed: values are read back with the JSON pointers the JSONPath library's
 //! normalized paths give, never by parsing a display string back, and a field that cannot be
@@ -88,6 +89,7 @@ mod tests {
         }
         assert!(Rule::UpgradeSkipsMinor.compares_revisions());
         assert!(Rule::Downgrade.compares_revisions());
+        assert!(Rule::VersionRemoved.compares_revisions());
         assert!(!Rule::KonvoyVersionMismatch.compares_revisions());
     }
 

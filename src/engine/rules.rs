@@ -52,10 +52,19 @@ pub enum Rule {
     /// `spec.cluster.version` and `spec.provisioner.version`, or (offline) a ClusterConfiguration
     /// and the ClusterProvisioner of the same name.
     KonvoyVersionMismatch,
+    /// An UPDATE that removes the product or the Kubernetes version the old object named: the
+    /// upgrade rules would have nothing to compare the next version with (unset, then set two
+    /// minors up, would walk around them).
+    VersionRemoved,
+    /// In a production cluster, an addons entry whose repository the policy cannot identify as
+    /// Kubernetes Base Addons or Kommander, or whose ref it cannot tell (none, or a different
+    /// one in the repository URL): its ref is checked by nothing. Severity:
+    /// `spec.unidentifiedRefs`.
+    RefUnidentified,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 15] = [
+    pub const ALL: [Rule; 17] = [
         Rule::KonvoyUnsupported,
         Rule::KonvoyNearingEnd,
         Rule::KubernetesOutOfRange,
@@ -71,6 +80,8 @@ impl Rule {
         Rule::UpgradeSkipsMinor,
         Rule::Downgrade,
         Rule::KonvoyVersionMismatch,
+        Rule::VersionRemoved,
+        Rule::RefUnidentified,
     ];
 
     /// The stable id (`konvoy-unsupported`).
@@ -91,6 +102,8 @@ impl Rule {
             Rule::UpgradeSkipsMinor => "upgrade-skips-minor",
             Rule::Downgrade => "downgrade",
             Rule::KonvoyVersionMismatch => "konvoy-version-mismatch",
+            Rule::VersionRemoved => "version-removed",
+            Rule::RefUnidentified => "ref-unidentified",
         }
     }
 
@@ -112,6 +125,8 @@ impl Rule {
             Rule::UpgradeSkipsMinor => "UpgradeSkipsMinor",
             Rule::Downgrade => "Downgrade",
             Rule::KonvoyVersionMismatch => "KonvoyVersionMismatch",
+            Rule::VersionRemoved => "VersionRemoved",
+            Rule::RefUnidentified => "RefUnidentified",
         }
     }
 
@@ -119,7 +134,10 @@ impl Rule {
     /// never carry them, so ratcheting (which forgives what the old object already had) must
     /// never touch them.
     pub fn compares_revisions(self) -> bool {
-        matches!(self, Rule::UpgradeSkipsMinor | Rule::Downgrade)
+        matches!(
+            self,
+            Rule::UpgradeSkipsMinor | Rule::Downgrade | Rule::VersionRemoved
+        )
     }
 }
 

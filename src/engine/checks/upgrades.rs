@@ -2,6 +2,10 @@
 //! new, against the policy's `spec.upgrades`. Konvoy documents upgrades from the previous minor
 //! only, and a Kubernetes control plane upgrades one minor at a time.
 //!
+//! `version-removed` closes the way around them: an UPDATE that unsets a version the object had
+//! is denied, so "unset, then set two minors up" is refused at its first step. An old object
+//! that never named a version is not newly denied (nothing was removed).
+//!
 //! These rules exist only for a pair of revisions, so the old object can never carry them:
 //! ratcheting must leave them alone ([`crate::engine::rules::Rule::compares_revisions`]).
 
@@ -11,32 +15,47 @@ use crate::engine::collect::{Out, is_set};
 use crate::engine::messages;
 use crate::engine::policy::Policy;
 use crate::engine::rules::{Rule, Severity};
-use crate::engine::targets::{CompiledTarget, FieldKind, Located, select};
+use crate::engine::targets::{CompiledTarget, FieldKind, Located};
 use crate::engine::version::{Minor, Version};
 
-/// One version field in both revisions, parsed. A field that is unset or unparseable in either
-/// is no change to judge: `version-missing` and `version-invalid` already speak for it.
+/// One version field in both revisions, parsed.
 struct Change<'a> {
     at: Located<'a>,
     from: Version,
     to: Version,
 }
 
-fn change<'a>(
-    target: &CompiledTarget,
-    kind: FieldKind,
-    old: &Value,
-    new: &'a Value,
-) -> Option<Change<'a>> {
-    let path = target.path(kind)?;
+/// What an UPDATE does to one version field. The upgrade rules compare with the last version the
+/// object had, so every way of losing it is named: none of them passes silently.
+enum Step<'a> {
+    /// Both revisions name a version: the step is judged.
+    Change(Change<'a>),
+    /// The old revision named one (valid or not) and the new one names none: `version-removed`.
+    Removed(Located<'a>),
+    /// The old value (first) is not a version, the new one (second) is: the step cannot be
+    /// judged, which is said (a warning).
+    FromInvalid(Located<'a>, Located<'a>, Version),
+    /// Nothing to compare: unset before (`version-missing` spoke then), or the new value is not
+    /// a version (`version-invalid` denies it).
+    Nothing,
+}
+
+fn step<'a>(target: &CompiledTarget, kind: FieldKind, old: &'a Value, new: &'a Value) -> Step<'a> {
+    let Some(path) = target.path(kind) else {
+        return Step::Nothing;
+    };
     let parse = |v: &Value| v.as_str()?.parse::<Version>().ok();
-    let before = select(path, old).into_iter().find(|l| is_set(l.value))?;
-    let at = select(path, new).into_iter().find(|l| is_set(l.value))?;
-    Some(Change {
-        from: parse(before.value)?,
-        to: parse(at.value)?,
-        at,
-    })
+    let Some(before) = path.first_where(old, is_set) else {
+        return Step::Nothing;
+    };
+    let Some(at) = path.first_where(new, is_set) else {
+        return Step::Removed(before);
+    };
+    match (parse(before.value), parse(at.value)) {
+        (Some(from), Some(to)) => Step::Change(Change { at, from, to }),
+        (None, Some(to)) => Step::FromInvalid(before, at, to),
+        (_, None) => Step::Nothing,
+    }
 }
 
 /// Judges the update `old` → `new` of an object of `target`'s kind.
@@ -48,28 +67,58 @@ pub(crate) fn check(
     out: &mut Out,
 ) {
     let product = policy.product_name.as_str();
-    if let Some(c) = change(target, FieldKind::ProductVersion, old, new)
-        && !downgraded(policy, out, &c, product)
-    {
-        let known: Vec<Minor> = policy.releases().iter().map(|r| r.minor).collect();
-        let step = minor_step(c.from.minor(), c.to.minor(), &known);
-        let max = policy.upgrades.max_minor_step;
-        if step > max {
-            let through = product_through(policy, c.from.minor(), &known);
-            let msg = messages::product_skips_minor(product, &c.from, &c.to, step, max, &through);
-            out.push(Rule::UpgradeSkipsMinor, Severity::Deny, &c.at, msg);
-        }
+    match step(target, FieldKind::ProductVersion, old, new) {
+        Step::Change(c) => product_change(policy, &c, out),
+        other => lost(out, other, &messages::product_version(product)),
     }
-    if let Some(c) = change(target, FieldKind::KubernetesVersion, old, new)
-        && !downgraded(policy, out, &c, "Kubernetes")
-    {
-        let step = minor_step(c.from.minor(), c.to.minor(), &[]);
-        let max = policy.upgrades.max_minor_step;
-        if step > max {
-            let through = kubernetes_through(policy, c.from.minor(), max);
-            let msg = messages::kubernetes_skips_minor(&c.from, &c.to, step, max, &through);
-            out.push(Rule::UpgradeSkipsMinor, Severity::Deny, &c.at, msg);
+    match step(target, FieldKind::KubernetesVersion, old, new) {
+        Step::Change(c) => kubernetes_change(policy, &c, out),
+        other => lost(out, other, messages::KUBERNETES_VERSION),
+    }
+}
+
+fn product_change(policy: &Policy, c: &Change, out: &mut Out) {
+    let product = policy.product_name.as_str();
+    if downgraded(policy, out, c, product) {
+        return;
+    }
+    let known: Vec<Minor> = policy.releases().iter().map(|r| r.minor).collect();
+    let step = minor_step(c.from.minor(), c.to.minor(), &known);
+    let max = policy.upgrades.max_minor_step;
+    if step > max {
+        let through = product_through(policy, c.from.minor(), &known);
+        let msg = messages::product_skips_minor(product, &c.from, &c.to, step, max, &through);
+        out.push(Rule::UpgradeSkipsMinor, Severity::Deny, &c.at, msg);
+    }
+}
+
+fn kubernetes_change(policy: &Policy, c: &Change, out: &mut Out) {
+    if downgraded(policy, out, c, "Kubernetes") {
+        return;
+    }
+    let step = minor_step(c.from.minor(), c.to.minor(), &[]);
+    let max = policy.upgrades.max_minor_step;
+    if step > max {
+        let through = kubernetes_through(policy, c.from.minor(), max);
+        let msg = messages::kubernetes_skips_minor(&c.from, &c.to, step, max, &through);
+        out.push(Rule::UpgradeSkipsMinor, Severity::Deny, &c.at, msg);
+    }
+}
+
+/// Reports a step whose old version is gone or was never a version.
+fn lost(out: &mut Out, step: Step, what: &str) {
+    match step {
+        Step::Removed(before) => {
+            // The new revision has nothing at the field: named by where the old value was.
+            let msg = messages::version_removed(what, before.value);
+            out.push_absent(Rule::VersionRemoved, Severity::Deny, &before.field(), msg);
         }
+        Step::FromInvalid(before, at, to) => {
+            // Located at the new value, which is what the user is setting.
+            let msg = messages::upgrade_from_invalid(what, before.value, &to);
+            out.push(Rule::UpgradeSkipsMinor, Severity::Warn, &at, msg);
+        }
+        Step::Change(_) | Step::Nothing => {}
     }
 }
 

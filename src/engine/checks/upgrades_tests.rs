@@ -57,7 +57,10 @@ fn new_rules(e: &Evaluation) -> Vec<(Rule, Severity, String)> {
         .filter(|v| {
             matches!(
                 v.rule,
-                Rule::UpgradeSkipsMinor | Rule::Downgrade | Rule::KonvoyVersionMismatch
+                Rule::UpgradeSkipsMinor
+                    | Rule::Downgrade
+                    | Rule::KonvoyVersionMismatch
+                    | Rule::VersionRemoved
             )
         })
         .map(|v| (v.rule, v.severity, v.field.clone().unwrap_or_default()))
@@ -69,8 +72,8 @@ const K8S: &str = "spec.cluster.kubernetes.version";
 
 #[test]
 fn the_upgrade_table() {
-    use Rule::{Downgrade, UpgradeSkipsMinor};
-    use Severity::Deny;
+    use Rule::{Downgrade, UpgradeSkipsMinor, VersionRemoved};
+    use Severity::{Deny, Warn};
     let default = PolicySet::embedded_default();
     let step2 = policy_with("  upgrades: {maxMinorStep: 2}\n");
     let downgrades = policy_with("  upgrades: {allowDowngrade: true}\n");
@@ -255,10 +258,53 @@ fn the_upgrade_table() {
             &[],
         ),
         (
-            "an invalid old version: nothing to compare",
+            // Not silently: the step cannot be judged, which is said (the new version is judged
+            // on its own as on a create).
+            "an invalid old version: the step cannot be checked",
             &default,
             c("latest", "1.18"),
             c("v1.8.5", "1.20.13"),
+            vec![
+                (UpgradeSkipsMinor, Warn, KONVOY),
+                (UpgradeSkipsMinor, Warn, K8S),
+            ],
+            &[
+                "the previous revision's Konvoy version `latest` is not a version, so the step to 1.8.5 cannot be checked",
+                "Kubernetes version `1.18` is not a version",
+            ],
+        ),
+        (
+            "the Konvoy version unset: the first step around the upgrade rules",
+            &default,
+            c("v1.6.3", "1.18.13"),
+            cluster(Value::Null, json!("1.18.13")),
+            vec![(VersionRemoved, Deny, KONVOY)],
+            &[
+                "the update removes the Konvoy version (`v1.6.3`)",
+                "restore the version",
+            ],
+        ),
+        (
+            "the Kubernetes version unset",
+            &default,
+            c("v1.8.5", "1.18.13"),
+            cluster(json!("v1.8.5"), Value::Null),
+            vec![(VersionRemoved, Deny, K8S)],
+            &["removes the Kubernetes version (`1.18.13`)"],
+        ),
+        (
+            "an invalid version removed is still removed",
+            &default,
+            c("latest", "1.18.13"),
+            cluster(Value::Null, json!("1.18.13")),
+            vec![(VersionRemoved, Deny, KONVOY)],
+            &["(`latest`)"],
+        ),
+        (
+            "no version before or after: nothing removed (version-missing speaks)",
+            &default,
+            cluster(Value::Null, json!("1.18.13")),
+            cluster(Value::Null, json!("1.18.13")),
             vec![],
             &[],
         ),
@@ -270,13 +316,18 @@ fn the_upgrade_table() {
             .map(|(r, s, f)| (r, s, f.to_string()))
             .collect();
         assert_eq!(new_rules(&e), want, "{why}: {:#?}", e.violations);
-        if !want.is_empty() {
+        if want.iter().any(|(_, s, _)| *s == Severity::Deny) {
             assert_eq!(e.verdict, Verdict::Denied, "{why}");
         }
         let text: Vec<&str> = e
             .violations
             .iter()
-            .filter(|v| v.rule == Rule::UpgradeSkipsMinor || v.rule == Rule::Downgrade)
+            .filter(|v| {
+                matches!(
+                    v.rule,
+                    Rule::UpgradeSkipsMinor | Rule::Downgrade | Rule::VersionRemoved
+                )
+            })
             .map(|v| v.message.as_str())
             .collect();
         for s in says {
@@ -286,6 +337,46 @@ fn the_upgrade_table() {
             );
         }
     }
+}
+
+/// Issue 28, path 3: unset the version (once admitted with a `version-missing` warning), then
+/// set one two minors up. The first step is now refused, so the second never has a missing old
+/// version to start from; the same holds for a downgrade.
+#[test]
+fn the_upgrade_rules_cannot_be_walked_around_in_two_steps() {
+    let set = PolicySet::embedded_default();
+    let unset = |k8s: &str| {
+        let mut o = c("v1.6.3", k8s);
+        // The key gone, not null: what `kubectl patch --type=json -p '[{"op":"remove",...}]'`
+        // leaves.
+        o["spec"]["provisioner"]
+            .as_object_mut()
+            .unwrap()
+            .remove("version");
+        o
+    };
+    for (from, to) in [("v1.6.3", "v1.8.5"), ("v1.8.5", "v1.6.3")] {
+        let old = c(from, "1.18.13");
+        let direct = update(&set, &old, &c(to, "1.18.13"), &ctx());
+        assert_eq!(direct.verdict, Verdict::Denied, "{from} -> {to} directly");
+        let first = update(&set, &old, &unset("1.18.13"), &ctx());
+        assert_eq!(first.verdict, Verdict::Denied, "{from} -> unset");
+        assert_eq!(
+            first.denied_rules().into_iter().collect::<Vec<_>>(),
+            [Rule::VersionRemoved],
+            "{:#?}",
+            first.violations
+        );
+    }
+    // An object that never named a version is not newly denied by an unrelated edit: only what
+    // was there can be removed (ratcheting-aware by construction).
+    let never = cluster(Value::Null, json!("1.18.13"));
+    let mut relabelled = never.clone();
+    relabelled["metadata"]["labels"]["team"] = json!("a");
+    let e = update(&set, &never, &relabelled, &ctx());
+    assert_eq!(e.verdict, Verdict::Warned, "{:#?}", e.violations);
+    assert!(!e.has_rule(Rule::VersionRemoved));
+    assert!(e.has_rule(Rule::VersionMissing));
 }
 
 #[test]
