@@ -17,9 +17,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::api::SupportException;
-use crate::api::{
-    ALL_NAMESPACES, ExceptionMatch, NAMESPACES_REQUIRED, WILDCARD_ALONE,
-};
+use crate::api::{ALL_NAMESPACES, ExceptionMatch, NAMESPACES_REQUIRED, WILDCARD_ALONE};
 use crate::engine::policy::Policy;
 use crate::engine::rules::{Rule, Severity};
 use crate::engine::version::{Minor, Version};

@@ -378,7 +378,8 @@ fn per_policy_verdicts_count_an_excepted_object_as_warned() {
 /// `legacy-dr` another tenant creates in their own namespace.
 fn tenant_cluster(namespace: &str) -> Value {
     let mut c = old_cluster();
-    c["metadata"] = json!({"name": "legacy-dr", "namespace": namespace, "labels": {"team": "acme"}});
+    c["metadata"] =
+        json!({"name": "legacy-dr", "namespace": namespace, "labels": {"team": "acme"}});
     c
 }
 
@@ -415,7 +416,10 @@ fn an_exception_without_namespaces_is_refused() {
 #[test]
 fn the_wildcard_must_stand_alone_and_names_must_not_be_empty() {
     let err = refusal(scoped(json!({"namespaces": ["*", "team-a"]})));
-    assert!(err.contains("\"*\" (every namespace) must be the only entry"), "{err}");
+    assert!(
+        err.contains("\"*\" (every namespace) must be the only entry"),
+        "{err}"
+    );
     let err = refusal(scoped(json!({"namespaces": [""]})));
     assert!(err.contains("an empty namespace name"), "{err}");
     // Every problem at once: the missing scope does not hide a bad rule id.
@@ -433,22 +437,37 @@ fn the_wildcard_must_stand_alone_and_names_must_not_be_empty() {
 #[test]
 fn a_scoped_exception_covers_only_its_namespaces() {
     let team_a = scoped(json!({"namespaces": ["team-a"], "names": ["legacy-dr"]}));
-    assert!(excepted(&evaluate(team_a.clone(), &tenant_cluster("team-a"), today())));
+    assert!(excepted(&evaluate(
+        team_a.clone(),
+        &tenant_cluster("team-a"),
+        today()
+    )));
     assert!(
         !excepted(&evaluate(team_a, &tenant_cluster("team-b"), today())),
         "the same name in another namespace is not covered"
     );
     let by_label = scoped(json!({"namespaces": ["team-a", "team-c"],
                                  "selector": {"matchLabels": {"team": "acme"}}}));
-    assert!(excepted(&evaluate(by_label.clone(), &tenant_cluster("team-c"), today())));
-    assert!(!excepted(&evaluate(by_label, &tenant_cluster("team-b"), today())));
+    assert!(excepted(&evaluate(
+        by_label.clone(),
+        &tenant_cluster("team-c"),
+        today()
+    )));
+    assert!(!excepted(&evaluate(
+        by_label,
+        &tenant_cluster("team-b"),
+        today()
+    )));
 }
 
 #[test]
 fn the_spelled_out_wildcard_covers_every_namespace() {
     let all = scoped(json!({"namespaces": ["*"], "names": ["legacy-dr"]}));
     for ns in ["team-a", "team-b", "kommander"] {
-        assert!(excepted(&evaluate(all.clone(), &tenant_cluster(ns), today())), "{ns}");
+        assert!(
+            excepted(&evaluate(all.clone(), &tenant_cluster(ns), today())),
+            "{ns}"
+        );
     }
     // The name still narrows it.
     let mut other = tenant_cluster("team-b");
