@@ -469,6 +469,7 @@ async fn refused_writes_back_off_and_land_once_allowed() {
         op.logs()
     );
     assert_eq!(per.len(), CLUSTERS, "only the refused clusters: {per:?}");
+    eprintln!("{total} refused status writes for {CLUSTERS} clusters in {elapsed:?}: {per:?}");
     let counted = retries(&op, "KonvoyCluster").await - before;
     assert!(
         counted as usize >= 2 * CLUSTERS && counted as usize <= 3 * CLUSTERS,
