@@ -796,4 +796,24 @@ fn exceptions_in_the_policy_file_apply_offline() {
     assert_eq!(code(&o), 2);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("unknown rule id `no-such-rule`"), "{err}");
+
+    // Without `match.namespaces` it would reach every namespace: refused offline as in the cluster.
+    let unscoped = exception.replace("    namespaces: [kommander]\n", "");
+    assert_ne!(unscoped, exception);
+    std::fs::write(
+        &p,
+        format!(
+            "{}---\n{unscoped}",
+            include_str!("../examples/policies/default.yaml")
+        ),
+    )
+    .unwrap();
+    let o = check(TODAY);
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stdout));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("SupportException supportgate/legacy-west")
+            && err.contains("spec.match.namespaces is required"),
+        "{err}"
+    );
 }

@@ -209,7 +209,14 @@ async fn exceptions_admit_mark_expire_and_need_trust() {
                 "  match: {namespaces: [exceptions-e2e], names: [x]}\n",
                 "  match: {}\n",
             ),
-            "match must give at least one of namespaces, names, kinds or selector",
+            "match.namespaces is required",
+        ),
+        (
+            good.replace(
+                "  match: {namespaces: [exceptions-e2e], names: [x]}\n",
+                "  match: {names: [x]}\n",
+            ),
+            "match.namespaces is required",
         ),
         (
             good.replace("[konvoy-unsupported]", "[no-such-rule]"),
