@@ -206,3 +206,7 @@ impl<'k> Judge<'_, 'k> {
             .get_or_insert_with(|| s.policy.is_production(&object_labels(s.object)))
     }
 }
+
+#[cfg(test)]
+#[path = "entries_tests.rs"]
+mod tests;
