@@ -88,6 +88,13 @@ pub struct SupportPolicySpec {
     #[serde(default, skip_serializing_if = "MissingVersion::is_default")]
     pub missing_version: MissingVersion,
 
+    /// What an addons entry of a production cluster gets when the policy cannot identify its
+    /// repository as Kubernetes Base Addons or Kommander, or cannot tell its ref (none, or a
+    /// different one in the repository URL): the `ref-unidentified` rule at this severity. Its
+    /// ref is checked by nothing, so `Warn` (the default) names it and `Deny` refuses it.
+    #[serde(default, skip_serializing_if = "UnidentifiedRefs::is_default")]
+    pub unidentified_refs: UnidentifiedRefs,
+
     /// Which version changes an UPDATE may make (`upgrade-skips-minor`, `downgrade`). Checked
     /// by the webhook on UPDATE and by `supportgate check --previous`; a CREATE has no old
     /// version to compare. Absent: one minor at a time, no downgrades.
@@ -139,6 +146,22 @@ pub enum MissingVersion {
 impl MissingVersion {
     fn is_default(&self) -> bool {
         *self == MissingVersion::Warn
+    }
+}
+
+/// The severity of `ref-unidentified`.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
+pub enum UnidentifiedRefs {
+    #[default]
+    Warn,
+    Deny,
+}
+
+impl UnidentifiedRefs {
+    fn is_default(&self) -> bool {
+        *self == UnidentifiedRefs::Warn
     }
 }
 

@@ -244,6 +244,17 @@ impl Out {
 
     pub(crate) fn tag(&mut self, at: &Located, what: &str, example: &str) -> Option<ReleaseTag> {
         let s = self.string(at, format_args!("a {what} release tag"), example)?;
+        self.tag_in(at, s, what, example)
+    }
+
+    /// A tag read from part of the field at `at` (the ref of a repository URL).
+    pub(crate) fn tag_in(
+        &mut self,
+        at: &Located,
+        s: &str,
+        what: &str,
+        example: &str,
+    ) -> Option<ReleaseTag> {
         match s.parse::<ReleaseTag>() {
             Ok(t) => Some(t),
             Err(e) => {

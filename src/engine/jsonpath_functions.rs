@@ -5,6 +5,11 @@
 //! are too: compile each once. Semantics are the crate's own (I-Regexp via `regex`, CRLF mode,
 //! `match` anchored, an invalid pattern matches nothing). Functions registered this way take
 //! precedence over the crate's built-ins, whose `regex` feature is off.
+//!
+//! One function is supportgate's own: `repository(@.configRepository, 'kubernetes-base-addons')`
+//! holds when the value is a git repository URL that names that repository however it is spelled
+//! (case, `.git`, slashes, a ref after `#` or in `?ref=`: see [`crate::engine::repository`]). The
+//! built-in targets find the KBA and Kommander entries with it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, RwLock};
@@ -70,6 +75,13 @@ fn search(value: ValueType, rgx: ValueType) -> LogicalType {
         .into()
 }
 
+#[serde_json_path::function]
+fn repository(value: ValueType, name: ValueType) -> LogicalType {
+    string_pair(&value, &name)
+        .is_some_and(|(s, n)| crate::engine::repository::names(s, n))
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -89,5 +101,15 @@ mod tests {
             "an invalid pattern matches nothing"
         );
         assert_eq!(q("$[?search(@.r, 'base') && search(@.r, 'github')]"), 1);
+        assert_eq!(q("$[?repository(@.r, 'Kubernetes-Base-Addons.git')]"), 1);
+        assert_eq!(
+            q("$[?repository(@.r, 'mesosphere/kubernetes-base-addons')]"),
+            1
+        );
+        assert_eq!(
+            q("$[?repository(@.r, 5)]"),
+            0,
+            "a name that is not a string"
+        );
     }
 }

@@ -269,6 +269,52 @@ pub fn unrecognized_ref(what: &str, error: impl Display, example: &str) -> Strin
     )
 }
 
+// ---- addons entries nothing checks (`ref-unidentified`) ---------------------------------------
+
+fn unidentified_consequence(deny: bool) -> &'static str {
+    if deny {
+        "the policy refuses addons it cannot check on production clusters (spec.unidentifiedRefs: Deny)"
+    } else {
+        "set spec.unidentifiedRefs: Deny to refuse such entries on production clusters"
+    }
+}
+
+/// An entry whose repository is neither KBA nor Kommander (or that names none).
+pub fn repository_unidentified(
+    repository: Option<&Value>,
+    reference: Option<&Value>,
+    deny: bool,
+) -> String {
+    let repo = match repository {
+        Some(r) => format!("comes from {}", raw_value(r)),
+        None => "names no configRepository".to_string(),
+    };
+    let reference = reference.map_or_else(
+        || "its ref".to_string(),
+        |r| format!("its ref {}", raw_value(r)),
+    );
+    format!(
+        "this addons entry {repo}, which the policy does not identify as Kubernetes Base Addons or Kommander, so {reference} is checked by nothing on a production cluster; point it at the KBA or Kommander repository (any spelling of https://github.com/mesosphere/kubernetes-base-addons or …/kubeaddons-kommander), or {}",
+        unidentified_consequence(deny)
+    )
+}
+
+/// A KBA or Kommander entry with no ref anywhere: git deploys the default branch.
+pub fn ref_missing(what: &str, reference_field: &str, example: &str, deny: bool) -> String {
+    format!(
+        "this {what} entry names no ref ({reference_field} is unset and the repository URL carries none), so the default branch is deployed and its Kubernetes minor cannot be checked; pin a release tag such as {example}, or {}",
+        unidentified_consequence(deny)
+    )
+}
+
+/// A ref in the repository URL that differs from the ref field (or a second one in the URL).
+pub fn ref_conflict(what: &str, in_url: &str, other: &str, deny: bool) -> String {
+    format!(
+        "the {what} repository URL carries ref `{in_url}`, but the entry also names `{other}`; which one is deployed cannot be told, and only one is checked: drop the ref from the URL and keep the release tag in configVersion, or {}",
+        unidentified_consequence(deny)
+    )
+}
+
 // ---- addons ---------------------------------------------------------------------------------
 
 pub fn experimental_in_production(name: &str, in_release: &str, selector: &str) -> String {

@@ -23,6 +23,7 @@ pub mod policyset;
 pub mod projection;
 pub mod query;
 mod ratchet;
+pub mod repository;
 pub mod rules;
 pub mod tag;
 pub mod targets;

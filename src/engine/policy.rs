@@ -13,7 +13,9 @@ use jiff::civil::Date;
 use kube::core::{Selector, SelectorExt};
 use thiserror::Error;
 
-use crate::api::{MissingVersion, SupportPolicy, SupportPolicySpec, TARGET_FIELDS_MESSAGE};
+use crate::api::{
+    MissingVersion, SupportPolicy, SupportPolicySpec, TARGET_FIELDS_MESSAGE, UnidentifiedRefs,
+};
 use crate::engine::rules::Severity;
 use crate::engine::targets::{CompiledTarget, presets};
 use crate::engine::version::{Bound, Minor, Version};
@@ -99,6 +101,8 @@ pub struct Policy {
     pub always_write_policy_reports: bool,
     /// The severity of `version-missing`.
     pub missing_version: Severity,
+    /// The severity of `ref-unidentified`.
+    pub unidentified_refs: Severity,
     /// The upgrade path an UPDATE must follow.
     pub upgrades: UpgradePath,
 }
@@ -180,6 +184,10 @@ impl Policy {
             missing_version: match spec.missing_version {
                 MissingVersion::Warn => Severity::Warn,
                 MissingVersion::Deny => Severity::Deny,
+            },
+            unidentified_refs: match spec.unidentified_refs {
+                UnidentifiedRefs::Warn => Severity::Warn,
+                UnidentifiedRefs::Deny => Severity::Deny,
             },
             upgrades: UpgradePath {
                 max_minor_step: spec.upgrades.max_minor_step.max(1) as u64,
@@ -758,6 +766,20 @@ mod tests {
         assert_eq!(deny.missing_version, Severity::Deny);
         assert!(matches!(
             Policy::from_yaml(&format!("{DEFAULT_POLICY_YAML}  missingVersion: Maybe\n")),
+            Err(PolicyError::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn unidentified_refs_is_warn_unless_the_policy_says_deny() {
+        assert_eq!(Policy::embedded_default().unidentified_refs, Severity::Warn);
+        let deny =
+            Policy::from_yaml(&format!("{DEFAULT_POLICY_YAML}  unidentifiedRefs: Deny\n")).unwrap();
+        assert_eq!(deny.unidentified_refs, Severity::Deny);
+        assert!(matches!(
+            Policy::from_yaml(&format!(
+                "{DEFAULT_POLICY_YAML}  unidentifiedRefs: Ignore\n"
+            )),
             Err(PolicyError::Decode(_))
         ));
     }

@@ -108,7 +108,74 @@ impl Query {
     }
 }
 
+/// The entries a ref query picks its refs from. A plain walk `<array>[?filter].<ref>` (the
+/// built-in `…addons[?repository(@.configRepository, …)].configVersion`) selects the ref of the
+/// elements the filter holds for; the elements it does not hold for, and the selected ones that
+/// have no ref, are what nothing checks. This visits every element, so that a check can name
+/// them. Whatever it reads the ref query reads too, so a cache pruned for the query keeps it.
+#[derive(Debug, Clone)]
+pub struct Entries {
+    walk: Walk,
+    filter: Filter,
+    reference: String,
+    /// The walk to the array, rendered: two ref queries with the same one read the same entries.
+    array: String,
+}
+
+impl Entries {
+    /// Visits every element of the array, selected by the filter or not, in document order.
+    pub fn visit<'v>(
+        &self,
+        root: &'v Value,
+        f: &mut dyn FnMut(Located<'v>) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        self.walk.run(root, f)
+    }
+
+    /// Whether the ref query selects this entry's ref (when it has one).
+    pub fn selects(&self, entry: &Value) -> bool {
+        self.filter.holds(entry)
+    }
+
+    /// The value the filter tests (the `configRepository`), where it is set.
+    pub fn repository<'v>(&self, entry: &Located<'v>) -> Option<Located<'v>> {
+        entry.descend(&self.filter.operand)
+    }
+
+    /// The entry's ref member (`configVersion`), where it is set.
+    pub fn reference<'v>(&self, entry: &Located<'v>) -> Option<Located<'v>> {
+        let (k, v) = entry.value.as_object()?.get_key_value(&self.reference)?;
+        Some(entry.child(Elem::Name(k), v))
+    }
+
+    /// The ref member's name.
+    pub fn reference_name(&self) -> &str {
+        &self.reference
+    }
+
+    /// Whether both read the elements of the same array.
+    pub fn same_array(&self, other: &Entries) -> bool {
+        self.array == other.array
+    }
+}
+
 impl Query {
+    /// The entries of a query of the shape `<array>[?filter].<ref>`; `None` for any other.
+    pub fn entries(&self) -> Option<Entries> {
+        let steps = &self.plain.as_ref()?.steps;
+        let [prefix @ .., Step::Filter(filter), Step::Name(reference)] = steps.as_slice() else {
+            return None;
+        };
+        let mut walk = prefix.to_vec();
+        walk.push(Step::Wildcard);
+        Some(Entries {
+            array: format!("{prefix:?}"),
+            walk: Walk { steps: walk },
+            filter: filter.clone(),
+            reference: reference.clone(),
+        })
+    }
+
     /// Marks in `keep` what this query can read: the member names it walks down, then the
     /// whole subtree from its first step that is not a name (an index, a wildcard or a filter,
     /// whose operands lie inside that subtree). A query that is not a plain walk may read
@@ -151,6 +218,44 @@ impl std::fmt::Debug for Located<'_> {
 }
 
 impl<'v> Located<'v> {
+    /// The node at `elem` below this one.
+    fn child(&self, elem: Elem<'v>, value: &'v Value) -> Located<'v> {
+        let location = match &self.location {
+            Location::Inline { len, elems } if (*len as usize) < MAX_STEPS => {
+                let mut elems = *elems;
+                elems[*len as usize] = elem;
+                Location::Inline {
+                    len: len + 1,
+                    elems,
+                }
+            }
+            other => {
+                let mut v = other.elems().to_vec();
+                v.push(elem);
+                Location::Heap(v)
+            }
+        };
+        Located { value, location }
+    }
+
+    /// The node a singular relative query reaches from this one.
+    fn descend(&self, rels: &[Rel]) -> Option<Located<'v>> {
+        let mut at = self.clone();
+        for r in rels {
+            at = match r {
+                Rel::Name(n) => {
+                    let (k, v) = at.value.as_object()?.get_key_value(n)?;
+                    at.child(Elem::Name(k), v)
+                }
+                Rel::Index(i) => {
+                    let v = at.value.as_array()?.get(*i)?;
+                    at.child(Elem::Index(*i), v)
+                }
+            };
+        }
+        Some(at)
+    }
+
     /// About the length of either rendering, so that it is allocated once.
     fn text_len(&self) -> usize {
         self.location
@@ -289,6 +394,8 @@ enum Test {
     Regex(Option<Arc<Regex>>),
     /// The same, for a pattern that matches a short list of strings: compared, not run.
     Finite(Finite),
+    /// `?repository(@.a, 'name')`: the value is a repository URL naming `name`.
+    Repository(String),
 }
 
 impl Filter {
@@ -305,6 +412,9 @@ impl Filter {
             (Test::Exists, Some(_)) => true,
             (Test::Equals(lit), Some(v)) => v == lit,
             (Test::Finite(f), Some(v)) => v.as_str().is_some_and(|s| f.holds(s)),
+            (Test::Repository(name), Some(v)) => v
+                .as_str()
+                .is_some_and(|s| crate::engine::repository::names(s, name)),
             (Test::Regex(re), Some(v)) => match (re, v.as_str()) {
                 (Some(re), Some(s)) => re.is_match(s),
                 _ => false,
@@ -607,6 +717,9 @@ impl Parser<'_> {
                 },
             });
         }
+        if self.eat_str("repository(").is_some() {
+            return self.repository();
+        }
         let operand = self.relative()?;
         self.ws();
         if self.eat_str("==").is_none() {
@@ -630,6 +743,26 @@ impl Parser<'_> {
             }),
             _ => None,
         }
+    }
+
+    /// The rest of `repository(@.a, 'name')`.
+    fn repository(&mut self) -> Option<Filter> {
+        self.ws();
+        let operand = self.relative()?;
+        self.ws();
+        self.eat(b',')?;
+        self.ws();
+        let q = self.peek()?;
+        if q != b'\'' && q != b'"' {
+            return None;
+        }
+        let name = self.string(q)?;
+        self.ws();
+        self.eat(b')')?;
+        Some(Filter {
+            operand,
+            test: Test::Repository(name),
+        })
     }
 
     /// `@` followed by `.name`, `['name']` or `[index]` segments.

@@ -104,6 +104,8 @@ fn edge_objects() -> Vec<Value> {
             {"configRepository": "kubernetes-base-addons.gitx"},
             {"configRepository": "Kubernetes-Base-Addons"},
             {"configRepository": "x\nkubernetes-base-addons", "configVersion": "v"},
+            {"configRepository": "git@GitHub.com:Mesosphere/Kubernetes-Base-Addons.git#stable-1.18-3.0.0"},
+            {"configRepository": "https://github.com/mesosphere/kubeaddons-kommander?ref=stable-1.20-1.4.4", "configVersion": "stable-1.20-1.4.4"},
             {"addonsList": [{"name": "a", "enabled": "true"}, {"name": "b", "enabled": 1}, {"name": "c", "enabled": true}, {"enabled": true}, {"name": null, "enabled": true}, 7]}]}}),
         json!({"metadata": {"labels": {"kubeaddons.mesosphere.io/name": "x", "kudo.dev/operator": ["k"]},
             "annotations": {"catalog.kubeaddons.mesosphere.io/origin-repository-version": "stable-1.20-4.4.0"}}}),
@@ -147,6 +149,10 @@ const EDGE_QUERIES: &[(&str, bool)] = &[
     ("$.a[?match(@.r, 'base-addons')]", true),
     ("$.a[?search(@.r, '[unclosed')]", true),
     ("$.a[?search( @.r , 'x' )]", true),
+    ("$.a[?repository(@.r, 'base-addons')]", true),
+    ("$.a[?repository( @.r , \"X/Base-Addons.git\" )].r", true),
+    ("$.a[?repository(@.r, '')]", true),
+    ("$.a[?repository(@.r, 5)]", false),
     ("$.spec.addons[*].addonsList[?@.enabled == true].name", true),
     (
         "$.spec.cluster.addons.*.addonsList.*[?@.enabled == true].name",
@@ -282,6 +288,7 @@ fn generated_objects_agree() {
             "$.a[?@.b == 'x'].r",
             "$.*.*[?@.enabled]",
             "$.spec[?search(@.configRepository, 'kubernetes-base-addons([.]git)?/?$')].configVersion",
+            "$.spec[?repository(@.configRepository, 'kubernetes-base-addons')].configVersion",
         ]
         .map(String::from),
     );

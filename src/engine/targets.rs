@@ -4,12 +4,12 @@
 use serde_json::Value;
 
 use crate::api::{Target, TargetFields};
-pub use crate::engine::query::{Located, Query};
+pub use crate::engine::query::{Entries, Located, Query};
 
-/// Matches an addons entry by its repository; tolerant of the `.git` suffix and a trailing slash
-/// that people paste from clone URLs.
+/// Matches an addons entry by its repository however the URL spells it (case, `.git`, slashes,
+/// a ref after `#` or in `?ref=`: [`crate::engine::repository`]).
 fn repo_filter(repo: &str) -> String {
-    format!("?search(@.configRepository, '{repo}([.]git)?/?$')")
+    format!("?repository(@.configRepository, '{repo}')")
 }
 
 fn konvoy_addons_fields(prefix: &str, version_path: &str) -> TargetFields {
@@ -196,6 +196,10 @@ pub struct CompiledTarget {
     pub addon_min_kubernetes: Option<Query>,
     pub addon_max_kubernetes: Option<Query>,
     pub kudo_operator: Option<Query>,
+    /// The addons entries the KBA and Kommander ref queries pick from, when they have the
+    /// `<array>[?filter].<ref>` shape: what `ref-unidentified` looks at.
+    pub kba_entries: Option<Entries>,
+    pub kommander_entries: Option<Entries>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -226,12 +230,16 @@ impl CompiledTarget {
                 .transpose()
         };
         let f = &spec.fields;
+        let kba_ref = parse(FieldKind::KbaRef, &f.kba_ref)?;
+        let kommander_ref = parse(FieldKind::KommanderRef, &f.kommander_ref)?;
         Ok(CompiledTarget {
             spec: spec.clone(),
             product_version: parse(FieldKind::ProductVersion, &f.product_version)?,
             kubernetes_version: parse(FieldKind::KubernetesVersion, &f.kubernetes_version)?,
-            kba_ref: parse(FieldKind::KbaRef, &f.kba_ref)?,
-            kommander_ref: parse(FieldKind::KommanderRef, &f.kommander_ref)?,
+            kba_entries: kba_ref.as_ref().and_then(Query::entries),
+            kommander_entries: kommander_ref.as_ref().and_then(Query::entries),
+            kba_ref,
+            kommander_ref,
             enabled_addons: parse(FieldKind::EnabledAddons, &f.enabled_addons)?,
             addon_min_kubernetes: parse(FieldKind::AddonMinKubernetes, &f.addon_min_kubernetes)?,
             addon_max_kubernetes: parse(FieldKind::AddonMaxKubernetes, &f.addon_max_kubernetes)?,

@@ -122,7 +122,7 @@ pub(crate) fn check_range(s: &mut Scope, out: &mut Out, hosting: Option<&Version
     }
 }
 
-fn object_labels(object: &Value) -> BTreeMap<String, String> {
+pub(crate) fn object_labels(object: &Value) -> BTreeMap<String, String> {
     object
         .pointer("/metadata/labels")
         .and_then(Value::as_object)

@@ -3,6 +3,7 @@
 
 mod addons;
 mod consistency;
+mod entries;
 mod kubernetes;
 mod kudo;
 mod missing;
@@ -129,6 +130,7 @@ pub(crate) fn run(
     let k8s = kubernetes::check(&mut s, &mut out, release);
     refs::check_kba(&mut s, &mut out, k8s.as_ref());
     refs::check_kommander(&mut s, &mut out, release, k8s.as_ref());
+    entries::check(&mut s, &mut out, release, k8s.as_ref());
     addons::check_enabled(&mut s, &mut out, release);
     addons::check_range(&mut s, &mut out, k8s.as_ref());
     kudo::check(&mut s, &mut out);
