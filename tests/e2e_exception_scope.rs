@@ -163,12 +163,16 @@ async fn an_exception_reaches_only_the_namespaces_it_names() {
         None,
     );
     let unscoped = exception("unscoped-dr", "{names: [legacy-dr]}");
-    eventually(WAIT, "the legacy CRD to accept a name-only exception", || async {
-        cp.kubectl_in(&["apply", "-f", "-"], Some(&unscoped))
-            .status
-            .success()
-            .then_some(())
-    })
+    eventually(
+        WAIT,
+        "the legacy CRD to accept a name-only exception",
+        || async {
+            cp.kubectl_in(&["apply", "-f", "-"], Some(&unscoped))
+                .status
+                .success()
+                .then_some(())
+        },
+    )
     .await;
 
     // The current CRD: (a) no exception without namespace scope gets in.
@@ -248,7 +252,11 @@ async fn an_exception_reaches_only_the_namespaces_it_names() {
     let all = exception("all-dr", "{namespaces: ['*'], names: [wide-dr]}");
     cp.kubectl_ok(&["apply", "-f", "-"], Some(&all));
     let admitted = eventually(WAIT, "team B's wide-dr admitted under all-dr", || async {
-        let o = cp.kubectl_as(&kc, &["apply", "-f", "-"], Some(&cluster(TEAM_B, "wide-dr")));
+        let o = cp.kubectl_as(
+            &kc,
+            &["apply", "-f", "-"],
+            Some(&cluster(TEAM_B, "wide-dr")),
+        );
         o.status.success().then(|| stderr(&o))
     })
     .await;
