@@ -42,14 +42,7 @@ pub fn review(
     metrics: Option<&Metrics>,
 ) -> Result<(Vec<u8>, Decision), ReviewError> {
     let start = Instant::now();
-    let review: Review = serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
-    if review.api_version != "admission.k8s.io/v1" || review.kind != "AdmissionReview" {
-        return Err(ReviewError::WrongVersion {
-            api_version: review.api_version,
-            kind: review.kind,
-        });
-    }
-    let request = review.request.ok_or(ReviewError::NoRequest)?;
+    let request = decode_request(body)?;
     // One field at info level: the span is formatted for every review, and allowed reviews log
     // nothing else at info. What identifies the object is on the events below.
     let span = tracing::info_span!("admission", uid = %request.uid);
@@ -98,16 +91,8 @@ pub fn review(
 /// what an exception admits. A `url:` webhook has no readiness gate in front of it, so this is
 /// the gate. Deletes and subresources pass, as they always do.
 pub fn review_unsynced(body: &[u8]) -> Result<(Vec<u8>, Decision), ReviewError> {
-    let review: Review = serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
-    if review.api_version != "admission.k8s.io/v1" || review.kind != "AdmissionReview" {
-        return Err(ReviewError::WrongVersion {
-            api_version: review.api_version,
-            kind: review.kind,
-        });
-    }
-    let request = review.request.ok_or(ReviewError::NoRequest)?;
-    let passes = matches!(request.operation, Operation::Delete | Operation::Connect)
-        || request.sub_resource.is_some();
+    let request = decode_request(body)?;
+    let passes = never_judged(&request);
     let denial = (!passes).then(|| {
         (
             503,
@@ -131,6 +116,25 @@ pub fn review_unsynced(body: &[u8]) -> Result<(Vec<u8>, Decision), ReviewError> 
             violations: Vec::new(),
         },
     ))
+}
+
+/// The request of an `admission.k8s.io/v1` AdmissionReview.
+fn decode_request(body: &[u8]) -> Result<Request, ReviewError> {
+    let review: Review = serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
+    if review.api_version != "admission.k8s.io/v1" || review.kind != "AdmissionReview" {
+        return Err(ReviewError::WrongVersion {
+            api_version: review.api_version,
+            kind: review.kind,
+        });
+    }
+    let request = review.request.ok_or(ReviewError::NoRequest)?;
+    Ok(request)
+}
+
+/// Deleting is how users get rid of unsupported clusters; status writes are the controller's.
+fn never_judged(request: &Request) -> bool {
+    matches!(request.operation, Operation::Delete | Operation::Connect)
+        || request.sub_resource.is_some()
 }
 
 fn operation_name(op: &Operation) -> &'static str {
@@ -161,10 +165,7 @@ fn decide(
         };
         (serde_json::to_vec(&answer), decision)
     };
-    // Deleting is how users get rid of unsupported clusters; status writes are the controller's.
-    if matches!(request.operation, Operation::Delete | Operation::Connect)
-        || request.sub_resource.is_some()
-    {
+    if never_judged(request) {
         return pass("skipped");
     }
     let Some(EngineObject(object)) = &request.object else {
