@@ -1,10 +1,11 @@
 //! `search()` and `match()` patterns whose matches are a short list of strings, tested as
 //! string comparisons instead of running the regex.
 //!
-//! The built-in targets find the Kubernetes Base Addons and Kommander entries with
+//! The built-in targets used to find the Kubernetes Base Addons and Kommander entries with
 //! `search(@.configRepository, '<repo>([.]git)?/?$')`: a string matches when it ends with one of
 //! four suffixes. Running the regex engine for that was the largest single cost of evaluating a
-//! KonvoyCluster (docs/performance.md). The pattern is read with `regex-syntax`, the parser of
+//! KonvoyCluster (docs/performance.md). They now use `repository()` (which also normalises case
+//! and refs, [`crate::engine::repository`]); policies' own targets keep such patterns. The pattern is read with `regex-syntax`, the parser of
 //! the `regex` crate that would otherwise run it, in the same text and flags that
 //! `jsonpath_functions` compiles, so the two cannot disagree on what it means; any pattern that
 //! is not a finite set of strings (a repetition, a class of several characters, a look-around

@@ -2,11 +2,11 @@
 //!
 //! Every query is parsed by serde_json_path, which stays the reference. When the text is a plain
 //! walk — names, non-negative indices, wildcards, and a filter that is one existence test, one
-//! equality with a string, boolean or null literal, or one `search()`/`match()` on a singular
-//! relative query — it is also compiled into [`Walk`], which visits the same nodes in the same
-//! order without building node lists or paths. The built-in targets are all of this shape; any
-//! other query (descendants, slices, negative indices, escapes in literals, logical operators)
-//! runs through serde_json_path unchanged. The location of a selected node is kept as borrowed
+//! equality with a string, boolean or null literal, or one `search()`/`match()`/`repository()` on
+//! a singular relative query — it is also compiled into [`Walk`], which visits the same nodes in
+//! the same order without building node lists or paths. The built-in targets are all of this
+//! shape; any other query (descendants, slices, negative indices, escapes in literals, logical
+//! operators) runs through serde_json_path unchanged. The location of a selected node is kept as borrowed
 //! path elements and rendered only when a violation names it.
 
 use std::ops::ControlFlow;

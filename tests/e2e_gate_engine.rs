@@ -1,0 +1,275 @@
+//! End to end, issue 28 paths 3 and 4, as a namespace user (a ServiceAccount whose Role grants
+//! KonvoyClusters in its own namespace only) through `kubectl` against a real kube-apiserver with
+//! RBAC on, the operator serving the webhook:
+//!
+//! - (a) a cluster on Konvoy 1.6.3 cannot be moved to 1.8.5 by unsetting its version first: the
+//!   unset is refused with `version-removed`, and the direct step stays refused;
+//! - (b) a KBA entry whose repository is respelled (case, `.git`, trailing slash, `#ref`, `?ref=`)
+//!   and whose tag is for another Kubernetes minor is refused with `kba-kubernetes-mismatch`,
+//!   with the same message as the canonical spelling.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use support::operator::{CertFiles, Operator, wait_webhook_effective};
+use support::{ControlPlane, eventually, stderr, stdout};
+use supportgate::engine::policyset::PolicySet;
+use supportgate::webhook::config::{Endpoint, WebhookSettings, validating_webhook_configuration};
+
+const NS: &str = "gates-e2e";
+const OPERATOR_NS: &str = "gates-system";
+const WEBHOOK: &str = "supportgate-gates-e2e";
+const USER: &str = "dev";
+const WAIT: Duration = Duration::from_secs(45);
+const KBA: &str = "https://github.com/mesosphere/kubernetes-base-addons";
+
+/// A KonvoyCluster; `version` is the provisioner's version line (empty: none), `kba_repo` and
+/// `kba_ref` its KBA entry.
+fn cluster(name: &str, version: &str, k8s: &str, kba_repo: &str, kba_ref: &str) -> String {
+    let minor: Vec<&str> = k8s.split('.').take(2).collect();
+    let minor = minor.join(".");
+    // The Kommander minor that pairs with the Konvoy one (1.6 -> 1.2 .. 1.8 -> 1.4).
+    let kommander = match version.get(..4) {
+        Some("v1.6") => 2,
+        Some("v1.7") => 3,
+        _ => 4,
+    };
+    let version = if version.is_empty() {
+        String::new()
+    } else {
+        format!("\n    version: {version}")
+    };
+    format!(
+        "apiVersion: kommander.mesosphere.io/v1beta1
+kind: KonvoyCluster
+metadata: {{name: {name}, namespace: {NS}, labels: {{environment: production}}}}
+spec:
+  provisioner:
+    provider: aws{version}
+  cluster:
+    kubernetes: {{version: {k8s}}}
+    addons:
+    - configRepository: '{kba_repo}'
+      configVersion: {kba_ref}
+      addonsList: [{{name: prometheus, enabled: true}}]
+    - configRepository: https://github.com/mesosphere/kubeaddons-kommander
+      configVersion: stable-{minor}-1.{kommander}.4
+      addonsList: [{{name: kommander, enabled: true}}]
+"
+    )
+}
+
+async fn register(cp: &ControlPlane, url: String, ca_bundle: Vec<u8>) {
+    let settings = WebhookSettings {
+        name: WEBHOOK.into(),
+        endpoint: Endpoint::Url(url),
+        ca_bundle_pem: ca_bundle,
+        failure_policy: "Fail".into(),
+        timeout_seconds: 5,
+        excluded_namespaces: vec!["kube-system".into()],
+    };
+    let vwc = validating_webhook_configuration(&settings, PolicySet::embedded_default().targets());
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(cp.client().await);
+    let _ = api.delete(WEBHOOK, &DeleteParams::default()).await;
+    api.create(&PostParams::default(), &vwc)
+        .await
+        .expect("create the ValidatingWebhookConfiguration");
+}
+
+/// A ServiceAccount of `NS` that may manage KonvoyClusters there and nothing else; its
+/// kubeconfig at `path`.
+fn namespace_user(cp: &ControlPlane, path: &Path) {
+    let rbac = format!(
+        "apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: {USER}, namespace: {NS}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: clusters, namespace: {NS}}}
+rules:
+- apiGroups: [kommander.mesosphere.io]
+  resources: [konvoyclusters]
+  verbs: [get, list, create, update, patch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: clusters-{USER}, namespace: {NS}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: clusters}}
+subjects: [{{kind: ServiceAccount, name: {USER}, namespace: {NS}}}]
+"
+    );
+    cp.kubectl_ok(&["apply", "-f", "-"], Some(&rbac));
+    let token = cp.kubectl_ok(&["-n", NS, "create", "token", USER, "--duration=1h"], None);
+    cp.token_kubeconfig(token.trim(), path);
+    // The user is who the test says: not the admin (cluster-scoped reads are refused).
+    let o = cp.kubectl_as(path, &["get", "supportpolicies"], None);
+    assert!(
+        !o.status.success() && stderr(&o).contains("Forbidden"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// The denial's text, from a `kubectl` that must have been refused by the webhook.
+fn refused(o: &std::process::Output, what: &str) -> String {
+    let err = stderr(o);
+    assert!(
+        !o.status.success() && err.contains("denied the request"),
+        "{what} must be refused by the webhook; stdout {} stderr {err}",
+        stdout(o)
+    );
+    err
+}
+
+#[tokio::test]
+async fn the_gate_cannot_be_walked_around_by_a_namespace_user() {
+    let cp = ControlPlane::shared();
+    cp.install_crds();
+    cp.install_crd_files("tests/fixtures/crds/");
+    for ns in [NS, OPERATOR_NS] {
+        cp.create_namespace(ns);
+    }
+    let certs = CertFiles::new();
+    let ns_flag = format!("--namespace={OPERATOR_NS}");
+    let mut op = Operator::start(cp, &certs, &["--no-leader-election", &ns_flag]);
+    op.wait_ready().await;
+    register(cp, op.url(), certs.generated.ca_pem.clone().into_bytes()).await;
+    wait_webhook_effective(
+        cp,
+        NS,
+        &cluster("probe", "v1.5.6", "1.17.17", KBA, "stable-1.17-2.7.0"),
+    )
+    .await;
+    let kubeconfig = certs.dir.path().join("dev-kubeconfig");
+    namespace_user(cp, &kubeconfig);
+    let as_user = |args: &[&str], doc: Option<&str>| cp.kubectl_as(&kubeconfig, args, doc);
+    let apply = |doc: &str| as_user(&["apply", "-f", "-"], Some(doc));
+
+    // (a) Path 3. A cluster on 1.6.3 (supported, the oldest in the window: a warning).
+    let v163 = cluster("east", "v1.6.3", "1.18.13", KBA, "stable-1.18-3.3.0");
+    let o = eventually(WAIT, "east on 1.6.3 admitted", || async {
+        let o = apply(&v163);
+        o.status.success().then_some(o)
+    })
+    .await;
+    assert!(stderr(&o).contains("konvoy-nearing-end"), "{}", stderr(&o));
+    let v185 = cluster("east", "v1.8.5", "1.18.13", KBA, "stable-1.18-3.3.0");
+    let err = refused(&apply(&v185), "1.6.3 -> 1.8.5");
+    assert!(err.contains("[upgrade-skips-minor]"), "{err}");
+    // Step one of the walk around: unset the version. Refused, naming the version to restore.
+    let unset = as_user(
+        &[
+            "-n",
+            NS,
+            "patch",
+            "konvoycluster",
+            "east",
+            "--type=json",
+            "-p",
+            r#"[{"op": "remove", "path": "/spec/provisioner/version"}]"#,
+        ],
+        None,
+    );
+    let err = refused(&unset, "unsetting the version");
+    assert!(
+        err.contains("[version-removed]") && err.contains("`v1.6.3`"),
+        "{err}"
+    );
+    // The same by apply (a manifest without the version line).
+    let err = refused(
+        &apply(&cluster("east", "", "1.18.13", KBA, "stable-1.18-3.3.0")),
+        "applying without the version",
+    );
+    assert!(err.contains("[version-removed]"), "{err}");
+    // The cluster still names 1.6.3, so step two is the direct skip, still refused.
+    let stored = cp.kubectl_ok(
+        &[
+            "-n",
+            NS,
+            "get",
+            "konvoycluster",
+            "east",
+            "-o",
+            "jsonpath={.spec.provisioner.version}",
+        ],
+        None,
+    );
+    assert_eq!(stored, "v1.6.3");
+    let err = refused(&apply(&v185), "1.6.3 -> 1.8.5 after the refused unset");
+    assert!(err.contains("[upgrade-skips-minor]"), "{err}");
+    // A one-minor step is fine.
+    let v175 = cluster("east", "v1.7.5", "1.18.13", KBA, "stable-1.18-3.3.0");
+    let o = apply(&v175);
+    assert!(o.status.success(), "1.6.3 -> 1.7.5: {}", stderr(&o));
+
+    // (b) Path 4. Konvoy 1.8.5 on Kubernetes 1.20.13 with a KBA tag for 1.18.
+    let wrong = "stable-1.18-3.0.0";
+    let canonical = refused(
+        &apply(&cluster("west", "v1.8.5", "1.20.13", KBA, wrong)),
+        "the canonical spelling",
+    );
+    assert!(
+        canonical.contains("[kba-kubernetes-mismatch]"),
+        "{canonical}"
+    );
+    let message = |err: &str| {
+        err.lines()
+            .find(|l| l.contains("[kba-kubernetes-mismatch]"))
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    for repo in [
+        "Mesosphere/Kubernetes-Base-Addons",
+        "https://GitHub.com/mesosphere/kubernetes-base-addons",
+        "https://github.com/Mesosphere/Kubernetes-Base-Addons.git",
+        "https://github.com/mesosphere/kubernetes-base-addons/",
+        "https://github.com/mesosphere/kubernetes-base-addons#stable-1.18-3.0.0",
+        "https://github.com/mesosphere/kubernetes-base-addons?ref=stable-1.18-3.0.0",
+    ] {
+        let err = refused(
+            &apply(&cluster("west", "v1.8.5", "1.20.13", repo, wrong)),
+            repo,
+        );
+        assert!(err.contains("[kba-kubernetes-mismatch]"), "{repo}: {err}");
+        assert_eq!(message(&err), message(&canonical), "{repo}");
+    }
+    // The ref only in the URL is judged too.
+    let url_only = cluster(
+        "west",
+        "v1.8.5",
+        "1.20.13",
+        "https://github.com/mesosphere/kubernetes-base-addons.git#stable-1.18-3.0.0",
+        wrong,
+    )
+    .replace("      configVersion: stable-1.18-3.0.0\n", "");
+    let err = refused(&apply(&url_only), "a ref only in the URL");
+    assert!(err.contains("[kba-kubernetes-mismatch]"), "{err}");
+    // A repository the policy does not know is admitted on production with a warning naming it.
+    let foreign = cluster(
+        "west",
+        "v1.8.5",
+        "1.20.13",
+        "https://github.com/acme/addons",
+        wrong,
+    );
+    let o = apply(&foreign);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("[ref-unidentified]")
+            && stderr(&o).contains("https://github.com/acme/addons"),
+        "{}",
+        stderr(&o)
+    );
+
+    cp.kubectl_ok(&["delete", "namespace", NS, "--wait=false"], None);
+    let _ = Api::<ValidatingWebhookConfiguration>::all(cp.client().await)
+        .delete(WEBHOOK, &DeleteParams::default())
+        .await;
+    drop(op);
+}
