@@ -152,6 +152,22 @@ async fn tls_connect(port: u16, tls: &TlsConnector) -> std::io::Result<TlsStream
         .await
 }
 
+/// The address the big flood comes from: another loopback address, as an attacker's pod is
+/// another address than kube-apiserver.
+const ATTACKER: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 2);
+
+/// Like [`tls_connect`], from the attacker's address.
+async fn tls_connect_from_attacker(
+    port: u16,
+    tls: &TlsConnector,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind((ATTACKER, 0).into())?;
+    let tcp = socket.connect(([127, 0, 0, 1], port).into()).await?;
+    tls.connect(ServerName::try_from("127.0.0.1").expect("name"), tcp)
+        .await
+}
+
 fn review(uid: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "apiVersion": "admission.k8s.io/v1",
@@ -313,7 +329,7 @@ async fn flood(
         let tls = tls.clone();
         tasks.push(tokio::spawn(async move {
             match tls_connect(port, &tls).await {
-                Ok(stream) => hold(stream, first, wait, permit).await,
+                Ok(stream) => hold_conn(stream, first, wait, permit).await,
                 // Closed during the handshake (evicted at once): closed, 0 s after its last byte.
                 Err(_) => Held {
                     closed_after: Some(Duration::ZERO),
@@ -330,7 +346,7 @@ async fn flood(
     (held, rate)
 }
 
-async fn hold(
+async fn hold_conn(
     mut s: TlsStream<TcpStream>,
     first: &[u8],
     wait: Duration,
@@ -638,4 +654,168 @@ async fn rapid_reset(mut h2: h2raw::H2) -> (u32, h2raw::Seen, Duration) {
         .await;
     let took = seen.closed_at.expect("closed") - start;
     (streams, seen, took)
+}
+
+// ------------------------------------------------------------- the big one-client flood
+
+/// Reviews the honest client sends during the big flood, spread evenly over it.
+const BIG_FLOOD_REVIEWS: usize = 15;
+/// Each of them must be answered within this.
+const BIG_FLOOD_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How many connections the big flood opens (`HOSTILE_BIG_FLOOD`, at least 20,000).
+fn big_flood_size() -> usize {
+    std::env::var("HOSTILE_BIG_FLOOD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
+        .max(20_000)
+}
+
+/// Handshakes the big flood keeps in flight at once (`HOSTILE_BIG_FLOOD_CONCURRENCY`).
+fn big_flood_concurrency() -> usize {
+    std::env::var("HOSTILE_BIG_FLOOD_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512)
+}
+
+/// One honest review: how long it took, or why it failed.
+type Outcome = Result<Duration, String>;
+
+/// Sends `BIG_FLOOD_REVIEWS` reviews, each on a fresh connection, one each time the attacker
+/// has opened another `n / (BIG_FLOOD_REVIEWS + 1)` connections. It runs on a thread and a
+/// runtime of its own, so that its latencies are the server's, not the attacker's scheduler.
+fn honest_reviews_during(
+    port: u16,
+    ca: String,
+    opened: Arc<std::sync::atomic::AtomicUsize>,
+    n: usize,
+) -> std::thread::JoinHandle<Vec<Outcome>> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let step = n / (BIG_FLOOD_REVIEWS + 1);
+            let give_up = Instant::now() + Duration::from_secs(600);
+            let mut outcomes = Vec::new();
+            for k in 1..=BIG_FLOOD_REVIEWS {
+                while opened.load(Ordering::Acquire) < k * step && Instant::now() < give_up {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let uid = format!("honest-big-{k}");
+                let t = Instant::now();
+                let sent = post(port, &ca, "/validate", review(&uid));
+                outcomes.push(match tokio::time::timeout(BIG_FLOOD_DEADLINE, sent).await {
+                    Ok(Ok((code, body, _))) if answered(&uid, code, &body) => Ok(t.elapsed()),
+                    Ok(Ok((code, body, _))) => Err(format!("{code}: {body}")),
+                    Ok(Err(e)) => Err(format!("after {:?}: {e}", t.elapsed())),
+                    Err(_) => Err(format!("no answer within {BIG_FLOOD_DEADLINE:?}")),
+                });
+            }
+            outcomes
+        })
+    })
+}
+
+/// Opens `n` TLS connections from one client ([`ATTACKER`]), `concurrency` handshakes at a time; each sends
+/// a partial request head and holds the connection until the server closes it (at most
+/// `hold`). Counts the connections opened in `opened`; returns (still open at the end, the
+/// rate reached).
+async fn slow_head_flood(
+    port: u16,
+    tls: TlsConnector,
+    n: usize,
+    concurrency: usize,
+    hold: Duration,
+    opened: Arc<std::sync::atomic::AtomicUsize>,
+) -> (usize, f64) {
+    const HEAD: &[u8] = b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+    let gate = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let permit = gate.clone().acquire_owned().await.expect("semaphore");
+        let (tls, opened) = (tls.clone(), opened.clone());
+        tasks.spawn(async move {
+            let connected = tls_connect_from_attacker(port, &tls).await;
+            opened.fetch_add(1, Ordering::AcqRel);
+            match connected {
+                Ok(stream) => hold_conn(stream, HEAD, hold, permit)
+                    .await
+                    .closed_after
+                    .is_none(),
+                Err(_) => false,
+            }
+        });
+        // Finished attackers are reaped as the flood goes, so that its memory stays bounded.
+        while let Some(r) = tasks.try_join_next() {
+            let _ = r.expect("attacker");
+        }
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let mut still_open = 0;
+    while let Some(r) = tasks.join_next().await {
+        still_open += usize::from(r.expect("attacker"));
+    }
+    (still_open, rate)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_20000_connection_flood_from_one_client_leaves_every_review_answered_within_2s() {
+    // The default limits (a cap of 2,048 and a 5 s header timeout), as a user runs it.
+    let certs = CertFiles::new();
+    let mut op = Operator::start(ControlPlane::shared(), &certs, &["--no-controller"]);
+    op.wait_ready().await;
+    let ca = certs.generated.ca_pem.clone();
+    let (port, n) = (op.webhook_port, big_flood_size());
+    let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let honest = honest_reviews_during(port, ca.clone(), opened.clone(), n);
+    let tls = tls_client(&ca, &[b"http/1.1"]);
+    let concurrency = big_flood_concurrency();
+    let hold = Duration::from_secs(5) + SLACK * 2;
+    let (still_open, rate) = slow_head_flood(port, tls, n, concurrency, hold, opened).await;
+    let outcomes = honest.join().expect("honest client");
+    let ok: Vec<Duration> = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().ok().copied())
+        .collect();
+    let slowest = ok.iter().max().copied().unwrap_or_default();
+    println!(
+        "  big slow-header flood: {n} connections from one client at {rate:.0} conn/s ({concurrency} handshakes in flight); {} of {BIG_FLOOD_REVIEWS} reviews answered within {BIG_FLOOD_DEADLINE:?}, the slowest in {:.0} ms; {still_open} attacker connections never closed",
+        ok.len(),
+        slowest.as_secs_f64() * 1e3
+    );
+    assert!(
+        op.child.try_wait().expect("try_wait").is_none(),
+        "the server exited:\n{}",
+        op.logs()
+    );
+    let (code, text) = http_get(op.health_port, "/metrics").await.expect("metrics");
+    assert_eq!(code, 200);
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with("supportgate_webhook_connection"))
+    {
+        println!("    {l}");
+    }
+    // The flood went past the cap, so the eviction's choice is what this measured.
+    assert!(
+        text.lines().any(|l| l
+            .strip_prefix("supportgate_webhook_connections_closed_total{reason=\"evicted_slow\"} ")
+            .is_some_and(|v| v.parse::<f64>().is_ok_and(|v| v >= 1.0))),
+        "the flood never reached the cap:\n{text}"
+    );
+    let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "reviews not answered in time: {failed:?}"
+    );
+    assert_eq!(ok.len(), BIG_FLOOD_REVIEWS);
+    assert_eq!(
+        still_open, 0,
+        "attacker connections the server never closed"
+    );
 }

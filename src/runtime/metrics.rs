@@ -63,6 +63,7 @@ pub struct Metrics {
     pub webhook_connections_accepted: Counter,
     pub webhook_connections_closed: Family<CloseLabels, Counter>,
     pub webhook_connections_refused: Counter,
+    pub webhook_connection_sources: Gauge,
 }
 
 impl Default for Metrics {
@@ -121,6 +122,13 @@ impl Metrics {
         let (status_write_retries, events_pending, events_dropped) =
             register_retries(&mut registry);
         let (open, accepted, closed, refused) = register_connections(&mut registry);
+        let webhook_connection_sources = Gauge::default();
+        registry.register(
+            "webhook_connection_sources",
+            "Client addresses holding webhook connections now (at the cap, the one holding most \
+             gives up a connection)",
+            webhook_connection_sources.clone(),
+        );
         Metrics {
             registry,
             admission_requests,
@@ -138,6 +146,7 @@ impl Metrics {
             webhook_connections_accepted: accepted,
             webhook_connections_closed: closed,
             webhook_connections_refused: refused,
+            webhook_connection_sources,
         }
     }
 

@@ -8,12 +8,14 @@
 //! milliseconds and a busy HTTP/2 connection marks progress with every answered stream, while
 //! a slow attacker sits in one phase until a timeout: so neither a keep-alive connection that
 //! answers requests nor a fresh connection that has only just begun is what an attacker's
-//! slow connections push out.
+//! slow connections push out. Which client address pays for a flood is
+//! [`crate::webhook::sources`]' business: the victim is taken from the address holding most.
 
 use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -23,6 +25,7 @@ use tokio::sync::Notify;
 
 use crate::runtime::metrics::{CloseLabels, Metrics};
 use crate::webhook::limits::ServerLimits;
+use crate::webhook::sources::{Source, Sources, share};
 
 /// Why a connection is closed by the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,13 +108,29 @@ pub struct Conn {
     close_kind: AtomicU8,
     close_reason: AtomicU8,
     close_at: AtomicU64,
+    /// Counted among the live connections (of the registry and of its source).
+    counted_live: AtomicBool,
     signal: Notify,
+    source: Arc<Source>,
     registry: Arc<Registry>,
 }
 
 impl Conn {
     fn now(&self) -> u64 {
         self.registry.now()
+    }
+
+    /// The client address this connection came from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// Stops counting this connection as live (once): it is being closed at once, or gone.
+    fn leave_live(&self) {
+        if self.counted_live.swap(false, Ordering::AcqRel) {
+            self.source.left_live();
+            self.registry.live.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     /// The TLS handshake is done; `h2` when ALPN chose HTTP/2.
@@ -178,6 +197,9 @@ impl Conn {
         if prev == 0 {
             self.close_reason.store(reason as u8, Ordering::Release);
             self.close_at.store(self.now(), Ordering::Release);
+        }
+        if kind == CloseKind::Hard {
+            self.leave_live();
         }
         self.signal.notify_one();
     }
@@ -348,9 +370,18 @@ pub enum Admission {
     Refused,
 }
 
+/// What the registry's lock guards.
+#[derive(Default)]
+struct Table {
+    conns: HashMap<u64, Arc<Conn>>,
+    sources: Sources,
+}
+
 /// All open connections of one server.
 pub struct Registry {
-    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    table: Mutex<Table>,
+    /// Connections not being closed at once.
+    live: AtomicUsize,
     next_id: AtomicU64,
     epoch: Instant,
     pub limits: ServerLimits,
@@ -360,10 +391,16 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(limits: ServerLimits, metrics: Arc<Metrics>) -> Arc<Self> {
+        Self::with_epoch(limits, metrics, Instant::now() - Duration::from_millis(1))
+    }
+
+    /// A registry whose clock starts at `epoch` (tests age connections by moving it back).
+    fn with_epoch(limits: ServerLimits, metrics: Arc<Metrics>, epoch: Instant) -> Arc<Self> {
         Arc::new(Registry {
-            conns: Mutex::new(HashMap::new()),
+            table: Mutex::new(Table::default()),
+            live: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
-            epoch: Instant::now() - Duration::from_millis(1),
+            epoch,
             limits,
             metrics,
             emptied: Notify::new(),
@@ -374,36 +411,47 @@ impl Registry {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
-        // A panic while holding the lock leaves the map itself consistent.
-        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // A panic while holding the lock leaves the maps themselves consistent.
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn open(&self) -> usize {
-        self.lock().len()
+        self.lock().conns.len()
     }
 
-    /// Registers a new connection, closing another one at the cap if one may be closed.
-    pub fn admit(self: &Arc<Self>) -> Admission {
-        let mut conns = self.lock();
+    /// Registers a new connection from `peer`, closing another one at the cap if one may be
+    /// closed.
+    pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Admission {
+        let mut t = self.lock();
         let max = self.limits.max_connections;
         // Connections being closed at once still hold descriptors until their task ends (a few
-        // scheduler turns); they do not count against the cap, within a bound.
-        let hard_ceiling = max + max / 8 + PENDING_CLOSES;
-        if conns.len() >= max && live(&conns) >= max {
-            let victim = (conns.len() < hard_ceiling)
-                .then(|| self.pick_victim(&conns))
-                .flatten();
-            match victim {
-                Some((conn, reason)) => conn.close(CloseKind::Hard, reason),
-                None => {
-                    self.metrics.webhook_connections_refused.inc();
-                    return Admission::Refused;
-                }
+        // scheduler turns, many more under a flood); they do not count against the cap, within
+        // a bound. A light address gets past the bound by another eighth of the cap: the flood
+        // that piles the closes up is not its doing.
+        let ceiling = if t.sources.registered(peer) < share(max) {
+            max + max / 4 + PENDING_CLOSES
+        } else {
+            max + max / 8 + PENDING_CLOSES
+        };
+        if t.conns.len() >= max && self.live.load(Ordering::Acquire) >= max {
+            let victims = if t.conns.len() < ceiling {
+                self.pick_victims(&t, eviction_batch(max))
+            } else {
+                Vec::new()
+            };
+            if victims.is_empty() {
+                self.metrics.webhook_connections_refused.inc();
+                return Admission::Refused;
+            }
+            for (conn, reason) in victims {
+                conn.close(CloseKind::Hard, reason);
             }
         }
         let id = self.next_id.fetch_add(1, Ordering::AcqRel);
         let now = self.now();
+        let source = t.sources.join(peer, self.limits.handshakes_per_client);
+        self.live.fetch_add(1, Ordering::AcqRel);
         let conn = Arc::new(Conn {
             id,
             phase: AtomicU8::new(PHASE_HANDSHAKE),
@@ -418,38 +466,69 @@ impl Registry {
             close_kind: AtomicU8::new(0),
             close_reason: AtomicU8::new(0),
             close_at: AtomicU64::new(0),
+            counted_live: AtomicBool::new(true),
             signal: Notify::new(),
+            source,
             registry: self.clone(),
         });
-        conns.insert(id, conn.clone());
-        self.metrics
-            .webhook_connections_open
-            .set(conns.len() as i64);
+        t.conns.insert(id, conn.clone());
+        self.gauge(&t);
         self.metrics.webhook_connections_accepted.inc();
         Admission::Admitted(conn)
     }
 
-    fn pick_victim(&self, conns: &HashMap<u64, Arc<Conn>>) -> Option<(Arc<Conn>, Reason)> {
+    fn gauge(&self, t: &Table) {
+        let m = &self.metrics;
+        m.webhook_connections_open.set(t.conns.len() as i64);
+        m.webhook_connection_sources.set(t.sources.len() as i64);
+    }
+
+    /// Up to `n` connections to close at the cap: from the address holding the most live
+    /// connections, in eviction order (see the module's documentation).
+    fn pick_victims(&self, t: &Table, n: usize) -> Vec<(Arc<Conn>, Reason)> {
         let now = self.now();
-        let best = conns
-            .values()
-            .filter_map(|c| c.view(now).eviction_rank().map(|r| (r, c)))
-            .min_by_key(|(r, _)| *r)?;
-        let reason = if best.0.0 == 2 {
-            Reason::EvictedSlow
-        } else {
-            Reason::EvictedIdle
+        let from = |only: Option<IpAddr>| {
+            let mut ranked: Vec<_> = t
+                .conns
+                .values()
+                .filter(|c| only.is_none_or(|a| c.source.addr == a))
+                .filter_map(|c| c.view(now).eviction_rank().map(|r| (r, c)))
+                .collect();
+            if ranked.len() > n {
+                ranked.select_nth_unstable_by_key(n - 1, |(r, _)| *r);
+                ranked.truncate(n);
+            }
+            ranked
         };
-        Some((best.1.clone(), reason))
+        let mut ranked = t
+            .sources
+            .heaviest()
+            .map(|a| from(Some(a)))
+            .unwrap_or_default();
+        if ranked.is_empty() {
+            ranked = from(None);
+        }
+        ranked
+            .into_iter()
+            .map(|(rank, c)| {
+                let reason = if rank.0 == 2 {
+                    Reason::EvictedSlow
+                } else {
+                    Reason::EvictedIdle
+                };
+                (c.clone(), reason)
+            })
+            .collect()
     }
 
     /// Removes a connection whose task has ended, and counts why it was closed.
     pub fn remove(&self, conn: &Conn) {
-        let mut conns = self.lock();
-        conns.remove(&conn.id);
-        self.metrics
-            .webhook_connections_open
-            .set(conns.len() as i64);
+        let mut t = self.lock();
+        if t.conns.remove(&conn.id).is_some() {
+            t.sources.leave(conn.source.addr);
+        }
+        conn.leave_live();
+        self.gauge(&t);
         if let Some(reason) = conn.close_reason() {
             self.metrics
                 .webhook_connections_closed
@@ -458,7 +537,7 @@ impl Registry {
                 })
                 .inc();
         }
-        if conns.is_empty() {
+        if t.conns.is_empty() {
             self.emptied.notify_waiters();
         }
     }
@@ -472,6 +551,7 @@ impl Registry {
             let now = self.now();
             let overdue: Vec<_> = self
                 .lock()
+                .conns
                 .values()
                 .filter_map(|c| c.view(now).overdue(&self.limits).map(|o| (c.clone(), o)))
                 .collect();
@@ -496,7 +576,7 @@ impl Registry {
                 let emptied = self.emptied.notified();
                 tokio::pin!(emptied);
                 emptied.as_mut().enable();
-                let conns: Vec<_> = self.lock().values().cloned().collect();
+                let conns: Vec<_> = self.lock().conns.values().cloned().collect();
                 if conns.is_empty() {
                     return;
                 }
@@ -510,12 +590,10 @@ impl Registry {
     }
 }
 
-/// Connections not already being closed at once.
-fn live(conns: &HashMap<u64, Arc<Conn>>) -> usize {
-    conns
-        .values()
-        .filter(|c| c.close_kind.load(Ordering::Acquire) != CloseKind::Hard as u8)
-        .count()
+/// Connections closed together at the cap: 1/64 of it. Choosing them scans every connection, so
+/// one scan makes room for the next many newcomers, and the accept loop keeps ahead of a flood.
+fn eviction_batch(max_connections: usize) -> usize {
+    (max_connections / 64).max(1)
 }
 
 /// A socket that reports the bytes it reads to its connection's state.

@@ -14,20 +14,24 @@ fn registry(max: usize) -> Arc<Registry> {
     let epoch = Instant::now()
         .checked_sub(Duration::from_secs(3600))
         .expect("an hour of monotonic clock");
-    Arc::new(Registry {
-        conns: Mutex::new(HashMap::new()),
-        next_id: AtomicU64::new(1),
-        epoch,
-        limits,
-        metrics: Arc::new(Metrics::new()),
-        emptied: Notify::new(),
-    })
+    Registry::with_epoch(limits, Arc::new(Metrics::new()), epoch)
+}
+
+const HONEST: &str = "127.0.0.1";
+const FLOOD: &str = "127.0.0.2";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("address")
 }
 
 fn admitted(r: &Arc<Registry>) -> Arc<Conn> {
-    match r.admit() {
+    admitted_from(r, HONEST)
+}
+
+fn admitted_from(r: &Arc<Registry>, addr: &str) -> Arc<Conn> {
+    match r.admit(ip(addr)) {
         Admission::Admitted(c) => c,
-        Admission::Refused => panic!("refused below the cap"),
+        Admission::Refused => panic!("refused a connection from {addr}"),
     }
 }
 
@@ -135,14 +139,14 @@ fn newcomers_are_refused_while_closes_pile_up() {
     let extra: Vec<_> = (0..room).map(|_| admitted(&r)).collect();
     assert_eq!(conns.iter().chain(&extra).filter(|c| hard(c)).count(), room);
     assert!(
-        matches!(r.admit(), Admission::Refused),
+        matches!(r.admit(ip(HONEST)), Admission::Refused),
         "too far over the cap"
     );
     assert_eq!(r.metrics.webhook_connections_refused.get(), 1);
     for c in conns.iter().chain(&extra).filter(|c| hard(c)) {
         r.remove(c);
     }
-    assert!(matches!(r.admit(), Admission::Admitted(_)));
+    assert!(matches!(r.admit(ip(HONEST)), Admission::Admitted(_)));
 }
 
 #[test]
@@ -272,4 +276,87 @@ async fn shutdown_waits_for_connections_to_go() {
     let stuck = admitted(&r);
     assert!(!r.shutdown(Duration::from_millis(100)).await);
     assert_eq!(stuck.close_reason(), Some(Reason::Shutdown));
+}
+
+#[test]
+fn at_the_cap_the_address_holding_most_gives_up_a_connection() {
+    let r = registry(8);
+    // The honest address's connection is the oldest and idle: on its own, it would go first.
+    let honest = admitted_from(&r, HONEST);
+    honest.handshake_done(true);
+    age(&honest, 60_000);
+    let flood: Vec<_> = (0..7).map(|_| admitted_from(&r, FLOOD)).collect();
+    for (i, c) in flood.iter().enumerate() {
+        age(c, 1_000 * (7 - i as u64));
+    }
+    let newcomer = admitted_from(&r, HONEST);
+    assert!(
+        !hard(&honest),
+        "the honest address holds one connection; it keeps it"
+    );
+    assert!(hard(&flood[0]), "the flood's oldest goes");
+    assert_eq!(flood.iter().filter(|c| hard(c)).count(), 1);
+    assert!(!hard(&newcomer));
+    assert_eq!(r.metrics.webhook_connection_sources.get(), 2);
+}
+
+#[test]
+fn while_closes_pile_up_a_light_address_is_still_let_in() {
+    let r = registry(16);
+    let flood: Vec<_> = (0..16).map(|_| admitted_from(&r, FLOOD)).collect();
+    // The flood's newcomers evict the flood's own, whose tasks have not ended yet.
+    let mut piled = Vec::new();
+    while let Admission::Admitted(c) = r.admit(ip(FLOOD)) {
+        piled.push(c);
+        assert!(piled.len() < 100, "never refused");
+    }
+    assert_eq!(
+        piled.len(),
+        16 / 8 + PENDING_CLOSES,
+        "the flood's room above the cap"
+    );
+    let honest = admitted_from(&r, HONEST);
+    assert!(!hard(&honest));
+    assert!(
+        flood.iter().chain(&piled).filter(|c| hard(c)).count() == piled.len() + 1,
+        "the honest newcomer evicted one of the flood's"
+    );
+    assert!(
+        matches!(r.admit(ip(FLOOD)), Admission::Refused),
+        "the flood is still refused"
+    );
+    assert_eq!(r.open(), 16 + piled.len() + 1);
+}
+
+#[test]
+fn a_connection_removed_after_a_hard_close_is_uncounted_once() {
+    let r = registry(4);
+    let c = admitted_from(&r, FLOOD);
+    c.close(CloseKind::Hard, Reason::EvictedSlow);
+    c.close(CloseKind::Hard, Reason::EvictedSlow);
+    assert_eq!((r.live.load(Ordering::Acquire), c.source().live()), (0, 0));
+    r.remove(&c);
+    r.remove(&c);
+    assert_eq!(r.live.load(Ordering::Acquire), 0);
+    assert_eq!(r.open(), 0);
+    assert_eq!(r.metrics.webhook_connection_sources.get(), 0);
+}
+
+#[test]
+fn at_a_large_cap_one_scan_makes_room_for_many() {
+    let r = registry(256);
+    let flood: Vec<_> = (0..256).map(|_| admitted_from(&r, FLOOD)).collect();
+    let first = admitted_from(&r, FLOOD);
+    assert_eq!(flood.iter().filter(|c| hard(c)).count(), 256 / 64);
+    // The next three newcomers fit in the room the batch made; none evicts.
+    let next: Vec<_> = (0..3).map(|_| admitted_from(&r, FLOOD)).collect();
+    assert_eq!(
+        flood
+            .iter()
+            .chain(&next)
+            .chain([&first])
+            .filter(|c| hard(c))
+            .count(),
+        256 / 64
+    );
 }

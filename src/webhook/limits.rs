@@ -17,6 +17,8 @@ pub struct ServerLimits {
     /// connection is closed to make room.
     pub max_connections: usize,
     pub handshake_timeout: Duration,
+    /// TLS handshakes one client address may have in progress; its other new connections wait.
+    pub handshakes_per_client: usize,
     /// From the first byte of a request head (HTTP/1.1) to its end.
     pub header_read_timeout: Duration,
     /// From the end of the request head to the end of its body.
@@ -45,6 +47,7 @@ impl Default for ServerLimits {
         ServerLimits {
             max_connections: 2048,
             handshake_timeout: Duration::from_secs(10),
+            handshakes_per_client: 16,
             header_read_timeout: Duration::from_secs(5),
             body_read_timeout: Duration::from_secs(10),
             // Longer than Go's 90 s idle-connection timeout (kube-apiserver's webhook client), so
@@ -76,6 +79,12 @@ pub struct LimitArgs {
     /// Seconds a client may take for its TLS handshake.
     #[arg(long, default_value = "10", value_parser = seconds)]
     pub tls_handshake_timeout_seconds: Duration,
+    /// TLS handshakes one client address may have in progress at once; its other new
+    /// connections wait their turn (within the handshake timeout). kube-apiserver keeps its
+    /// connections open and needs few; a flood from one address cannot take the CPU that
+    /// another client's handshake needs.
+    #[arg(long, default_value_t = ServerLimits::default().handshakes_per_client)]
+    pub max_handshakes_per_client: usize,
     /// Seconds from the first byte of an HTTP/1.1 request head to its end.
     #[arg(long, default_value = "5", value_parser = seconds)]
     pub header_read_timeout_seconds: Duration,
@@ -122,6 +131,7 @@ impl LimitArgs {
         ServerLimits {
             max_connections: self.max_connections.max(1),
             handshake_timeout: self.tls_handshake_timeout_seconds,
+            handshakes_per_client: self.max_handshakes_per_client.max(1),
             header_read_timeout: self.header_read_timeout_seconds,
             body_read_timeout: self.body_read_timeout_seconds,
             idle_timeout: self.idle_timeout_seconds,

@@ -9,5 +9,6 @@ pub mod limits;
 pub mod scope;
 pub mod selfcerts;
 pub mod server;
+pub mod sources;
 pub mod tls;
 pub mod wire;

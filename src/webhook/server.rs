@@ -181,7 +181,7 @@ pub async fn serve_webhook_with(
                         continue;
                     }
                 };
-                match server.registry.admit() {
+                match server.registry.admit(peer.ip().to_canonical()) {
                     Admission::Admitted(conn) => {
                         let span = tracing::debug_span!("conn", id = conn.id, %peer);
                         tokio::spawn(serve_conn(server.clone(), tcp, conn).instrument(span));
@@ -213,10 +213,14 @@ async fn serve_conn(server: Arc<Server>, tcp: TcpStream, conn: Arc<Conn>) {
     }
     let _unregister = Unregister(&server.registry, &conn);
     let _ = tcp.set_nodelay(true);
-    let handshake = tokio::time::timeout(
-        server.registry.limits.handshake_timeout,
-        server.acceptor.accept(Tracked::new(tcp, conn.clone())),
-    );
+    // The handshake timeout counts from the accept, the wait for the address's turn included.
+    let handshake = tokio::time::timeout(server.registry.limits.handshake_timeout, async {
+        let _turn = conn.source().handshake_turn().await;
+        server
+            .acceptor
+            .accept(Tracked::new(tcp, conn.clone()))
+            .await
+    });
     let tls = tokio::select! {
         r = handshake => match r {
             Ok(Ok(s)) => s,
@@ -304,9 +308,22 @@ async fn answer(
 #[derive(Clone, Copy)]
 struct BodyCutOff;
 
+/// Connections the kernel queues before they are accepted (it caps this at `somaxconn`). Well
+/// above tokio's 1,024: while the accept loop is busy, a flood must not fill the queue, or the
+/// kernel drops the SYNs of other clients too and they wait a second for their retry.
+const LISTEN_BACKLOG: u32 = 4096;
+
 /// Binds a listener, with the address in the error.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("binding {addr}: {e}")))
+    let listen = || {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen().map_err(|e| std::io::Error::new(e.kind(), format!("binding {addr}: {e}")))
 }
