@@ -824,6 +824,7 @@ fn helm_install_upgrade_and_uninstall_in_the_self_managed_certificate_mode() {
             "--leader-election-lease=sg-supportgate",
             "--max-connections=2048",
             "--tls-handshake-timeout-seconds=10",
+            "--max-handshakes-per-client=16",
             "--header-read-timeout-seconds=5",
             "--body-read-timeout-seconds=10",
             "--idle-timeout-seconds=120",
@@ -1336,6 +1337,7 @@ async fn rbac_proof(cp: &ControlPlane, release: &str, self_managed: bool) {
         [
             "--max-connections=",
             "--tls-handshake-timeout-seconds=",
+            "--max-handshakes-per-client=",
             "--header-read-timeout-seconds=",
             "--body-read-timeout-seconds=",
             "--idle-timeout-seconds=",
