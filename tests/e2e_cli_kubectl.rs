@@ -8,14 +8,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
-use kube::Api;
-use kube::api::{DeleteParams, PostParams};
 use serde_json::Value;
-use support::operator::{CertFiles, Operator, wait_webhook_effective};
+use support::operator::{CertFiles, Operator, register_webhook, wait_webhook_effective};
 use support::{ControlPlane, stderr, stdout};
-use supportgate::engine::policyset::PolicySet;
-use supportgate::webhook::config::{Endpoint, WebhookSettings, validating_webhook_configuration};
 
 const NS: &str = "cli-kubectl";
 /// The webhook configuration leaves this namespace out: there the API server stores what
@@ -69,22 +64,7 @@ spec:
 }
 
 async fn register(cp: &ControlPlane, url: String, ca_bundle: Vec<u8>) {
-    let name = "supportgate-cli-kubectl";
-    let set = PolicySet::embedded_default();
-    let settings = WebhookSettings {
-        name: name.to_string(),
-        endpoint: Endpoint::Url(url),
-        ca_bundle_pem: ca_bundle,
-        failure_policy: "Fail".into(),
-        timeout_seconds: 5,
-        excluded_namespaces: vec![UNWATCHED_NS.into()],
-    };
-    let vwc = validating_webhook_configuration(&settings, set.targets());
-    let api: Api<ValidatingWebhookConfiguration> = Api::all(cp.client().await);
-    let _ = api.delete(name, &DeleteParams::default()).await;
-    api.create(&PostParams::default(), &vwc)
-        .await
-        .expect("create the ValidatingWebhookConfiguration");
+    register_webhook(cp, "supportgate-cli-kubectl", url, ca_bundle, UNWATCHED_NS).await;
 }
 
 /// `supportgate check` on a file: exit code and the rules it denies.

@@ -14,14 +14,12 @@ use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::Api;
-use kube::api::{DeleteParams, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{DeleteParams, DynamicObject, GroupVersionKind};
 use kube::core::ApiResource;
 use serde_json::Value;
-use support::operator::{CertFiles, Operator, http_get, wait_webhook_effective};
+use support::operator::{CertFiles, Operator, http_get, register_webhook, wait_webhook_effective};
 use support::{ControlPlane, eventually, stderr};
 use supportgate::api::SupportException;
-use supportgate::engine::policyset::PolicySet;
-use supportgate::webhook::config::{Endpoint, WebhookSettings, validating_webhook_configuration};
 
 const NS: &str = "exceptions-e2e";
 const TRUSTED: &str = "supportgate-exc";
@@ -42,20 +40,14 @@ fn exception(namespace: &str, cluster: &str, expires: Date) -> String {
 }
 
 async fn register(cp: &ControlPlane, url: String, ca_bundle: Vec<u8>) {
-    let settings = WebhookSettings {
-        name: "supportgate-exceptions-e2e".into(),
-        endpoint: Endpoint::Url(url),
-        ca_bundle_pem: ca_bundle,
-        failure_policy: "Fail".into(),
-        timeout_seconds: 5,
-        excluded_namespaces: vec!["kube-system".into()],
-    };
-    let vwc = validating_webhook_configuration(&settings, PolicySet::embedded_default().targets());
-    let api: Api<ValidatingWebhookConfiguration> = Api::all(cp.client().await);
-    let _ = api.delete(&settings.name, &DeleteParams::default()).await;
-    api.create(&PostParams::default(), &vwc)
-        .await
-        .expect("create the ValidatingWebhookConfiguration");
+    register_webhook(
+        cp,
+        "supportgate-exceptions-e2e",
+        url,
+        ca_bundle,
+        "kube-system",
+    )
+    .await;
 }
 
 fn supported(obj: &DynamicObject) -> Option<Value> {

@@ -15,11 +15,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
-use support::operator::{CertFiles, Operator, wait_webhook_effective};
+use kube::api::DeleteParams;
+use support::operator::{CertFiles, Operator, register_webhook, wait_webhook_effective};
 use support::{ControlPlane, eventually, stderr, stdout};
-use supportgate::engine::policyset::PolicySet;
-use supportgate::webhook::config::{Endpoint, WebhookSettings, validating_webhook_configuration};
 
 const NS: &str = "gates-e2e";
 const OPERATOR_NS: &str = "gates-system";
@@ -65,20 +63,7 @@ spec:
 }
 
 async fn register(cp: &ControlPlane, url: String, ca_bundle: Vec<u8>) {
-    let settings = WebhookSettings {
-        name: WEBHOOK.into(),
-        endpoint: Endpoint::Url(url),
-        ca_bundle_pem: ca_bundle,
-        failure_policy: "Fail".into(),
-        timeout_seconds: 5,
-        excluded_namespaces: vec!["kube-system".into()],
-    };
-    let vwc = validating_webhook_configuration(&settings, PolicySet::embedded_default().targets());
-    let api: Api<ValidatingWebhookConfiguration> = Api::all(cp.client().await);
-    let _ = api.delete(WEBHOOK, &DeleteParams::default()).await;
-    api.create(&PostParams::default(), &vwc)
-        .await
-        .expect("create the ValidatingWebhookConfiguration");
+    register_webhook(cp, WEBHOOK, url, ca_bundle, "kube-system").await;
 }
 
 /// A ServiceAccount of `NS` that may manage KonvoyClusters there and nothing else; its

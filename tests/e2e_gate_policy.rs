@@ -15,15 +15,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
 use serde_json::{Value, json};
-use support::operator::{CertFiles, Operator, http_get, wait_webhook_effective};
+use support::operator::{CertFiles, Operator, http_get, register_webhook, wait_webhook_effective};
 use support::{ControlPlane, eventually, stderr};
 use supportgate::api::SupportPolicy;
 use supportgate::engine::policy::DEFAULT_POLICY_YAML;
-use supportgate::engine::policyset::PolicySet;
 use supportgate::engine::targets::presets;
-use supportgate::webhook::config::{Endpoint, WebhookSettings, validating_webhook_configuration};
 
 const NS: &str = "gate-policy-e2e";
 const WEBHOOK: &str = "supportgate-gate-policy-e2e";
@@ -55,20 +52,7 @@ fn konvoy_target(doc: &mut Value) -> &mut Value {
 }
 
 async fn register(cp: &ControlPlane, url: String, ca_bundle: Vec<u8>) {
-    let settings = WebhookSettings {
-        name: WEBHOOK.into(),
-        endpoint: Endpoint::Url(url),
-        ca_bundle_pem: ca_bundle,
-        failure_policy: "Fail".into(),
-        timeout_seconds: 5,
-        excluded_namespaces: vec!["kube-system".into()],
-    };
-    let vwc = validating_webhook_configuration(&settings, PolicySet::embedded_default().targets());
-    let api: Api<ValidatingWebhookConfiguration> = Api::all(cp.client().await);
-    let _ = api.delete(&settings.name, &DeleteParams::default()).await;
-    api.create(&PostParams::default(), &vwc)
-        .await
-        .expect("create the ValidatingWebhookConfiguration");
+    register_webhook(cp, WEBHOOK, url, ca_bundle, "kube-system").await;
 }
 
 /// The resources the webhook's rules intercept, across its webhooks.

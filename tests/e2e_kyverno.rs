@@ -14,15 +14,13 @@ use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::DeleteParams;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use support::kyverno::Kyverno;
-use support::operator::{CertFiles, Operator, wait_webhook_effective};
+use support::operator::{CertFiles, Operator, register_webhook, wait_webhook_effective};
 use support::{ControlPlane, eventually, repo, stderr};
-use supportgate::engine::policyset::PolicySet;
 use supportgate::engine::rules::Rule;
-use supportgate::webhook::config::{Endpoint, WebhookSettings, validating_webhook_configuration};
 
 const NS: &str = "parity";
 const VWC: &str = "supportgate-parity";
@@ -526,20 +524,7 @@ fn run_all(cp: &ControlPlane, cases: &[Case]) -> Vec<Verdict> {
 }
 
 async fn register_supportgate(cp: &ControlPlane, op: &Operator, ca: &str) {
-    let settings = WebhookSettings {
-        name: VWC.to_string(),
-        endpoint: Endpoint::Url(op.url()),
-        ca_bundle_pem: ca.as_bytes().to_vec(),
-        failure_policy: "Fail".into(),
-        timeout_seconds: 5,
-        excluded_namespaces: vec!["kube-system".into()],
-    };
-    let vwc = validating_webhook_configuration(&settings, PolicySet::embedded_default().targets());
-    let api: Api<ValidatingWebhookConfiguration> = Api::all(cp.client().await);
-    let _ = api.delete(VWC, &DeleteParams::default()).await;
-    api.create(&PostParams::default(), &vwc)
-        .await
-        .expect("create the ValidatingWebhookConfiguration");
+    register_webhook(cp, VWC, op.url(), ca.as_bytes().to_vec(), "kube-system").await;
 }
 
 /// Until the API server stops calling a removed webhook: the probe is admitted again.

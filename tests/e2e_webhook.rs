@@ -7,13 +7,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::DeleteParams;
 use support::operator::{
-    CertFiles, Operator, http_get, post, raw_exchange, wait_webhook_effective,
+    CertFiles, Operator, http_get, post, raw_exchange, register_webhook, wait_webhook_effective,
 };
 use support::{ControlPlane, eventually, stderr, stdout};
-use supportgate::engine::policyset::PolicySet;
-use supportgate::webhook::config::{Endpoint, WebhookSettings, validating_webhook_configuration};
 use supportgate::webhook::tls::generate;
 
 fn cluster(
@@ -51,21 +49,7 @@ spec:
 }
 
 async fn register(cp: &ControlPlane, name: &str, url: String, ca_bundle: Vec<u8>) {
-    let set = PolicySet::embedded_default();
-    let settings = WebhookSettings {
-        name: name.to_string(),
-        endpoint: Endpoint::Url(url),
-        ca_bundle_pem: ca_bundle,
-        failure_policy: "Fail".into(),
-        timeout_seconds: 5,
-        excluded_namespaces: vec!["kube-system".into()],
-    };
-    let vwc = validating_webhook_configuration(&settings, set.targets());
-    let api: Api<ValidatingWebhookConfiguration> = Api::all(cp.client().await);
-    let _ = api.delete(name, &DeleteParams::default()).await;
-    api.create(&PostParams::default(), &vwc)
-        .await
-        .expect("create the ValidatingWebhookConfiguration");
+    register_webhook(cp, name, url, ca_bundle, "kube-system").await;
 }
 
 #[tokio::test]

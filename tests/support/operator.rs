@@ -15,6 +15,37 @@ use tokio_rustls::TlsConnector;
 
 use super::{ControlPlane, eventually, free_port};
 
+/// Registers a `url:` ValidatingWebhookConfiguration `name` for the embedded default's targets,
+/// failing closed, in place of one of that name; `excluded` is a namespace never sent to it.
+pub async fn register_webhook(
+    cp: &ControlPlane,
+    name: &str,
+    url: String,
+    ca_bundle: Vec<u8>,
+    excluded: &str,
+) {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    use kube::api::{Api, DeleteParams, PostParams};
+    use supportgate::engine::policyset::PolicySet;
+    use supportgate::webhook::config::{
+        Endpoint, WebhookSettings, validating_webhook_configuration,
+    };
+    let settings = WebhookSettings {
+        name: name.to_string(),
+        endpoint: Endpoint::Url(url),
+        ca_bundle_pem: ca_bundle,
+        failure_policy: "Fail".into(),
+        timeout_seconds: 5,
+        excluded_namespaces: vec![excluded.into()],
+    };
+    let vwc = validating_webhook_configuration(&settings, PolicySet::embedded_default().targets());
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(cp.client().await);
+    let _ = api.delete(name, &DeleteParams::default()).await;
+    api.create(&PostParams::default(), &vwc)
+        .await
+        .expect("create the ValidatingWebhookConfiguration");
+}
+
 /// The serving certificate files of a webhook under test.
 pub struct CertFiles {
     pub dir: tempfile::TempDir,
