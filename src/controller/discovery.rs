@@ -13,35 +13,12 @@ use kube::api::{ApiResource, GroupVersionKind};
 use kube::runtime::reflector::Store;
 use tokio::task::JoinHandle;
 
-use crate::controller::Session;
 use crate::controller::cache::keep_for;
-use crate::controller::reconcile::run_kind;
+use crate::controller::kind_watch::{Kind, run_kind};
+use crate::controller::ledger::{KindKey, Sink};
+use crate::controller::session::Session;
 use crate::engine::policyset::PolicySet;
-use crate::engine::projection::Keep;
 use crate::engine::targets::CompiledTarget;
-
-/// (group, version, kind)
-pub type KindKey = (String, String, String);
-
-/// Where a kind's verdicts go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Sink {
-    /// `status.conditions` is a list-map keyed by `type` on a status subresource: server-side
-    /// apply of our one entry leaves other owners' conditions alone.
-    Conditions,
-    /// The schema would prune or clobber a condition; why, for the event.
-    PolicyReport(String),
-}
-
-/// A kind to watch.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Kind {
-    pub ar: ApiResource,
-    pub namespaced: bool,
-    pub sink: Sink,
-    /// What the cache keeps of each object: a policy change that reads more restarts the kind.
-    pub keep: Keep,
-}
 
 /// The controllers running, one per kind.
 pub type Running = HashMap<KindKey, (Kind, JoinHandle<()>)>;
@@ -152,7 +129,7 @@ pub fn wanted_kinds(
             sink: sink_for(crd, &version),
         };
         wanted.insert(
-            (t.spec.api_group.clone(), version, t.spec.kind.clone()),
+            KindKey::new(t.spec.api_group.clone(), version, t.spec.kind.clone()),
             kind,
         );
     }
@@ -194,14 +171,10 @@ pub(crate) fn reconcile_kinds(
     running.retain(|key, (kind, handle)| {
         let keep = wanted.get(key) == Some(kind);
         if !keep {
-            tracing::info!(kind = %key.2, group = %key.0, "stopping the controller for a kind that is gone or changed");
+            tracing::info!(kind = %key.kind, group = %key.group, "stopping the controller for a kind that is gone or changed");
             handle.abort();
-            if let Ok(mut stores) = session.stores.lock() {
-                stores.remove(key);
-            }
-            if let Ok(mut forbidden) = session.forbidden.lock() {
-                forbidden.remove(key);
-            }
+            session.stores.lock().remove(key);
+            session.forbidden.lock().remove(key);
         }
         keep
     });
@@ -209,7 +182,7 @@ pub(crate) fn reconcile_kinds(
         if running.contains_key(&key) {
             continue;
         }
-        tracing::info!(kind = %key.2, group = %key.0, version = %key.1, sink = ?kind.sink, "watching a targeted kind");
+        tracing::info!(kind = %key.kind, group = %key.group, version = %key.version, sink = ?kind.sink, "watching a targeted kind");
         let handle = session.shared.controller_tasks.spawn(run_kind(
             session.clone(),
             key.clone(),
@@ -339,8 +312,8 @@ mod tests {
         let wanted = wanted_kinds(&policy, &[Arc::new(addon), Arc::new(untargeted)]);
         assert_eq!(wanted.len(), 1, "{wanted:?}");
         let (key, kind) = wanted.into_iter().next().unwrap();
-        assert_eq!(key.0, "kubeaddons.mesosphere.io");
-        assert_eq!(key.2, "Addon");
+        assert_eq!(key.group, "kubeaddons.mesosphere.io");
+        assert_eq!(key.kind, "Addon");
         assert!(kind.namespaced);
         assert!(
             matches!(kind.sink, Sink::PolicyReport(_)),

@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -26,6 +26,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::PostParams;
 use kube::runtime::events::{Event, EventType, Reporter};
 use kube::{Api, Client};
+use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -90,9 +91,7 @@ impl Publisher {
     }
 
     fn enqueue(&self, body: K8sEvent) {
-        let Ok(mut q) = self.queue.lock() else {
-            return;
-        };
+        let mut q = self.queue.lock();
         let evicted = q.push(body, Instant::now());
         self.metrics.events_pending.set(q.len() as i64);
         drop(q);
@@ -126,7 +125,7 @@ impl Publisher {
     /// that owns the publisher).
     pub async fn retry_loop(self) {
         loop {
-            let next = self.queue.lock().ok().and_then(|q| q.next_due());
+            let next = self.queue.lock().next_due();
             match next {
                 Some(at) => {
                     tokio::select! {
@@ -139,10 +138,7 @@ impl Publisher {
                     continue;
                 }
             }
-            let (due, expired) = match self.queue.lock() {
-                Ok(mut q) => q.take_due(Instant::now()),
-                Err(_) => return,
-            };
+            let (due, expired) = self.queue.lock().take_due(Instant::now());
             self.dropped("expired", expired);
             for mut item in due {
                 match self.create(&item.body).await {
@@ -153,18 +149,14 @@ impl Publisher {
                     }
                     Outcome::Retry(e) => {
                         tracing::debug!(error = %e, failures = item.failures, "publishing an event failed again");
-                        if let Ok(mut q) = self.queue.lock() {
-                            let evicted = q.requeue(&mut item, Instant::now());
-                            drop(q);
-                            self.dropped("queue_full", evicted);
-                        }
+                        let evicted = self.queue.lock().requeue(&mut item, Instant::now());
+                        self.dropped("queue_full", evicted);
                         self.retried(1);
                     }
                 }
             }
-            if let Ok(q) = self.queue.lock() {
-                self.metrics.events_pending.set(q.len() as i64);
-            }
+            let pending = self.queue.lock().len();
+            self.metrics.events_pending.set(pending as i64);
         }
     }
 }

@@ -13,11 +13,10 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::api::{SupportException, SupportExceptionStatus};
-use crate::controller::Session;
 use crate::controller::condition::status_condition;
 use crate::controller::metrics::exception_view;
 use crate::controller::retry::{Writes, earliest, uid_key};
-use crate::controller::status::count_retry;
+use crate::controller::session::Session;
 use crate::engine::exceptions::{ExceptionState, Limits};
 use crate::runtime::clock::today_utc;
 use crate::runtime::exceptions::ExceptionSource;
@@ -154,7 +153,7 @@ pub(crate) async fn write_all(session: &Session, written: &mut Writes<SupportExc
             Ok(()) => written.wrote(&uid, status),
             Err(e) => {
                 let delay = written.failed(&uid, Instant::now());
-                count_retry(session, "SupportException");
+                session.count_retry("SupportException");
                 tracing::warn!(exception = %key, error = %e, failures = written.failures(&uid), retry_in_ms = delay.as_millis() as u64, "writing SupportException status failed; retrying after a backoff");
             }
         }
@@ -178,11 +177,9 @@ async fn write_one(
 /// Exception key to the objects it covers, from the reconciles' records.
 fn covered_by(session: &Session) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    if let Ok(seen) = session.seen.lock() {
-        for s in seen.values() {
-            for x in &s.excepted_by {
-                out.entry(x.clone()).or_default().push(s.display.clone());
-            }
+    for s in session.seen.lock().values() {
+        for x in &s.excepted_by {
+            out.entry(x.clone()).or_default().push(s.display.clone());
         }
     }
     out

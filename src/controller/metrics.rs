@@ -11,7 +11,7 @@ use kube::api::{ApiResource, DynamicObject};
 use serde_json::Value;
 
 use crate::api::{SupportExceptionStatus, SupportPolicyStatus};
-use crate::controller::status::Seen;
+use crate::controller::ledger::Seen;
 use crate::engine::exceptions::ExceptionSet;
 use crate::engine::policy::Policy;
 use crate::engine::policyset::PolicySet;
@@ -253,7 +253,8 @@ mod tests {
 
     #[test]
     fn a_policy_view_follows_its_status() {
-        use crate::controller::status::{Tally, policy_status};
+        use crate::controller::status_plan::policy_status;
+        use crate::controller::tally::Tally;
         let today = date(2026, 11, 24);
         let sp: crate::api::SupportPolicy =
             serde_norway::from_str(crate::engine::policy::DEFAULT_POLICY_YAML).unwrap();
@@ -359,7 +360,8 @@ mod tests {
         assert_eq!(got, want);
 
         // The earlier of the policy's own change and the exception's, named by kind.
-        use crate::controller::status::{Tally, policy_status};
+        use crate::controller::status_plan::policy_status;
+        use crate::controller::tally::Tally;
         let yaml = crate::engine::policy::DEFAULT_POLICY_YAML.replace(
             "releaseDate: \"2021-05-05\"",
             "releaseDate: \"2021-05-05\"\n    endOfSupport: \"2027-06-30\"",

@@ -6,17 +6,25 @@
 //! everything when a policy changes, and requeues each object for its next date-driven
 //! transition instead of polling.
 //!
-//! - `discovery`: which kinds to watch and where their verdicts go (the sink);
-//! - `cache`: what of each watched object is kept between reconciles;
-//! - `reconcile`: the I/O of one reconcile: gather inputs, evaluate, apply effects;
-//! - `plan`: pure; from the last verdict, the evaluation and the sink, the effects;
+//! From the bottom up (a module imports only modules above it in this list):
 //! - `condition`: the `Supported` condition and its transitions;
-//! - `report`: PolicyReports, written and read back;
-//! - `status`: the SupportPolicies' status;
 //! - `summary`: one event on a policy when a change flips objects;
-//! - `metrics`: the fleet and policy gauges, from the recorded verdicts;
-//! - `events`: events, published without kube's six-minute cache, retried when refused;
 //! - `retry`: the backoff of failed writes, per object uid;
+//! - `report`: PolicyReports, written and read back;
+//! - `ledger`: what is recorded per kind and per object (`KindKey`, `Sink`, `Seen`);
+//! - `cache`: what of each watched object is kept between reconciles;
+//! - `plan`: pure; from the last verdict, the evaluation and the sink, the effects;
+//! - `metrics`: the fleet and policy gauges, from the recorded verdicts;
+//! - `tally`: pure; a policy's objects by verdict, from the recorded verdicts;
+//! - `status_plan`: pure; from the tallies and what was last written, each policy's status and
+//!   the events it announces;
+//! - `events`: events, published without kube's six-minute cache, retried when refused;
+//! - `session`: what the per-kind controllers and the status task share for a term as leader;
+//! - `exception_status`: the SupportExceptions' status;
+//! - `reconcile`: the I/O of one reconcile: gather inputs, evaluate, apply effects;
+//! - `kind_watch`: one kind's watch, cache and kube-runtime `Controller`;
+//! - `discovery`: which kinds to watch and where their verdicts go (the sink);
+//! - `status`: the SupportPolicies' status: tally, plan, write;
 //! - `leader`: leader election.
 
 pub mod cache;
@@ -24,100 +32,36 @@ pub mod condition;
 pub mod discovery;
 pub mod events;
 pub mod exception_status;
+pub mod kind_watch;
 pub mod leader;
+pub mod ledger;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
 pub mod report;
 pub mod retry;
+pub mod session;
 pub mod status;
+pub mod status_plan;
 pub mod summary;
+pub mod tally;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::ApiResource;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::events::Reporter;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
-use thiserror::Error;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
-use crate::controller::discovery::{CRD_PAGE, KindKey, Running, reconcile_kinds};
-use crate::controller::status::{Seen, policy_status_loop};
+use crate::controller::discovery::{CRD_PAGE, Running, reconcile_kinds};
+use crate::controller::session::Session;
+pub use crate::controller::session::{ControllerConfig, ControllerError};
+use crate::controller::status::policy_status_loop;
 use crate::runtime::state::Shared;
 use tokio::task::JoinHandle;
-
-#[derive(Debug, Clone)]
-pub struct ControllerConfig {
-    pub field_manager: String,
-    pub concurrency: u16,
-    /// How many denied objects a SupportPolicy's status names.
-    pub max_denied_listed: usize,
-    pub reporter: String,
-    pub instance: String,
-    /// Publish `supportgate_object_support`, one series per object (fleets of hundreds).
-    pub object_metrics: bool,
-}
-
-impl Default for ControllerConfig {
-    fn default() -> Self {
-        ControllerConfig {
-            field_manager: "supportgate".into(),
-            concurrency: 16,
-            max_denied_listed: 20,
-            reporter: "supportgate".into(),
-            instance: "supportgate".into(),
-            object_metrics: false,
-        }
-    }
-}
-
-#[derive(Debug, Error)]
-pub enum ControllerError {
-    #[error("writing status of {object}: {source}")]
-    Status { object: String, source: kube::Error },
-    #[error("writing the PolicyReport for {object}: {source}")]
-    Report { object: String, source: kube::Error },
-    #[error("reading the last verdict from the PolicyReport for {object}: {source}")]
-    ReadReport { object: String, source: kube::Error },
-    #[error("decoding the cached copy of {object}: {source}")]
-    Cache {
-        object: String,
-        source: serde_json::Error,
-    },
-}
-
-/// Shared between the per-kind controllers and the policy-status task, for one term as leader.
-pub(crate) struct Session {
-    client: Client,
-    shared: Arc<Shared>,
-    cfg: ControllerConfig,
-    events: events::Publisher,
-    stores: Mutex<BTreeMap<KindKey, (ApiResource, Store<cache::Cached>)>>,
-    /// These three are keyed by `reconcile::memory_key`, which holds the uid: an object deleted
-    /// and created again under its name is a new object, remembered from scratch.
-    ///
-    /// The last condition per object, where the object does not carry it: the only record of
-    /// the verdict for kinds without conditions (until their PolicyReport has been read), and
-    /// for a conditions kind until the watch brings back the first condition written.
-    last: Mutex<HashMap<String, Condition>>,
-    /// Each object's latest verdicts, merged and per policy, for the policies' status counts.
-    seen: Mutex<HashMap<String, Seen>>,
-    /// The backoff of objects whose reconcile (a status or report write) failed.
-    retries: Mutex<retry::Retries>,
-    /// Verdicts flipped by a change to the policies or exceptions, not yet summarised.
-    flips: Mutex<summary::Pending>,
-    /// Targeted kinds the API server refuses to let this account list or watch (403), with its
-    /// message: shown in the targeting policies' `KindsWatched` condition.
-    forbidden: Mutex<BTreeMap<KindKey, String>>,
-    dirty: Notify,
-}
 
 /// Runs the controller while `leading` is true; stops everything it started when it turns false.
 pub async fn run(
@@ -169,23 +113,7 @@ pub async fn run(
 async fn run_session(client: Client, shared: Arc<Shared>, cfg: ControllerConfig) {
     // Until the exceptions are known, every excepted object would look as if it lost its cover.
     let _ = shared.exceptions_synced.subscribe().wait_for(|s| *s).await;
-    let reporter = Reporter {
-        controller: cfg.reporter.clone(),
-        instance: Some(cfg.instance.clone()),
-    };
-    let session = Arc::new(Session {
-        events: events::Publisher::new(client.clone(), reporter, shared.metrics.clone()),
-        client: client.clone(),
-        shared,
-        cfg,
-        stores: Mutex::new(BTreeMap::new()),
-        last: Mutex::new(HashMap::new()),
-        seen: Mutex::new(HashMap::new()),
-        retries: Mutex::new(retry::Retries::new(retry::Backoff::WRITES)),
-        flips: Mutex::new(summary::Pending::default()),
-        forbidden: Mutex::new(BTreeMap::new()),
-        dirty: Notify::new(),
-    });
+    let session = Arc::new(Session::new(client, shared, cfg));
 
     // The SupportPolicies are watched and compiled once per process (runtime::policies);
     // policy_changes wakes the status writer through follow_crds.
@@ -262,3 +190,7 @@ async fn follow_crds(session: &Arc<Session>, kinds: &mut Running) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "layers_tests.rs"]
+mod layers_tests;

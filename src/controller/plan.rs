@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::events::EventType;
 
 use crate::controller::condition::{Transition, differs, supported_condition, transition};
-use crate::controller::discovery::Sink;
+use crate::controller::ledger::Sink;
 use crate::engine::Evaluation;
 
 /// Event notes longer than this are cut: the events API rejects notes over 1 KiB.

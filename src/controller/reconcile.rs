@@ -4,145 +4,35 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::controller::{Action, Config as ControllerRuntimeConfig, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::Event as KubeEvent;
-use kube::runtime::{reflector, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
 use tracing::instrument;
 
 use crate::api::object::engine_value;
-use crate::controller::cache::{Cached, cache_event};
+use crate::controller::cache::Cached;
 use crate::controller::condition::CONDITION_TYPE;
-use crate::controller::discovery::{Kind, KindKey, Sink};
+use crate::controller::ledger::{Seen, Sink};
 use crate::controller::metrics::{fleet_labels, object_support_labels};
 use crate::controller::plan::{self, Effects, Note, Previous};
 use crate::controller::report::{ReportRef, policies_name, report_body};
-use crate::controller::retry::Backoff;
-use crate::controller::status::Seen;
-use crate::controller::{ControllerError, Session};
+use crate::controller::session::{ControllerError, Session};
 use crate::engine::policyset::PolicySet;
 use crate::engine::targets::FieldMask;
 use crate::engine::{Context, Evaluation, Verdict};
 use crate::runtime::clock::today_utc;
 use crate::runtime::metrics::{ObjectSupportLabels, WriteLabels};
 
-/// Objects per page of the initial list. A page is decoded whole, as full objects, before the
-/// cache keeps their projections, so the page sets the peak at small fleets: at 1,000 objects
-/// kube's default of 500 peaked at 31.6 MiB, 100 at 26.9 MiB (same run, docs/performance.md).
-/// 100 costs 100 list requests at 10,000 objects, a fraction of a second of the API server's
-/// time against the minutes of status writes that follow.
-const LIST_PAGE: u32 = 100;
-
 /// What every reconcile of one kind shares.
 pub(crate) struct KindCtx {
-    session: Arc<Session>,
-    ar: ApiResource,
-    namespaced: bool,
-    sink: Sink,
-}
-
-/// Runs the kube-runtime controller of one kind until aborted.
-pub(crate) async fn run_kind(session: Arc<Session>, key: KindKey, kind: Kind) {
-    let api = Api::<DynamicObject>::all_with(session.client.clone(), &kind.ar);
-    // Only what a reconcile reads reaches the cache, as text (see `cache`).
-    let keep = kind.keep.clone();
-    let writer = reflector::store::Writer::new(kind.ar.clone());
-    let reader = writer.as_reader();
-    // A deleted object is never reconciled: wake the status pass so that the policies' counts
-    // and the fleet gauges forget it now, not at the next unrelated change.
-    let on_delete = session.clone();
-    let access = (session.clone(), key.clone());
-    // A 403 backs off like any watch error (up to 30 s between tries, no storm); it is also
-    // recorded, for the policies' status, until a list or watch succeeds.
-    // Consistent lists in pages of LIST_PAGE, decoded a page at a time: the watch cache
-    // serves a list at resourceVersion 0 ("any") whole, so 10,000 objects arrived, and were
-    // decoded, at once (see docs/performance.md for what that cost at peak).
-    let objects = watcher::watcher(api, watcher::Config::default().page_size(LIST_PAGE))
-        .default_backoff()
-        .inspect(move |ev| note_access(&access.0, &access.1, ev))
-        .map_ok(move |ev| cache_event(&keep, ev))
-        .reflect(writer)
-        .inspect(move |ev| {
-            if let Ok(watcher::Event::Delete(_)) = ev {
-                on_delete.dirty.notify_one();
-            }
-        })
-        .applied_objects();
-    let controller = Controller::for_stream_with(objects, reader, kind.ar.clone())
-        .with_config(ControllerRuntimeConfig::default().concurrency(session.cfg.concurrency));
-    if let Ok(mut stores) = session.stores.lock() {
-        stores.insert(key, (kind.ar.clone(), controller.store()));
-    }
-    let changes = futures::stream::unfold(
-        session.shared.policy_changes.subscribe(),
-        |mut rx| async move {
-            rx.changed().await.ok()?;
-            Some(((), rx))
-        },
-    );
-    let ctx = Arc::new(KindCtx {
-        session,
-        ar: kind.ar,
-        namespaced: kind.namespaced,
-        sink: kind.sink,
-    });
-    controller
-        .reconcile_all_on(changes)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
-}
-
-/// The API server's message when it refused this account the list or watch (403).
-pub(crate) fn forbidden(e: &watcher::Error) -> Option<String> {
-    let status = match e {
-        watcher::Error::InitialListFailed(kube::Error::Api(s))
-        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
-        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.as_ref(),
-        watcher::Error::WatchError(s) => s.as_ref(),
-        _ => return None,
-    };
-    (status.code == 403).then(|| status.message.clone())
-}
-
-/// Records whether the kind's watch is refused; wakes the policy status writer on a change.
-fn note_access(
-    session: &Session,
-    key: &KindKey,
-    ev: &Result<watcher::Event<DynamicObject>, watcher::Error>,
-) {
-    let now = match ev {
-        Ok(_) => None,
-        Err(e) => match forbidden(e) {
-            Some(message) => Some(message),
-            // Other errors say nothing about access.
-            None => return,
-        },
-    };
-    let Ok(mut map) = session.forbidden.lock() else {
-        return;
-    };
-    let changed = match now {
-        Some(message) => {
-            let changed = map.get(key) != Some(&message);
-            if changed {
-                tracing::warn!(kind = %key.2, group = %key.0, error = %message, "not allowed to watch a targeted kind; grant it with a ClusterRole labelled supportgate.dev/aggregate-to-supportgate");
-                map.insert(key.clone(), message);
-            }
-            changed
-        }
-        None => map.remove(key).is_some(),
-    };
-    drop(map);
-    if changed {
-        session.dirty.notify_one();
-    }
+    pub(super) session: Arc<Session>,
+    pub(super) ar: ApiResource,
+    pub(super) namespaced: bool,
+    pub(super) sink: Sink,
 }
 
 /// `group/Kind/namespace/name`: how logs and errors name an object.
@@ -173,7 +63,10 @@ pub(crate) fn memory_key(ar: &ApiResource, obj: &impl Resource) -> String {
     object = %obj.name_any(),
     verdict = tracing::field::Empty,
 ))]
-async fn reconcile(obj: Arc<Cached>, ctx: Arc<KindCtx>) -> Result<Action, ControllerError> {
+pub(super) async fn reconcile(
+    obj: Arc<Cached>,
+    ctx: Arc<KindCtx>,
+) -> Result<Action, ControllerError> {
     let started = Instant::now();
     let s = &ctx.session;
     let obj = obj.object().map_err(|source| ControllerError::Cache {
@@ -205,9 +98,7 @@ async fn reconcile(obj: Arc<Cached>, ctx: Arc<KindCtx>) -> Result<Action, Contro
         now: Time(Timestamp::now()),
     });
     apply(&ctx, &obj, &verdicts.merged, &effects).await?;
-    if let Ok(mut r) = s.retries.lock() {
-        r.succeeded(&key);
-    }
+    s.retries.lock().succeeded(&key);
     tracing::debug!(
         changed = effects.changed(),
         events = effects.events.len(),
@@ -279,7 +170,7 @@ async fn previous(
     key: &str,
 ) -> Result<Previous, ControllerError> {
     let s = &ctx.session;
-    let remembered = s.last.lock().ok().and_then(|l| l.get(key).cloned());
+    let remembered = s.last.lock().get(key).cloned();
     let in_report = if Previous::needs_report(&ctx.sink, remembered.as_ref()) {
         ReportRef::for_object(&ctx.ar, obj, ctx.namespaced)
             .read_condition(s.client.clone())
@@ -417,24 +308,23 @@ fn remember(
         support: verdicts.support,
         epoch,
     };
-    let seen_changed = s
-        .seen
-        .lock()
-        .map(|mut m| {
-            let old = m.insert(key.clone(), seen.clone());
-            if let (Some(old), Ok(mut flips)) = (&old, s.flips.lock()) {
-                flips.record(old.epoch, &old.per_policy, epoch, &seen.per_policy);
-            }
-            old != Some(seen)
-        })
-        .unwrap_or(false);
-    if let Ok(mut last) = s.last.lock() {
-        if needs_memory {
-            last.insert(key, effects.condition.clone());
-        } else {
-            last.remove(&key);
+    let seen_changed = {
+        let mut m = s.seen.lock();
+        let old = m.insert(key.clone(), seen.clone());
+        if let Some(old) = &old {
+            s.flips
+                .lock()
+                .record(old.epoch, &old.per_policy, epoch, &seen.per_policy);
         }
+        old != Some(seen)
+    };
+    let mut last = s.last.lock();
+    if needs_memory {
+        last.insert(key, effects.condition.clone());
+    } else {
+        last.remove(&key);
     }
+    drop(last);
     if effects.changed() || seen_changed {
         s.dirty.notify_one();
     }
@@ -442,13 +332,9 @@ fn remember(
 
 /// Drops what was recorded about an object no policy targets any more.
 fn forget(s: &Session, key: &str) {
-    let removed = s.seen.lock().is_ok_and(|mut m| m.remove(key).is_some());
-    if let Ok(mut last) = s.last.lock() {
-        last.remove(key);
-    }
-    if let Ok(mut r) = s.retries.lock() {
-        r.succeeded(key);
-    }
+    let removed = s.seen.lock().remove(key).is_some();
+    s.last.lock().remove(key);
+    s.retries.lock().succeeded(key);
     if removed {
         s.dirty.notify_one();
     }
@@ -479,16 +365,14 @@ fn until(day: jiff::civil::Date) -> Option<Duration> {
 /// A failed reconcile (most often a status or report write the API server refused) is retried
 /// after the object's own backoff: 5 s doubling to 5 min with jitter, reset by its next
 /// success. A change to the object or the policies still reconciles it at once.
-fn error_policy(obj: Arc<Cached>, err: &ControllerError, ctx: Arc<KindCtx>) -> Action {
+pub(super) fn error_policy(obj: Arc<Cached>, err: &ControllerError, ctx: Arc<KindCtx>) -> Action {
     let metrics = &ctx.session.shared.metrics;
     metrics.reconcile_errors.inc();
     let key = memory_key(&ctx.ar, &*obj);
-    let (delay, failures) = match ctx.session.retries.lock() {
-        Ok(mut r) => {
-            let delay = r.failed(&key, tokio::time::Instant::now());
-            (delay, r.failures(&key))
-        }
-        Err(_) => (Backoff::WRITES.cap, 0),
+    let (delay, failures) = {
+        let mut r = ctx.session.retries.lock();
+        let delay = r.failed(&key, tokio::time::Instant::now());
+        (delay, r.failures(&key))
     };
     let kind = WriteLabels {
         kind: ctx.ar.kind.clone(),
