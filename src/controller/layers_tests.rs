@@ -109,3 +109,32 @@ fn the_pure_modules_import_no_session_client_or_runtime() {
         }
     }
 }
+
+/// `mod.rs` lists the modules from the bottom up; each imports only modules listed before it.
+#[test]
+fn each_module_imports_only_those_listed_before_it_in_mod_rs() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/controller");
+    let text = std::fs::read_to_string(format!("{dir}/mod.rs")).unwrap();
+    let order: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("//! - `"))
+        .filter_map(|l| l.split('`').next())
+        .map(String::from)
+        .collect();
+    let imports = imports();
+    for (module, deps) in &imports {
+        if module == "mod" {
+            continue;
+        }
+        let at = order
+            .iter()
+            .position(|m| m == module)
+            .unwrap_or_else(|| panic!("{module} is not listed in mod.rs"));
+        for dep in deps {
+            assert!(
+                order[..at].contains(dep),
+                "{module} imports {dep}, listed after it (or not at all) in mod.rs"
+            );
+        }
+    }
+}
