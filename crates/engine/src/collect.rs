@@ -6,12 +6,12 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::engine::evaluate::{Evaluation, Verdict, Violation};
-use crate::engine::messages;
-use crate::engine::rules::{Rule, Severity};
-use crate::engine::tag::ReleaseTag;
-use crate::engine::targets::Located;
-use crate::engine::version::{Bound, Version};
+use crate::evaluate::{Evaluation, Verdict, Violation};
+use crate::messages;
+use crate::rules::{Rule, Severity};
+use crate::tag::ReleaseTag;
+use crate::targets::Located;
+use crate::version::{Bound, Version};
 
 /// Bounds what one evaluation reports, so that hostile input (a megabyte version string, 90,000
 /// addons) cannot turn into a megabyte answer. The verdict still counts everything.

@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::engine::messages;
-use crate::engine::policy::Policy;
-use crate::engine::policyset::Assessment;
-use crate::engine::targets::{FieldKind, FieldMask};
+use crate::messages;
+use crate::policy::Policy;
+use crate::policyset::Assessment;
+use crate::targets::{FieldKind, FieldMask};
 
 /// For one target of one policy: how many objects of its kind were seen, and in how many each
 /// field resolved (selected a set value).
@@ -112,9 +112,9 @@ pub fn unresolved_fields(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::policy::DEFAULT_POLICY_YAML;
-    use crate::engine::policyset::PolicySet;
-    use crate::engine::{Context, Verdict};
+    use crate::policy::DEFAULT_POLICY_YAML;
+    use crate::policyset::PolicySet;
+    use crate::{Context, Verdict};
     use jiff::civil::date;
     use serde_json::json;
     use std::sync::Arc;
@@ -143,7 +143,7 @@ mod tests {
                 assert_eq!(a.evaluation.verdict, verdict, "{missing}: {a:#?}");
                 assert!(
                     a.evaluation
-                        .has_rule(crate::engine::rules::Rule::VersionMissing)
+                        .has_rule(crate::rules::Rule::VersionMissing)
                 );
                 coverage.record(&a);
             }

@@ -1,7 +1,7 @@
 //! The engine's verdict types, and the evaluation of one object against one policy.
 //!
 //! Pure by design — no clock, no client, no I/O. The webhook, the controller and `supportgate
-//! check` all go through [`crate::engine::policyset::PolicySet::assess`], so admission, audit and
+//! check` all go through [`crate::policyset::PolicySet::assess`], so admission, audit and
 //! CI can never disagree. The caller passes "today" and, for in-cluster addons, the hosting
 //! cluster's Kubernetes version.
 
@@ -11,11 +11,11 @@ use jiff::civil::Date;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::checks;
-use crate::engine::policy::Policy;
-use crate::engine::rules::{Rule, Severity};
-use crate::engine::targets::CompiledTarget;
-use crate::engine::version::Version;
+use crate::checks;
+use crate::policy::Policy;
+use crate::rules::{Rule, Severity};
+use crate::targets::CompiledTarget;
+use crate::version::Version;
 
 /// What the engine needs to know about the world.
 #[derive(Debug, Clone)]
@@ -24,8 +24,8 @@ pub struct Context {
     /// The Kubernetes version of the cluster the objects live in, for targets that carry no
     /// Kubernetes version of their own (kubeaddons Addons).
     pub hosting_kubernetes: Option<Version>,
-    /// The SupportExceptions in force (see [`crate::engine::exceptions`]).
-    pub exceptions: std::sync::Arc<crate::engine::exceptions::ExceptionSet>,
+    /// The SupportExceptions in force (see [`crate::exceptions`]).
+    pub exceptions: std::sync::Arc<crate::exceptions::ExceptionSet>,
 }
 
 impl Context {
@@ -39,7 +39,7 @@ impl Context {
 
     pub fn with_exceptions(
         mut self,
-        x: std::sync::Arc<crate::engine::exceptions::ExceptionSet>,
+        x: std::sync::Arc<crate::exceptions::ExceptionSet>,
     ) -> Self {
         self.exceptions = x;
         self
@@ -112,7 +112,7 @@ impl Evaluation {
 
 /// Evaluates an object against one policy; `None` when no target of the policy matches its kind.
 /// For one policy alone (tests, tools); the running system evaluates a whole
-/// [`crate::engine::policyset::PolicySet`].
+/// [`crate::policyset::PolicySet`].
 pub fn evaluate(policy: &Policy, object: &Value, ctx: &Context) -> Option<Evaluation> {
     let api_version = object.get("apiVersion")?.as_str()?;
     let kind = object.get("kind")?.as_str()?;

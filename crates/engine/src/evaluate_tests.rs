@@ -6,9 +6,9 @@ use jiff::civil::date;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::engine::policy::DEFAULT_POLICY_YAML;
-use crate::engine::policyset::PolicySet;
-use crate::engine::{MAX_FIELD_CHARS, MAX_MESSAGE_CHARS, MAX_VIOLATIONS};
+use crate::policy::DEFAULT_POLICY_YAML;
+use crate::policyset::PolicySet;
+use crate::{MAX_FIELD_CHARS, MAX_MESSAGE_CHARS, MAX_VIOLATIONS};
 
 fn today() -> Date {
     date(2026, 11, 24)
@@ -701,7 +701,7 @@ fn cluster_configuration_and_provisioner_presets() {
     let p = policy();
     let (objs, errs) = crate::cli::check::parse_objects(
         "cluster.yaml",
-        include_str!("../../examples/clusters/cluster.yaml"),
+        include_str!("../../../examples/clusters/cluster.yaml"),
     );
     assert!(errs.is_empty());
     for o in &objs {

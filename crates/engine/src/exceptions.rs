@@ -18,10 +18,10 @@ use thiserror::Error;
 
 use crate::api::SupportException;
 use crate::api::{ALL_NAMESPACES, ExceptionMatch, NAMESPACES_REQUIRED, WILDCARD_ALONE};
-use crate::engine::policy::Policy;
-use crate::engine::rules::{Rule, Severity};
-use crate::engine::version::{Minor, Version};
-use crate::engine::{Evaluation, Verdict};
+use crate::policy::Policy;
+use crate::rules::{Rule, Severity};
+use crate::version::{Minor, Version};
+use crate::{Evaluation, Verdict};
 
 /// The default of a policy's `maxExceptionDays`.
 pub const DEFAULT_MAX_EXCEPTION_DAYS: i32 = 180;
@@ -322,8 +322,8 @@ impl<'o> Facts<'o> {
             .filter_map(|p| p.target_for(api_version, kind))
             .collect();
         let minor_at = |path: fn(
-            &crate::engine::targets::CompiledTarget,
-        ) -> Option<&crate::engine::targets::Query>| {
+            &crate::targets::CompiledTarget,
+        ) -> Option<&crate::targets::Query>| {
             targets.iter().find_map(|t| {
                 let located = path(t)?.first_where(object, |_| true)?;
                 located

@@ -5,8 +5,8 @@ use jiff::civil::date;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::engine::Context;
-use crate::engine::policyset::PolicySet;
+use crate::Context;
+use crate::policyset::PolicySet;
 
 fn today() -> Date {
     date(2026, 11, 24)
@@ -268,7 +268,7 @@ fn the_cap_counts_from_creation() {
         )),
         "an exception beyond the cap applies to nothing: {x:?}"
     );
-    let strict = Policy::from_yaml(&crate::engine::policy::DEFAULT_POLICY_YAML.replace(
+    let strict = Policy::from_yaml(&crate::policy::DEFAULT_POLICY_YAML.replace(
         "supportWindow: 3",
         "supportWindow: 3\n  maxExceptionDays: 30",
     ))

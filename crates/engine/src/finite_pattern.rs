@@ -5,7 +5,7 @@
 //! `search(@.configRepository, '<repo>([.]git)?/?$')`: a string matches when it ends with one of
 //! four suffixes. Running the regex engine for that was the largest single cost of evaluating a
 //! KonvoyCluster (docs/performance.md). They now use `repository()` (which also normalises case
-//! and refs, [`crate::engine::repository`]); policies' own targets keep such patterns. The pattern is read with `regex-syntax`, the parser of
+//! and refs, [`crate::repository`]); policies' own targets keep such patterns. The pattern is read with `regex-syntax`, the parser of
 //! the `regex` crate that would otherwise run it, in the same text and flags that
 //! `jsonpath_functions` compiles, so the two cannot disagree on what it means; any pattern that
 //! is not a finite set of strings (a repetition, a class of several characters, a look-around
@@ -169,7 +169,7 @@ fn chars(c: &Class) -> Option<Vec<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::jsonpath_functions::{match_regex, search_regex};
+    use crate::jsonpath_functions::{match_regex, search_regex};
 
     const HAYSTACKS: &[&str] = &[
         "",

@@ -16,10 +16,10 @@
 
 use serde::Serialize;
 
-use crate::engine::policy::{Policy, Release, ReleaseSupport};
-use crate::engine::tag::ReleaseTag;
-use crate::engine::targets::Located;
-use crate::engine::version::{Bound, Minor, Version};
+use crate::policy::{Policy, Release, ReleaseSupport};
+use crate::tag::ReleaseTag;
+use crate::targets::Located;
+use crate::version::{Bound, Minor, Version};
 
 use jiff::civil::Date;
 

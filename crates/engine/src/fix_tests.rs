@@ -1,10 +1,10 @@
 use jiff::civil::date;
 use serde_json::{Value, json};
 
-use crate::engine::policy::DEFAULT_POLICY_YAML;
-use crate::engine::policyset::PolicySet;
-use crate::engine::rules::{Rule, Severity};
-use crate::engine::{Context, Verdict};
+use crate::policy::DEFAULT_POLICY_YAML;
+use crate::policyset::PolicySet;
+use crate::rules::{Rule, Severity};
+use crate::{Context, Verdict};
 
 use super::*;
 
@@ -340,7 +340,7 @@ fn messages_name_the_combinations_values() {
 #[test]
 fn an_exact_range_end_is_the_target() {
     // A window wide enough to keep 1.5 (min 1.15.4, default 1.17.17) supported.
-    let p = crate::engine::policy::Policy::from_yaml(
+    let p = crate::policy::Policy::from_yaml(
         &DEFAULT_POLICY_YAML.replace("supportWindow: 3", "supportWindow: 5"),
     )
     .unwrap();
@@ -389,15 +389,15 @@ fn every_example_cluster_passes_once_fixed() {
     for (name, text) in [
         (
             "konvoyclusters.yaml",
-            include_str!("../../examples/clusters/konvoyclusters.yaml"),
+            include_str!("../../../examples/clusters/konvoyclusters.yaml"),
         ),
         (
             "cluster.yaml",
-            include_str!("../../examples/clusters/cluster.yaml"),
+            include_str!("../../../examples/clusters/cluster.yaml"),
         ),
         (
             "addons.yaml",
-            include_str!("../../examples/clusters/addons.yaml"),
+            include_str!("../../../examples/clusters/addons.yaml"),
         ),
     ] {
         let (objs, errs) = crate::cli::check::parse_objects(name, text);

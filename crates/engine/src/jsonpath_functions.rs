@@ -8,7 +8,7 @@
 //!
 //! One function is supportgate's own: `repository(@.configRepository, 'kubernetes-base-addons')`
 //! holds when the value is a git repository URL that names that repository however it is spelled
-//! (case, `.git`, slashes, a ref after `#` or in `?ref=`: see [`crate::engine::repository`]). The
+//! (case, `.git`, slashes, a ref after `#` or in `?ref=`: see [`crate::repository`]). The
 //! built-in targets find the KBA and Kommander entries with it.
 
 use std::collections::HashMap;
@@ -78,7 +78,7 @@ fn search(value: ValueType, rgx: ValueType) -> LogicalType {
 #[serde_json_path::function]
 fn repository(value: ValueType, name: ValueType) -> LogicalType {
     string_pair(&value, &name)
-        .is_some_and(|(s, n)| crate::engine::repository::names(s, n))
+        .is_some_and(|(s, n)| crate::repository::names(s, n))
         .into()
 }
 

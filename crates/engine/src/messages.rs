@@ -9,8 +9,8 @@ use std::fmt::Display;
 use jiff::civil::Date;
 use serde_json::Value;
 
-use crate::engine::tag::ReleaseTag;
-use crate::engine::version::{Bound, Minor, Version};
+use crate::tag::ReleaseTag;
+use crate::version::{Bound, Minor, Version};
 
 /// `1.8.x, 1.7.x, 1.6.x`, or `none`.
 pub fn minors_list(minors: &[Minor]) -> String {
@@ -531,5 +531,5 @@ fn raw_value(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    format!("`{}`", crate::engine::collect::cut(text, 80))
+    format!("`{}`", crate::collect::cut(text, 80))
 }

@@ -16,12 +16,12 @@ use thiserror::Error;
 use crate::api::{
     MissingVersion, SupportPolicy, SupportPolicySpec, TARGET_FIELDS_MESSAGE, UnidentifiedRefs,
 };
-use crate::engine::rules::Severity;
-use crate::engine::targets::{CompiledTarget, presets};
-use crate::engine::version::{Bound, Minor, Version};
+use crate::rules::Severity;
+use crate::targets::{CompiledTarget, presets};
+use crate::version::{Bound, Minor, Version};
 
 /// The embedded default policy: the Konvoy support policy as published for Konvoy 1.8.
-pub const DEFAULT_POLICY_YAML: &str = include_str!("../../examples/policies/default.yaml");
+pub const DEFAULT_POLICY_YAML: &str = include_str!("../../../examples/policies/default.yaml");
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum PolicyError {
@@ -572,7 +572,7 @@ mod tests {
     #[test]
     fn history_example_compiles() {
         let p = Policy::from_yaml(include_str!(
-            "../../examples/policies/konvoy-1x-history.yaml"
+            "../../../examples/policies/konvoy-1x-history.yaml"
         ))
         .unwrap();
         // 1.8 carries an explicit end of support that overrides the window.

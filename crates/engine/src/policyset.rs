@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::engine::checks;
-use crate::engine::collect::Out;
-use crate::engine::fix::Change;
-use crate::engine::policy::Policy;
-use crate::engine::ratchet::ratchet;
-use crate::engine::rules::{Rule, Severity};
-use crate::engine::targets::{CompiledTarget, FieldMask};
-use crate::engine::{Context, Evaluation, MAX_VIOLATIONS, Verdict};
+use crate::checks;
+use crate::collect::Out;
+use crate::fix::Change;
+use crate::policy::Policy;
+use crate::ratchet::ratchet;
+use crate::rules::{Rule, Severity};
+use crate::targets::{CompiledTarget, FieldMask};
+use crate::{Context, Evaluation, MAX_VIOLATIONS, Verdict};
 
 #[derive(Debug, Clone)]
 pub struct PolicySet {
@@ -56,7 +56,7 @@ impl PolicySet {
 
     /// The one evaluation path: every policy that targets the object's kind, merged into one
     /// bounded, deduplicated evaluation. With `old` (an UPDATE), denials the old object already
-    /// had are ratcheted (see [`crate::engine::ratchet`]), and the change itself is judged
+    /// had are ratcheted (see [`crate::ratchet`]), and the change itself is judged
     /// (`upgrade-skips-minor`, `downgrade`). `None` when no policy targets the kind.
     pub fn assess(&self, object: &Value, old: Option<&Value>, ctx: &Context) -> Option<Assessment> {
         self.assess_paired(object, old, None, ctx)
@@ -217,12 +217,12 @@ fn excepted_per_policy(per_policy: &mut [PolicyVerdict], denials: &[Denials], e:
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assessment {
     /// Merged over every policy that targets the object: the strictest verdict, each violation
-    /// once, at most [`crate::engine::MAX_VIOLATIONS`] listed.
+    /// once, at most [`crate::MAX_VIOLATIONS`] listed.
     pub evaluation: Evaluation,
     /// Each policy's own verdict (before ratcheting, after SupportExceptions; with the update and
     /// paired rules), in the set's order.
     pub per_policy: Vec<PolicyVerdict>,
-    /// The fields the suggested combination changes (see [`crate::engine::fix`]); empty when
+    /// The fields the suggested combination changes (see [`crate::fix`]); empty when
     /// nothing needs to change.
     pub fix: Vec<Change>,
 }
@@ -241,7 +241,7 @@ pub struct PolicyVerdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::policy::DEFAULT_POLICY_YAML;
+    use crate::policy::DEFAULT_POLICY_YAML;
     use jiff::civil::date;
     use serde_json::json;
 
@@ -295,7 +295,7 @@ mod tests {
         let e = &a.evaluation;
         assert_eq!(e.verdict, Verdict::Denied);
         assert_eq!(a.per_policy.len(), 5);
-        assert!(e.violations.len() <= crate::engine::MAX_VIOLATIONS);
+        assert!(e.violations.len() <= crate::MAX_VIOLATIONS);
         let unique: std::collections::HashSet<_> = e.violations.iter().collect();
         assert_eq!(unique.len(), e.violations.len(), "each violation once");
         assert_eq!(

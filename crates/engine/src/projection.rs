@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::engine::targets::{CompiledTarget, FieldKind};
+use crate::targets::{CompiledTarget, FieldKind};
 
 /// The members of a JSON object to keep, by name, down to where everything below is kept.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

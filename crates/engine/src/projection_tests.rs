@@ -1,10 +1,10 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::engine::Context;
-use crate::engine::policy::Policy;
-use crate::engine::policyset::PolicySet;
-use crate::engine::targets::CompiledTarget;
+use crate::Context;
+use crate::policy::Policy;
+use crate::policyset::PolicySet;
+use crate::targets::CompiledTarget;
 
 fn target(fields: Value) -> CompiledTarget {
     let spec = serde_json::from_value(json!({
@@ -15,7 +15,7 @@ fn target(fields: Value) -> CompiledTarget {
 }
 
 fn objects() -> Vec<Value> {
-    crate::engine::query::tests::corpus()
+    crate::query::tests::corpus()
 }
 
 #[test]
@@ -75,7 +75,7 @@ fn projections_compare_equal_when_they_keep_the_same() {
 #[test]
 fn a_pruned_object_gets_exactly_the_verdict_of_the_whole_one() {
     let history = Policy::from_yaml(include_str!(
-        "../../examples/policies/konvoy-1x-history.yaml"
+        "../../../examples/policies/konvoy-1x-history.yaml"
     ))
     .expect("history policy");
     let ctx = Context::new(jiff::civil::date(2026, 12, 4));

@@ -16,9 +16,9 @@ use regex::Regex;
 use serde_json::Value;
 use serde_json_path::{JsonPath, ParseError, PathElement};
 
-use crate::engine::finite_pattern::Finite;
-use crate::engine::jsonpath_functions::{match_regex, search_regex};
-use crate::engine::projection::Keep;
+use crate::finite_pattern::Finite;
+use crate::jsonpath_functions::{match_regex, search_regex};
+use crate::projection::Keep;
 
 /// Steps a walk may have, so that a location fits on the stack; deeper queries take the full path.
 const MAX_STEPS: usize = 10;
@@ -414,7 +414,7 @@ impl Filter {
             (Test::Finite(f), Some(v)) => v.as_str().is_some_and(|s| f.holds(s)),
             (Test::Repository(name), Some(v)) => v
                 .as_str()
-                .is_some_and(|s| crate::engine::repository::names(s, name)),
+                .is_some_and(|s| crate::repository::names(s, name)),
             (Test::Regex(re), Some(v)) => match (re, v.as_str()) {
                 (Some(re), Some(s)) => re.is_match(s),
                 _ => false,

@@ -8,8 +8,8 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::engine::policy::Policy;
-use crate::engine::targets::{FieldKind, presets};
+use crate::policy::Policy;
+use crate::targets::{FieldKind, presets};
 
 type Seen<'v> = Vec<(*const Value, String, String)>;
 
@@ -46,14 +46,14 @@ fn agree(text: &str, q: &Query, v: &Value) {
 /// Every query the built-in targets and the shipped policies use.
 fn builtin_queries() -> Vec<String> {
     let history = Policy::from_yaml(include_str!(
-        "../../examples/policies/konvoy-1x-history.yaml"
+        "../../../examples/policies/konvoy-1x-history.yaml"
     ))
     .expect("history policy");
     let mut qs: Vec<String> = presets()
         .iter()
         .chain(history.targets().iter().map(|t| &t.spec))
         .flat_map(|t| {
-            let c = crate::engine::targets::CompiledTarget::compile(t).expect("compiles");
+            let c = crate::targets::CompiledTarget::compile(t).expect("compiles");
             FieldKind::ALL
                 .iter()
                 .filter_map(|k| c.query(*k).map(str::to_string))

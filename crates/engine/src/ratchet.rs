@@ -15,10 +15,10 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use crate::engine::collect::{Found, Out};
-use crate::engine::messages;
-use crate::engine::rules::{Rule, Severity};
-use crate::engine::version::Version;
+use crate::collect::{Found, Out};
+use crate::messages;
+use crate::rules::{Rule, Severity};
+use crate::version::Version;
 
 /// Downgrades, in `new`, the denials `old` already had at an unchanged or upgraded field.
 pub(crate) fn ratchet(old_object: &Value, old: &Out, new_object: &Value, new: Out) -> Out {
@@ -70,7 +70,7 @@ mod tests {
         // Even if an old collection carried one (it never does: the old object is judged alone),
         // the same denial at the same unchanged field stays a denial.
         let object = json!({"spec": {"version": "v1.8.5"}});
-        let query = crate::engine::query::Query::parse("$.spec.version").unwrap();
+        let query = crate::query::Query::parse("$.spec.version").unwrap();
         let at = query.select(&object).pop().unwrap();
         let denied = |rule| {
             let mut out = Out::default();

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
-use crate::engine::version::{Minor, Version, split_once_ascii, trim};
+use crate::version::{Minor, Version, split_once_ascii, trim};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Channel {

@@ -4,10 +4,10 @@
 use serde_json::Value;
 
 use crate::api::{Target, TargetFields};
-pub use crate::engine::query::{Entries, Located, Query};
+pub use crate::query::{Entries, Located, Query};
 
 /// Matches an addons entry by its repository however the URL spells it (case, `.git`, slashes,
-/// a ref after `#` or in `?ref=`: [`crate::engine::repository`]).
+/// a ref after `#` or in `?ref=`: [`crate::repository`]).
 fn repo_filter(repo: &str) -> String {
     format!("?repository(@.configRepository, '{repo}')")
 }

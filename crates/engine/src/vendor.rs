@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde_json::Value;
 
 use crate::api::{ProductRelease, SupportPolicy, SupportPolicySpec, SupportPolicyStatus};
-use crate::engine::version::Minor;
+use crate::version::Minor;
 
 /// The condition a SupportPolicy named [`VENDOR_POLICY_NAME`] carries.
 pub const CONDITION_TYPE: &str = "NewerVendorPolicy";
@@ -26,7 +26,7 @@ pub const REASON_UP_TO_DATE: &str = "UpToDate";
 /// The spec of the policy this build embeds (`supportgate default-policy`), parsed once.
 pub fn embedded_spec() -> &'static SupportPolicySpec {
     static SPEC: std::sync::LazyLock<SupportPolicySpec> = std::sync::LazyLock::new(|| {
-        serde_norway::from_str::<SupportPolicy>(crate::engine::policy::DEFAULT_POLICY_YAML)
+        serde_norway::from_str::<SupportPolicy>(crate::policy::DEFAULT_POLICY_YAML)
             .map(|p| p.spec)
             // A unit test parses it; a build whose embedded policy does not parse never ships.
             .expect("the embedded default policy parses")
@@ -291,7 +291,7 @@ pub fn event_note(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::policy::DEFAULT_POLICY_YAML;
+    use crate::policy::DEFAULT_POLICY_YAML;
     use jiff::Timestamp;
 
     fn spec(yaml: &str) -> SupportPolicy {

@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::engine::checks::Scope;
-use crate::engine::collect::Out;
-use crate::engine::messages;
-use crate::engine::policy::{Policy, Release};
-use crate::engine::rules::{Rule, Severity};
-use crate::engine::targets::{FieldKind, Located};
-use crate::engine::version::Version;
+use crate::checks::Scope;
+use crate::collect::Out;
+use crate::messages;
+use crate::policy::{Policy, Release};
+use crate::rules::{Rule, Severity};
+use crate::targets::{FieldKind, Located};
+use crate::version::Version;
 
 pub(crate) fn check_enabled(s: &mut Scope, out: &mut Out, release: Option<&Release>) {
     let selected = s.all(FieldKind::EnabledAddons);

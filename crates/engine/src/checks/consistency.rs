@@ -5,13 +5,13 @@
 
 use serde_json::Value;
 
-use crate::engine::checks::{Scope, Selected};
-use crate::engine::collect::{Out, is_set};
-use crate::engine::messages;
-use crate::engine::policy::Policy;
-use crate::engine::rules::{Rule, Severity};
-use crate::engine::targets::{CompiledTarget, FieldKind, Located, select};
-use crate::engine::version::Version;
+use crate::checks::{Scope, Selected};
+use crate::collect::{Out, is_set};
+use crate::messages;
+use crate::policy::Policy;
+use crate::rules::{Rule, Severity};
+use crate::targets::{CompiledTarget, FieldKind, Located, select};
+use crate::version::Version;
 
 /// Every further product version in the object (`versions`: every set value of the target's
 /// query) must equal the first, which the other rules judge; each one that does not is reported

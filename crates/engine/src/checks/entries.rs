@@ -16,16 +16,16 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use crate::engine::checks::Scope;
-use crate::engine::checks::addons::object_labels;
-use crate::engine::checks::refs::{self, Cluster, Source};
-use crate::engine::collect::{Out, is_set};
-use crate::engine::messages;
-use crate::engine::policy::Release;
-use crate::engine::repository::RepoUrl;
-use crate::engine::rules::{Rule, Severity};
-use crate::engine::targets::{Entries, Located};
-use crate::engine::version::Version;
+use crate::checks::Scope;
+use crate::checks::addons::object_labels;
+use crate::checks::refs::{self, Cluster, Source};
+use crate::collect::{Out, is_set};
+use crate::messages;
+use crate::policy::Release;
+use crate::repository::RepoUrl;
+use crate::rules::{Rule, Severity};
+use crate::targets::{Entries, Located};
+use crate::version::Version;
 
 /// Which ref query selects an entry.
 #[derive(Clone, Copy, Default)]

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use jiff::civil::date;
 use serde_json::{Value, json};
 
-use crate::engine::policy::{DEFAULT_POLICY_YAML, Policy};
-use crate::engine::policyset::PolicySet;
-use crate::engine::rules::{Rule, Severity};
-use crate::engine::{Context, Evaluation, Verdict};
+use crate::policy::{DEFAULT_POLICY_YAML, Policy};
+use crate::policyset::PolicySet;
+use crate::rules::{Rule, Severity};
+use crate::{Context, Evaluation, Verdict};
 
 const KBA: &str = "https://github.com/mesosphere/kubernetes-base-addons";
 const KOMMANDER: &str = "https://github.com/mesosphere/kubeaddons-kommander";

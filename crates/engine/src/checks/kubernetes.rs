@@ -1,14 +1,14 @@
 //! The cluster's Kubernetes version: inside its product release's range, and GA.
 
-use crate::engine::checks::Scope;
-use crate::engine::collect::{Lazy, Out};
-use crate::engine::fix::{self, Suggested};
-use crate::engine::messages::{self, KubernetesFix};
-use crate::engine::policy::Release;
-use crate::engine::rules::{Rule, Severity};
-use crate::engine::tag::ReleaseTag;
-use crate::engine::targets::{FieldKind, Located, select};
-use crate::engine::version::{Minor, Version};
+use crate::checks::Scope;
+use crate::collect::{Lazy, Out};
+use crate::fix::{self, Suggested};
+use crate::messages::{self, KubernetesFix};
+use crate::policy::Release;
+use crate::rules::{Rule, Severity};
+use crate::tag::ReleaseTag;
+use crate::targets::{FieldKind, Located, select};
+use crate::version::{Minor, Version};
 
 /// The Kubernetes version the cluster runs: the object's own, or, for in-cluster objects whose
 /// target names none, the hosting cluster's. Only the object's own is checked here.

@@ -1,10 +1,10 @@
 //! KUDO operators under secondary support.
 
-use crate::engine::checks::Scope;
-use crate::engine::collect::Out;
-use crate::engine::messages;
-use crate::engine::rules::{Rule, Severity};
-use crate::engine::targets::FieldKind;
+use crate::checks::Scope;
+use crate::collect::Out;
+use crate::messages;
+use crate::rules::{Rule, Severity};
+use crate::targets::FieldKind;
 
 pub(crate) fn check(s: &mut Scope, out: &mut Out) {
     let Some(at) = s.first(FieldKind::KudoOperator) else {

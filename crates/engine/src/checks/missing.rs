@@ -2,11 +2,11 @@
 //! where its target says one lives, is reported instead of silently allowed. Its severity is the
 //! policy's call (`spec.missingVersion`).
 
-use crate::engine::checks::Scope;
-use crate::engine::collect::Out;
-use crate::engine::messages;
-use crate::engine::rules::{Rule, Severity};
-use crate::engine::targets::FieldKind;
+use crate::checks::Scope;
+use crate::collect::Out;
+use crate::messages;
+use crate::rules::{Rule, Severity};
+use crate::targets::FieldKind;
 
 /// Runs after the other families, which have recorded what resolved.
 pub(crate) fn check(s: &Scope, out: &mut Out) {

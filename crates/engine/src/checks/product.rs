@@ -1,14 +1,14 @@
 //! The product (Konvoy) version: its place in the support window, and pre-releases.
 
-use crate::engine::checks::Scope;
-use crate::engine::collect::{Lazy, Out};
-use crate::engine::evaluate::Context;
-use crate::engine::fix;
-use crate::engine::messages;
-use crate::engine::policy::{Policy, Release, ReleaseSupport};
-use crate::engine::rules::{Rule, Severity};
-use crate::engine::targets::Located;
-use crate::engine::version::Version;
+use crate::checks::Scope;
+use crate::collect::{Lazy, Out};
+use crate::evaluate::Context;
+use crate::fix;
+use crate::messages;
+use crate::policy::{Policy, Release, ReleaseSupport};
+use crate::rules::{Rule, Severity};
+use crate::targets::Located;
+use crate::version::Version;
 
 /// Checks the product version (the first set value of the target's query, `at`); returns its
 /// release when the policy knows it.

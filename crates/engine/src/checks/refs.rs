@@ -4,17 +4,17 @@
 //! A tag is read from the ref field the target names (`configVersion`) or, for an entry that has
 //! none, from the ref its repository URL carries (`…/kubernetes-base-addons#stable-1.18-3.0.0`,
 //! `?ref=`): either way it is judged by the same rules. Entries that neither identify
-//! are [`crate::engine::checks::entries`]'s.
+//! are [`crate::checks::entries`]'s.
 
-use crate::engine::checks::Scope;
-use crate::engine::collect::Out;
-use crate::engine::fix;
-use crate::engine::messages;
-use crate::engine::policy::Release;
-use crate::engine::rules::{Rule, Severity};
-use crate::engine::tag::ReleaseTag;
-use crate::engine::targets::{FieldKind, Located};
-use crate::engine::version::{Minor, Version};
+use crate::checks::Scope;
+use crate::collect::Out;
+use crate::fix;
+use crate::messages;
+use crate::policy::Release;
+use crate::rules::{Rule, Severity};
+use crate::tag::ReleaseTag;
+use crate::targets::{FieldKind, Located};
+use crate::version::{Minor, Version};
 
 pub(crate) const KBA: &str = "Kubernetes Base Addons";
 pub(crate) const KBA_EXAMPLE: &str = "stable-1.20-4.4.0";

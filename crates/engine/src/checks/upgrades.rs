@@ -7,16 +7,16 @@
 //! that never named a version is not newly denied (nothing was removed).
 //!
 //! These rules exist only for a pair of revisions, so the old object can never carry them:
-//! ratcheting must leave them alone ([`crate::engine::rules::Rule::compares_revisions`]).
+//! ratcheting must leave them alone ([`crate::rules::Rule::compares_revisions`]).
 
 use serde_json::Value;
 
-use crate::engine::collect::{Out, is_set};
-use crate::engine::messages;
-use crate::engine::policy::Policy;
-use crate::engine::rules::{Rule, Severity};
-use crate::engine::targets::{CompiledTarget, FieldKind, Located};
-use crate::engine::version::{Minor, Version};
+use crate::collect::{Out, is_set};
+use crate::messages;
+use crate::policy::Policy;
+use crate::rules::{Rule, Severity};
+use crate::targets::{CompiledTarget, FieldKind, Located};
+use crate::version::{Minor, Version};
 
 /// One version field in both revisions, parsed.
 struct Change<'a> {

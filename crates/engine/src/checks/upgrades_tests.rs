@@ -8,10 +8,10 @@ use jiff::civil::date;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::engine::exceptions::{CompiledException, ExceptionSet};
-use crate::engine::policy::DEFAULT_POLICY_YAML;
-use crate::engine::policyset::PolicySet;
-use crate::engine::{Context, Evaluation, Verdict};
+use crate::exceptions::{CompiledException, ExceptionSet};
+use crate::policy::DEFAULT_POLICY_YAML;
+use crate::policyset::PolicySet;
+use crate::{Context, Evaluation, Verdict};
 
 fn ctx() -> Context {
     Context::new(date(2026, 11, 24))
@@ -477,7 +477,7 @@ fn an_exception_covers_upgrade_skips_minor_like_any_rule() {
 fn max_minor_step_below_one_is_refused() {
     for step in ["0", "-1"] {
         let yaml = DEFAULT_POLICY_YAML.replace("maxMinorStep: 1", &format!("maxMinorStep: {step}"));
-        let Err(crate::engine::policy::PolicyError::Invalid(p)) = Policy::from_yaml(&yaml) else {
+        let Err(crate::policy::PolicyError::Invalid(p)) = Policy::from_yaml(&yaml) else {
             panic!("{step}: accepted")
         };
         assert!(
@@ -539,7 +539,7 @@ fn across_majors_the_next_known_release_is_the_way_through() {
 #[test]
 fn latest_patch_must_be_of_its_release() {
     let yaml = DEFAULT_POLICY_YAML.replace("latestPatch: 1.7.5", "latestPatch: 1.8.1");
-    let Err(crate::engine::policy::PolicyError::Invalid(p)) = Policy::from_yaml(&yaml) else {
+    let Err(crate::policy::PolicyError::Invalid(p)) = Policy::from_yaml(&yaml) else {
         panic!("accepted")
     };
     assert!(
