@@ -15,6 +15,7 @@ use serde_json::json;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::api::vendor;
 use crate::api::{ObjectCounts, SupportExceptionStatus, SupportPolicy, SupportPolicyStatus};
 use crate::controller::Session;
 use crate::controller::condition::status_condition;
@@ -26,7 +27,6 @@ use crate::engine::Verdict;
 use crate::engine::coverage::{TargetCoverage, unresolved_fields};
 use crate::engine::policy::Policy;
 use crate::engine::targets::FieldMask;
-use crate::engine::vendor;
 use crate::runtime::clock::today_utc;
 use crate::runtime::metrics::{FleetLabels, ObjectSupportLabels, WriteLabels};
 use crate::runtime::state::PolicySource;

@@ -141,10 +141,7 @@ mod tests {
             for v in ["v1.5.6", "v1.8.5"] {
                 let a = set.assess(&cluster(v), None, &ctx).unwrap();
                 assert_eq!(a.evaluation.verdict, verdict, "{missing}: {a:#?}");
-                assert!(
-                    a.evaluation
-                        .has_rule(crate::rules::Rule::VersionMissing)
-                );
+                assert!(a.evaluation.has_rule(crate::rules::Rule::VersionMissing));
                 coverage.record(&a);
             }
             let p = &set.policies()[0];

@@ -37,10 +37,7 @@ impl Context {
         }
     }
 
-    pub fn with_exceptions(
-        mut self,
-        x: std::sync::Arc<crate::exceptions::ExceptionSet>,
-    ) -> Self {
+    pub fn with_exceptions(mut self, x: std::sync::Arc<crate::exceptions::ExceptionSet>) -> Self {
         self.exceptions = x;
         self
     }

@@ -697,47 +697,6 @@ fn untargeted_kinds_are_not_evaluated() {
 }
 
 #[test]
-fn cluster_configuration_and_provisioner_presets() {
-    let p = policy();
-    let (objs, errs) = crate::cli::check::parse_objects(
-        "cluster.yaml",
-        include_str!("../../../examples/clusters/cluster.yaml"),
-    );
-    assert!(errs.is_empty());
-    for o in &objs {
-        assert_eq!(
-            eval_with(&p, &o.object, &ctx()).verdict,
-            Verdict::Allowed,
-            "{}",
-            o.object["kind"]
-        );
-    }
-    let mut cc = objs[1].object.clone();
-    cc["spec"]["version"] = json!("v1.5.0");
-    cc["spec"]["kubernetes"]["version"] = json!("1.17.8");
-    let e = eval_with(&p, &cc, &ctx());
-    // KBA 1.20 on 1.17, Kommander 1.4 on Konvoy 1.5 and on Kubernetes 1.17, Konvoy out of window.
-    assert_eq!(
-        rules(&e),
-        BTreeSet::from([
-            (KonvoyUnsupported, Deny),
-            (KbaKubernetesMismatch, Deny),
-            (KommanderMismatch, Deny)
-        ])
-    );
-    assert_eq!(
-        e.of(Deny).filter(|v| v.rule == KommanderMismatch).count(),
-        2
-    );
-    let mut prov = objs[0].object.clone();
-    prov["spec"]["version"] = json!("v1.4.6");
-    assert_eq!(
-        rules(&eval_with(&p, &prov, &ctx())),
-        BTreeSet::from([(KonvoyUnsupported, Deny)])
-    );
-}
-
-#[test]
 fn a_new_release_moves_the_window_and_the_verdicts() {
     let with_19 = DEFAULT_POLICY_YAML.replace(
         "  product:\n",

@@ -12,14 +12,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use jiff::civil::Date;
-use kube::core::{Selector, SelectorExt};
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::api::SupportException;
-use crate::api::{ALL_NAMESPACES, ExceptionMatch, NAMESPACES_REQUIRED, WILDCARD_ALONE};
 use crate::policy::Policy;
 use crate::rules::{Rule, Severity};
+use crate::selector::Selector;
+use crate::spec::{
+    ALL_NAMESPACES, ExceptionMatch, ExceptionSource, NAMESPACES_REQUIRED, WILDCARD_ALONE,
+};
 use crate::version::{Minor, Version};
 use crate::{Evaluation, Verdict};
 
@@ -95,10 +96,10 @@ impl CompiledException {
     /// Validates what the CRD schema cannot (or what an offline file, or an exception stored
     /// before the schema required it, skipped): a real date, known rule ids, a namespace scope,
     /// parseable selectors and minors. Every problem is reported, not just the first.
-    pub fn compile(x: &SupportException) -> Result<CompiledException, ExceptionError> {
-        let ns = x.metadata.namespace.as_deref().unwrap_or("default");
-        let key = format!("{ns}/{}", x.metadata.name.as_deref().unwrap_or(""));
-        let s = &x.spec;
+    pub fn compile(x: &impl ExceptionSource) -> Result<CompiledException, ExceptionError> {
+        let ns = x.exception_namespace().unwrap_or("default");
+        let key = format!("{ns}/{}", x.exception_name().unwrap_or(""));
+        let s = x.exception_spec();
         let mut problems = Vec::new();
         let expires = s.expires.parse::<Date>().unwrap_or_else(|e| {
             problems.push(format!("spec.expires: `{}` is not a date ({e})", s.expires));
@@ -119,10 +120,8 @@ impl CompiledException {
             });
         };
         let created = x
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.to_zoned(jiff::tz::TimeZone::UTC).date());
+            .created()
+            .map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date());
         Ok(CompiledException {
             key,
             reason: s.reason.trim().to_string(),
@@ -251,7 +250,7 @@ impl Matcher {
         let namespaces = Namespaces::compile(m.namespaces.as_deref(), problems);
         let selector = m
             .selector
-            .clone()
+            .as_ref()
             .and_then(|sel| match Selector::try_from(sel) {
                 Ok(s) => Some(s),
                 Err(e) => {
@@ -321,19 +320,18 @@ impl<'o> Facts<'o> {
             .iter()
             .filter_map(|p| p.target_for(api_version, kind))
             .collect();
-        let minor_at = |path: fn(
-            &crate::targets::CompiledTarget,
-        ) -> Option<&crate::targets::Query>| {
-            targets.iter().find_map(|t| {
-                let located = path(t)?.first_where(object, |_| true)?;
-                located
-                    .value
-                    .as_str()?
-                    .parse::<Version>()
-                    .ok()
-                    .map(|v| v.minor())
-            })
-        };
+        let minor_at =
+            |path: fn(&crate::targets::CompiledTarget) -> Option<&crate::targets::Query>| {
+                targets.iter().find_map(|t| {
+                    let located = path(t)?.first_where(object, |_| true)?;
+                    located
+                        .value
+                        .as_str()?
+                        .parse::<Version>()
+                        .ok()
+                        .map(|v| v.minor())
+                })
+            };
         Facts {
             namespace: s("/metadata/namespace"),
             name: s("/metadata/name"),

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::Context;
 use crate::policyset::PolicySet;
+use crate::spec::ExceptionDocument;
 
 fn today() -> Date {
     date(2026, 11, 24)
@@ -26,7 +27,7 @@ fn old_cluster() -> Value {
 }
 
 /// An exception document as users write it, created on `created`.
-fn exception(spec: Value, created: &str) -> SupportException {
+fn exception(spec: Value, created: &str) -> ExceptionDocument {
     serde_json::from_value(json!({
         "apiVersion": "supportgate.dev/v1alpha1",
         "kind": "SupportException",

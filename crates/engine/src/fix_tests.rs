@@ -380,48 +380,6 @@ fn in_cluster_addons_follow_the_hosting_cluster() {
     assert!(changes(&set, &addon, &ctx()).is_empty());
 }
 
-/// The examples the README shows: each fixed one passes.
-#[test]
-fn every_example_cluster_passes_once_fixed() {
-    let set = PolicySet::embedded_default();
-    let on = ctx().with_hosting_kubernetes(Some("1.20.13".parse().unwrap()));
-    let mut fixed_any = 0;
-    for (name, text) in [
-        (
-            "konvoyclusters.yaml",
-            include_str!("../../../examples/clusters/konvoyclusters.yaml"),
-        ),
-        (
-            "cluster.yaml",
-            include_str!("../../../examples/clusters/cluster.yaml"),
-        ),
-        (
-            "addons.yaml",
-            include_str!("../../../examples/clusters/addons.yaml"),
-        ),
-    ] {
-        let (objs, errs) = crate::cli::check::parse_objects(name, text);
-        assert!(errs.is_empty(), "{errs:?}");
-        for o in objs {
-            let Some(a) = set.assess(&o.object, None, &on) else {
-                continue;
-            };
-            fixed_any += usize::from(!a.fix.is_empty());
-            let after = set
-                .assess(&applied(&o.object, &set, &on), None, &on)
-                .unwrap();
-            assert_ne!(
-                after.evaluation.verdict,
-                Verdict::Denied,
-                "{name} {}: {:#?}",
-                o.object["metadata"]["name"],
-                after.evaluation
-            );
-        }
-    }
-    assert_eq!(fixed_any, 2, "docs-sample and old-west need a fix");
-}
-
 #[test]
 fn targets_of_the_parts() {
     let p = Policy::embedded_default();

@@ -25,6 +25,8 @@ pub mod query;
 mod ratchet;
 pub mod repository;
 pub mod rules;
+pub mod selector;
+pub mod spec;
 pub mod tag;
 pub mod targets;
 pub mod vendor;

@@ -10,13 +10,14 @@ use std::fmt;
 
 use jiff::ToSpan;
 use jiff::civil::Date;
-use kube::core::{Selector, SelectorExt};
 use thiserror::Error;
 
-use crate::api::{
-    MissingVersion, SupportPolicy, SupportPolicySpec, TARGET_FIELDS_MESSAGE, UnidentifiedRefs,
-};
 use crate::rules::Severity;
+use crate::selector::{LabelSelector, Selector};
+use crate::spec::{
+    KubernetesRange, MissingVersion, PolicyDocument, PolicySource, ProductRelease,
+    SupportPolicySpec, TARGET_FIELDS_MESSAGE, UnidentifiedRefs,
+};
 use crate::targets::{CompiledTarget, presets};
 use crate::version::{Bound, Minor, Version};
 
@@ -125,14 +126,15 @@ impl Policy {
 
     /// Parses a `SupportPolicy` document (YAML or JSON).
     pub fn from_yaml(text: &str) -> Result<Policy, PolicyError> {
-        let sp: SupportPolicy =
+        let sp: PolicyDocument =
             serde_norway::from_str(text).map_err(|e| PolicyError::Decode(e.to_string()))?;
         Policy::compile(&sp)
     }
 
-    pub fn compile(sp: &SupportPolicy) -> Result<Policy, PolicyError> {
-        let name = sp.metadata.name.clone().unwrap_or_default();
-        Policy::compile_spec(name, &sp.spec)
+    /// Compiles a SupportPolicy: the main crate's `api::SupportPolicy`, or a [`PolicyDocument`].
+    pub fn compile(sp: &impl PolicySource) -> Result<Policy, PolicyError> {
+        let name = sp.policy_name().unwrap_or_default().to_string();
+        Policy::compile_spec(name, sp.policy_spec())
     }
 
     pub fn compile_spec(name: String, spec: &SupportPolicySpec) -> Result<Policy, PolicyError> {
@@ -199,7 +201,7 @@ impl Policy {
     /// One release entry, or `None` with its problems recorded.
     fn compile_release(
         i: usize,
-        r: &crate::api::ProductRelease,
+        r: &ProductRelease,
         seen: &mut BTreeMap<Minor, usize>,
         problems: &mut Vec<String>,
     ) -> Option<Release> {
@@ -278,7 +280,7 @@ impl Policy {
     fn compile_latest_patch(
         at: &str,
         minor: Minor,
-        r: &crate::api::ProductRelease,
+        r: &ProductRelease,
         problems: &mut Vec<String>,
     ) -> Option<Version> {
         let s = r.latest_patch.as_deref()?;
@@ -298,7 +300,7 @@ impl Policy {
     /// A release's Kubernetes range: min, max and the default inside them.
     fn compile_kubernetes(
         at: &str,
-        k: &crate::api::KubernetesRange,
+        k: &KubernetesRange,
         problems: &mut Vec<String>,
     ) -> Option<(Bound, Bound, Option<Version>)> {
         let mut bound = |field: &str, s: &str| match s.parse::<Bound>() {
@@ -336,15 +338,16 @@ impl Policy {
 
     /// The production selector; default `environment=production`, never empty.
     fn compile_selector(spec: &SupportPolicySpec, problems: &mut Vec<String>) -> Selector {
-        let selector_spec = spec.production_selector.clone().unwrap_or_else(|| {
-            k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+        let selector_spec = spec
+            .production_selector
+            .clone()
+            .unwrap_or_else(|| LabelSelector {
                 match_labels: Some(BTreeMap::from([(
                     "environment".to_string(),
                     "production".to_string(),
                 )])),
                 match_expressions: None,
-            }
-        });
+            });
         let production = match Selector::try_from(selector_spec) {
             Ok(s) => s,
             Err(e) => {

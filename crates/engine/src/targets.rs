@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use crate::api::{Target, TargetFields};
 pub use crate::query::{Entries, Located, Query};
+use crate::spec::{Target, TargetFields};
 
 /// Matches an addons entry by its repository however the URL spells it (case, `.git`, slashes,
 /// a ref after `#` or in `?ref=`: [`crate::repository`]).

@@ -4,14 +4,14 @@
 //! writes its spec again. A newer supportgate embeds a newer default (say, one that knows Konvoy
 //! 1.9); this module compares a policy's spec with that embedded one, so that the controller can
 //! say so in a `NewerVendorPolicy` condition and `supportgate default-policy --diff` can show
-//! what taking the update would change. Pure: the time of a condition is the caller's.
+//! what taking the update would change. Pure: the condition itself (a Kubernetes type, with its
+//! time) is built by the main crate's `api::vendor` from [`newer_vendor`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde_json::Value;
 
-use crate::api::{ProductRelease, SupportPolicy, SupportPolicySpec, SupportPolicyStatus};
+use crate::spec::{PolicyDocument, ProductRelease, SupportPolicySpec};
 use crate::version::Minor;
 
 /// The condition a SupportPolicy named [`VENDOR_POLICY_NAME`] carries.
@@ -26,7 +26,7 @@ pub const REASON_UP_TO_DATE: &str = "UpToDate";
 /// The spec of the policy this build embeds (`supportgate default-policy`), parsed once.
 pub fn embedded_spec() -> &'static SupportPolicySpec {
     static SPEC: std::sync::LazyLock<SupportPolicySpec> = std::sync::LazyLock::new(|| {
-        serde_norway::from_str::<SupportPolicy>(crate::policy::DEFAULT_POLICY_YAML)
+        serde_norway::from_str::<PolicyDocument>(crate::policy::DEFAULT_POLICY_YAML)
             .map(|p| p.spec)
             // A unit test parses it; a build whose embedded policy does not parse never ships.
             .expect("the embedded default policy parses")
@@ -190,45 +190,33 @@ fn flatten(v: &Value) -> BTreeMap<String, String> {
     out
 }
 
-/// The `NewerVendorPolicy` condition of `sp`, or None for a policy that is not the vendor's
-/// (`default`). True while the vendor's policy knows releases this one lacks; the spec is
-/// never changed (taking the update is the user's decision). `previous` (the condition as
-/// stored) keeps `lastTransitionTime` while the status does not flip.
-pub fn newer_vendor_condition(
-    sp: &SupportPolicy,
-    vendor: &SupportPolicySpec,
-    previous: Option<&Condition>,
-    now: Time,
-) -> Option<Condition> {
-    if sp.metadata.name.as_deref() != Some(VENDOR_POLICY_NAME) {
-        return None;
-    }
-    let d = diff(&sp.spec, vendor);
-    let (status, reason, message) = if d.missing.is_empty() {
-        (
-            "False",
-            REASON_UP_TO_DATE,
-            "supportgate's embedded default policy knows no release this policy lacks".to_string(),
-        )
+/// What the `NewerVendorPolicy` condition of a policy with spec `local` says: True (`newer`)
+/// while the vendor's policy knows releases this one lacks; the spec is never changed (taking
+/// the update is the user's decision).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewerVendor {
+    pub newer: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Compares `local` with `vendor` for the `NewerVendorPolicy` condition.
+pub fn newer_vendor(local: &SupportPolicySpec, vendor: &SupportPolicySpec) -> NewerVendor {
+    let d = diff(local, vendor);
+    if d.missing.is_empty() {
+        NewerVendor {
+            newer: false,
+            reason: REASON_UP_TO_DATE,
+            message: "supportgate's embedded default policy knows no release this policy lacks"
+                .to_string(),
+        }
     } else {
-        (
-            "True",
-            REASON_NEWER,
-            newer_message(&d, &vendor.product_name),
-        )
-    };
-    let last_transition_time = match previous {
-        Some(p) if p.status == status => p.last_transition_time.clone(),
-        _ => now,
-    };
-    Some(Condition {
-        type_: CONDITION_TYPE.to_string(),
-        status: status.to_string(),
-        reason: reason.to_string(),
-        message,
-        last_transition_time,
-        observed_generation: sp.metadata.generation,
-    })
+        NewerVendor {
+            newer: true,
+            reason: REASON_NEWER,
+            message: newer_message(&d, &vendor.product_name),
+        }
+    }
 }
 
 fn newer_message(d: &VendorDiff, product: &str) -> String {
@@ -247,58 +235,16 @@ fn newer_message(d: &VendorDiff, product: &str) -> String {
     m
 }
 
-/// The note of the event a new or changed True condition deserves; None when `stored` (the
-/// condition the object already carries) says the same, so that a restart or a resync does
-/// not repeat it.
-pub fn newer_vendor_event(stored: Option<&Condition>, new: &Condition) -> Option<String> {
-    if new.status != "True" {
-        return None;
-    }
-    match stored {
-        Some(s) if s.status == "True" && s.message == new.message => None,
-        _ => Some(new.message.clone()),
-    }
-}
-
-/// The `NewerVendorPolicy` condition in a status, if it has one.
-pub fn condition_in(status: Option<&SupportPolicyStatus>) -> Option<&Condition> {
-    status?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == CONDITION_TYPE)
-}
-
-/// The controller's hook into a SupportPolicy's status: the condition of `sp` against this
-/// build's embedded default, `previous` being the status written last (else the stored one).
-pub fn condition_for(
-    sp: &SupportPolicy,
-    previous: Option<&SupportPolicyStatus>,
-    now: Time,
-) -> Option<Condition> {
-    let stored = condition_in(previous.or(sp.status.as_ref()));
-    newer_vendor_condition(sp, embedded_spec(), stored, now)
-}
-
-/// The controller's hook after writing `new` over the `stored` status: the note of the
-/// `NewerVendorPolicy` event to publish on the policy, if any.
-pub fn event_note(
-    stored: Option<&SupportPolicyStatus>,
-    new: &SupportPolicyStatus,
-) -> Option<String> {
-    newer_vendor_event(condition_in(stored), condition_in(Some(new))?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::policy::DEFAULT_POLICY_YAML;
-    use jiff::Timestamp;
 
-    fn spec(yaml: &str) -> SupportPolicy {
+    fn spec(yaml: &str) -> PolicyDocument {
         serde_norway::from_str(yaml).unwrap()
     }
 
-    fn embedded() -> SupportPolicy {
+    fn embedded() -> PolicyDocument {
         let sp = spec(DEFAULT_POLICY_YAML);
         assert_eq!(&sp.spec, embedded_spec());
         sp
@@ -306,12 +252,8 @@ mod tests {
 
     const NEW_RELEASE: &str = "  - version: \"1.9\"\n    releaseDate: \"2021-09-01\"\n    kubernetes: {min: 1.19.x, max: 1.21.x, default: 1.21.4}\n    kommander: \"1.5\"\n";
 
-    fn with_1_9() -> SupportPolicy {
+    fn with_1_9() -> PolicyDocument {
         spec(&DEFAULT_POLICY_YAML.replace("  product:\n", &format!("  product:\n{NEW_RELEASE}")))
-    }
-
-    fn at(secs: i64) -> Time {
-        Time(Timestamp::from_second(secs).unwrap())
     }
 
     #[test]
@@ -377,92 +319,5 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line:?} missing in:\n{text}");
         }
-    }
-
-    #[test]
-    fn the_condition_is_only_on_default_and_true_while_releases_are_missing() {
-        let vendor = with_1_9().spec;
-        let mut other = embedded();
-        other.metadata.name = Some("site".into());
-        assert_eq!(newer_vendor_condition(&other, &vendor, None, at(1)), None);
-
-        let mut stored = embedded();
-        stored.metadata.generation = Some(4);
-        let c = newer_vendor_condition(&stored, &vendor, None, at(1)).unwrap();
-        assert_eq!(
-            (c.type_.as_str(), c.status.as_str(), c.reason.as_str()),
-            ("NewerVendorPolicy", "True", "NewerVendorPolicy")
-        );
-        assert!(
-            c.message
-                .contains("knows Konvoy 1.9, which this policy lacks"),
-            "{}",
-            c.message
-        );
-        assert!(c.message.contains("supportgate default-policy --diff"));
-        assert_eq!(c.observed_generation, Some(4));
-        assert_eq!(c.last_transition_time, at(1));
-        // Unchanged status keeps its transition time; a flip takes the new one.
-        let again = newer_vendor_condition(&stored, &vendor, Some(&c), at(2)).unwrap();
-        assert_eq!(again.last_transition_time, at(1));
-        let done = newer_vendor_condition(&with_1_9(), &vendor, Some(&c), at(3)).unwrap();
-        assert_eq!(
-            (done.status.as_str(), done.reason.as_str()),
-            ("False", "UpToDate")
-        );
-        assert_eq!(done.last_transition_time, at(3));
-        // A local addition the vendor lacks is no reason to raise it.
-        let local = newer_vendor_condition(&with_1_9(), &embedded().spec, None, at(1)).unwrap();
-        assert_eq!(local.status, "False");
-    }
-
-    #[test]
-    fn the_event_is_sent_once_per_new_message() {
-        let vendor = with_1_9().spec;
-        let c = newer_vendor_condition(&embedded(), &vendor, None, at(1)).unwrap();
-        assert_eq!(
-            newer_vendor_event(None, &c).as_deref(),
-            Some(c.message.as_str())
-        );
-        assert_eq!(newer_vendor_event(Some(&c), &c), None);
-        let mut older = c.clone();
-        older.message = "knows Konvoy 1.8".into();
-        assert!(newer_vendor_event(Some(&older), &c).is_some());
-        let up = newer_vendor_condition(&with_1_9(), &vendor, None, at(1)).unwrap();
-        assert_eq!(newer_vendor_event(None, &up), None);
-    }
-
-    #[test]
-    fn the_hooks_find_the_condition_among_others() {
-        let ready = Condition {
-            type_: "Ready".into(),
-            status: "True".into(),
-            reason: "Valid".into(),
-            message: String::new(),
-            last_transition_time: at(1),
-            observed_generation: None,
-        };
-        // The embedded default itself, as `default`: nothing missing.
-        let c = condition_for(&embedded(), None, at(1)).unwrap();
-        assert_eq!(c.status, "False");
-        // One that lacks 1.8: True, and an event once.
-        let mut older = embedded();
-        older.spec.product.retain(|r| r.version != "1.8");
-        let c = condition_for(&older, None, at(5)).unwrap();
-        assert_eq!(c.status, "True");
-        let stored = SupportPolicyStatus {
-            conditions: vec![ready.clone()],
-            ..Default::default()
-        };
-        let new = SupportPolicyStatus {
-            conditions: vec![ready, c.clone()],
-            ..Default::default()
-        };
-        assert_eq!(condition_in(Some(&new)), Some(&c));
-        assert_eq!(event_note(Some(&stored), &new), Some(c.message.clone()));
-        assert_eq!(event_note(Some(&new), &new), None);
-        // The written status wins over the stored one for the transition time.
-        let again = condition_for(&older, Some(&new), at(9)).unwrap();
-        assert_eq!(again.last_transition_time, at(5));
     }
 }

@@ -432,7 +432,7 @@ fn an_update_that_relabels_a_skipped_cluster_is_not_ratcheted() {
 }
 
 fn exception(rules: Value) -> Arc<ExceptionSet> {
-    let x: crate::api::SupportException = serde_json::from_value(json!({
+    let x: crate::spec::ExceptionDocument = serde_json::from_value(json!({
         "apiVersion": "supportgate.dev/v1alpha1",
         "kind": "SupportException",
         "metadata": {"name": "jump", "namespace": "supportgate",
