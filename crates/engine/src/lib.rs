@@ -1,4 +1,10 @@
-//! The policy engine: pure by design — no Kubernetes client, no I/O, no clock.
+//! The policy engine: pure by design — no Kubernetes client, no I/O, no clock. A crate of its
+//! own (`supportgate-engine`) so that the compiler keeps it so: it depends on no Kubernetes,
+//! async or I/O crate. The main crate re-exports it as `supportgate::engine`.
+//!
+//! Its input is the specs users write ([`spec`]: a SupportPolicy's and a SupportException's,
+//! with their CRD schema; [`selector`]: label selectors), which the main crate's `api` wraps
+//! in the Kubernetes objects.
 //!
 //! Versions and tags are parsed once at the edge into typed values ([`version`], [`tag`]); a
 //! policy is compiled once ([`policy`]) and evaluated against any number of objects as a
