@@ -15,7 +15,7 @@ use thiserror::Error;
 
 /// A label query over a set of resources: `matchLabels` and `matchExpressions`, ANDed.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", expecting = "LabelSelector")]
 pub struct LabelSelector {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_expressions: Option<Vec<LabelSelectorRequirement>>,
@@ -25,13 +25,19 @@ pub struct LabelSelector {
 
 /// One requirement of `matchExpressions`: a key, an operator and, for `In`/`NotIn`, values.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(expecting = "LabelSelectorRequirement")]
 pub struct LabelSelectorRequirement {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub key: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub operator: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<String>>,
+}
+
+/// Absent or `null`: empty, as Kubernetes reads `key` and `operator`.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 // The schemas are Kubernetes' own (io.k8s.apimachinery.pkg.apis.meta.v1), word for word: the

@@ -149,4 +149,20 @@ fn the_wire_format_is_kubernetes_own() {
         serde_json::to_value(LabelSelector::default()).unwrap(),
         json!({})
     );
+    let s: LabelSelector = serde_json::from_value(json!({
+        "matchLabels": null,
+        "matchExpressions": [{"key": null, "operator": null, "values": null}]
+    }))
+    .unwrap();
+    assert_eq!(s.match_labels, None);
+    assert_eq!(
+        s.match_expressions.unwrap()[0],
+        LabelSelectorRequirement::default()
+    );
+    // Errors name the types as Kubernetes' decoder does.
+    let e = serde_json::from_value::<LabelSelector>(json!("env=prod")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid type: string \"env=prod\", expected LabelSelector"
+    );
 }
