@@ -8,3 +8,6 @@ pub mod vendor;
 
 pub use support_exception::*;
 pub use support_policy::*;
+
+#[cfg(test)]
+mod edge_tests;
