@@ -5,8 +5,8 @@
 
 FROM rust:1-bookworm AS build
 WORKDIR /src
-# .dockerignore lets in only what the build reads: the manifests, src/, benches/ (declared in
-# Cargo.toml) and examples/ (the embedded default policy).
+# .dockerignore lets in only what the build reads: the manifests, src/, crates/ (the engine),
+# benches/ (declared in Cargo.toml) and examples/ (the embedded default policy).
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \

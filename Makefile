@@ -51,6 +51,7 @@ run-cluster: build tools ## the product installed by Helm from the locally built
 
 .PHONY: unit
 unit: deps ## unit tests and CLI tests (no control plane)
+	cargo test --locked -p supportgate-engine
 	cargo test --locked --lib --bins $(UNIT_TESTS)
 
 .PHONY: e2e
@@ -67,8 +68,8 @@ test: lint rules unit e2e ## everything CI runs: lint, alert rules, unit, end-to
 
 .PHONY: lint
 lint: deps ## rustfmt and clippy, warnings are errors
-	cargo fmt --check
-	cargo clippy --locked --all-targets -- -D warnings
+	cargo fmt --all --check
+	cargo clippy --workspace --locked --all-targets -- -D warnings
 
 .PHONY: crds
 crds: ## regenerate crds/ from the Rust types

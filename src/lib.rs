@@ -1,16 +1,19 @@
 //! supportgate: enforces a vendor's version support policy on the clusters and addons a
 //! Kubernetes management cluster manages.
 //!
-//! - [`engine`] is pure: no Kubernetes client, no I/O, no clock.
+//! - [`engine`] is pure: no Kubernetes client, no I/O, no clock. It is a crate of its own
+//!   (`supportgate-engine`, crates/engine), so the compiler keeps it so; re-exported here.
 //! - [`api`] holds the custom resources and their CRDs.
 //! - [`webhook`], [`controller`] and [`cli`] are the three faces, all evaluating through the
 //!   engine's one path.
 //! - [`runtime`] runs the operator process.
 
+/// The policy engine (`supportgate-engine`), at the path it always had.
+pub use supportgate_engine as engine;
+
 pub mod api;
 pub mod cli;
 pub mod controller;
-pub mod engine;
 pub mod runtime;
 pub mod webhook;
 

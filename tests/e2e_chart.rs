@@ -1798,8 +1798,20 @@ fn the_docker_build_context_holds_everything_the_build_reads() {
             "{path} (a Cargo.toml target) is not in the build context"
         );
     }
-    // Every file the crate includes at compile time.
+    // The workspace's other crates (the engine), whole.
+    let members = manifest.workspace_members();
+    for member in &members {
+        for needed in ["Cargo.toml", "src/lib.rs"] {
+            let path = format!("{member}/{needed}");
+            assert!(
+                admitted(&path),
+                "{path} (workspace member {member}) is not in the build context"
+            );
+        }
+    }
+    // Every file the crates include at compile time.
     let mut stack = vec![repo().join("src")];
+    stack.extend(members.iter().map(|m| repo().join(m).join("src")));
     let mut included = 0;
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
@@ -1875,7 +1887,8 @@ mod toml_lite {
                     "bench" => "benches",
                     "test" => "tests",
                     "example" => "examples",
-                    "workspace" => panic!("a [workspace]: check its members against .dockerignore"),
+                    // Members are checked by `workspace_members`.
+                    "workspace" => continue,
                     _ => continue,
                 };
                 match (get("path"), get("name")) {
@@ -1885,6 +1898,22 @@ mod toml_lite {
                 }
             }
             out
+        }
+
+        /// The `members` of [workspace], but the root package (`.`).
+        pub fn workspace_members(&self) -> Vec<String> {
+            let Some((_, kv)) = self.sections.iter().find(|(n, _)| n == "workspace") else {
+                return vec![];
+            };
+            let Some((_, members)) = kv.iter().find(|(k, _)| k == "members") else {
+                return vec![];
+            };
+            members
+                .trim_matches(['[', ']'])
+                .split(',')
+                .map(|m| m.trim().trim_matches('"').to_string())
+                .filter(|m| !m.is_empty() && m != ".")
+                .collect()
         }
     }
 }

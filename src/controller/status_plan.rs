@@ -18,7 +18,7 @@ use crate::controller::summary::{self, Flips};
 use crate::controller::tally::Tally;
 use crate::engine::coverage::{TargetCoverage, unresolved_fields};
 use crate::engine::policy::Policy;
-use crate::engine::vendor;
+use crate::api::vendor;
 use crate::runtime::state::PolicySource;
 
 /// What one status pass reads besides the policies and their last written status.

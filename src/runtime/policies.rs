@@ -211,7 +211,7 @@ fn publish_keys(sources: &[PolicySource]) -> Vec<PublishKey> {
 /// none, so creating it changes no verdict; it makes the policy visible and editable. Replicas
 /// that start together race here too: the loser's 409 is the expected answer.
 async fn create_default_policy(api: &Api<SupportPolicy>) {
-    let mut policy = SupportPolicy::new(VENDOR_POLICY_NAME, embedded_spec().clone());
+    let mut policy = SupportPolicy::new(VENDOR_POLICY_NAME, embedded_spec().clone().into());
     policy.metadata.annotations = Some(
         [(
             "supportgate.dev/created-by".to_string(),
