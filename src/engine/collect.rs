@@ -6,11 +6,11 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::engine::evaluate::{Evaluation, Verdict, Violation};
 use crate::engine::messages;
 use crate::engine::rules::{Rule, Severity};
 use crate::engine::tag::ReleaseTag;
 use crate::engine::targets::Located;
+use crate::engine::verdict::{Evaluation, Verdict, Violation};
 use crate::engine::version::{Bound, Version};
 
 /// Bounds what one evaluation reports, so that hostile input (a megabyte version string, 90,000

@@ -19,14 +19,16 @@ use thiserror::Error;
 use crate::api::SupportException;
 use crate::api::{ALL_NAMESPACES, ExceptionMatch, NAMESPACES_REQUIRED, WILDCARD_ALONE};
 use crate::engine::policy::Policy;
+use crate::engine::problems::{parse_field, parse_or_note};
 use crate::engine::rules::{Rule, Severity};
+use crate::engine::targets::FieldKind;
 use crate::engine::version::{Minor, Version};
 use crate::engine::{Evaluation, Verdict};
 
 /// The default of a policy's `maxExceptionDays`.
 pub const DEFAULT_MAX_EXCEPTION_DAYS: i32 = 180;
 
-/// An evaluation lists at most this many violations (see `evaluate::MAX_VIOLATIONS`); when it is
+/// An evaluation lists at most this many violations (see `crate::engine::MAX_VIOLATIONS`); when it is
 /// full, unlisted denials may exist and the verdict is never lowered.
 const FULL: usize = 100;
 
@@ -100,10 +102,10 @@ impl CompiledException {
         let key = format!("{ns}/{}", x.metadata.name.as_deref().unwrap_or(""));
         let s = &x.spec;
         let mut problems = Vec::new();
-        let expires = s.expires.parse::<Date>().unwrap_or_else(|e| {
-            problems.push(format!("spec.expires: `{}` is not a date ({e})", s.expires));
-            Date::MIN
-        });
+        let expires = parse_or_note::<Date>(Some(&s.expires), &mut problems, |raw, e| {
+            format!("spec.expires: `{raw}` is not a date ({e})")
+        })
+        .unwrap_or(Date::MIN);
         if s.reason.trim().is_empty() {
             problems.push("spec.reason: must say why the exception is granted".into());
         }
@@ -170,11 +172,11 @@ impl CompiledException {
 fn compile_rules(ids: &[String], problems: &mut Vec<String>) -> BTreeSet<Rule> {
     let mut rules = BTreeSet::new();
     for id in ids {
-        match Rule::ALL.iter().find(|r| r.id() == id) {
-            Some(r) => {
-                rules.insert(*r);
+        match id.parse::<Rule>() {
+            Ok(r) => {
+                rules.insert(r);
             }
-            None => problems.push(format!("spec.rules: unknown rule id `{id}`")),
+            Err(_) => problems.push(format!("spec.rules: unknown rule id `{id}`")),
         }
     }
     if ids.is_empty() {
@@ -186,13 +188,7 @@ fn compile_rules(ids: &[String], problems: &mut Vec<String>) -> BTreeSet<Rule> {
 /// `spec.versions.<field>`: `MAJOR.MINOR` values.
 fn compile_minors(field: &str, list: &[String], problems: &mut Vec<String>) -> Vec<Minor> {
     list.iter()
-        .filter_map(|v| match v.parse::<Minor>() {
-            Ok(m) => Some(m),
-            Err(e) => {
-                problems.push(format!("spec.versions.{field}: {e}"));
-                None
-            }
-        })
+        .filter_map(|v| parse_field(Some(v), format_args!("spec.versions.{field}"), problems))
         .collect()
 }
 
@@ -340,8 +336,8 @@ impl<'o> Facts<'o> {
             group,
             kind,
             labels,
-            konvoy: minor_at(|t| t.product_version.as_ref()),
-            kubernetes: minor_at(|t| t.kubernetes_version.as_ref()),
+            konvoy: minor_at(|t| t.path(FieldKind::ProductVersion)),
+            kubernetes: minor_at(|t| t.path(FieldKind::KubernetesVersion)),
         }
     }
 }

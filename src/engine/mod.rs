@@ -12,7 +12,6 @@
 mod checks;
 mod collect;
 pub mod coverage;
-pub mod evaluate;
 pub mod exceptions;
 mod finite_pattern;
 pub mod fix;
@@ -20,6 +19,7 @@ mod jsonpath_functions;
 pub mod messages;
 pub mod policy;
 pub mod policyset;
+mod problems;
 pub mod projection;
 pub mod query;
 mod ratchet;
@@ -28,7 +28,12 @@ pub mod rules;
 pub mod tag;
 pub mod targets;
 pub mod vendor;
+pub mod verdict;
 pub mod version;
 
 pub use collect::{MAX_FIELD_CHARS, MAX_MESSAGE_CHARS, MAX_VIOLATIONS};
-pub use evaluate::*;
+pub use policyset::{Assessment, PolicySet, PolicyVerdict, Subject};
+pub use verdict::{Context, Evaluation, Verdict, Violation};
+
+#[cfg(test)]
+mod evaluate_tests;

@@ -16,10 +16,10 @@ use std::ops::ControlFlow;
 use serde_json::Value;
 
 use crate::engine::collect::{Out, is_set};
-use crate::engine::evaluate::Context;
 use crate::engine::fix::{Change, Plan};
 use crate::engine::policy::Policy;
 use crate::engine::targets::{CompiledTarget, FieldKind, FieldMask, Located};
+use crate::engine::verdict::Context;
 
 /// One object under one target of one policy.
 pub(crate) struct Scope<'a> {

@@ -2,12 +2,12 @@
 
 use crate::engine::checks::Scope;
 use crate::engine::collect::{Lazy, Out};
-use crate::engine::evaluate::Context;
 use crate::engine::fix;
 use crate::engine::messages;
 use crate::engine::policy::{Policy, Release, ReleaseSupport};
 use crate::engine::rules::{Rule, Severity};
 use crate::engine::targets::Located;
+use crate::engine::verdict::Context;
 use crate::engine::version::Version;
 
 /// Checks the product version (the first set value of the target's query, `at`); returns its
