@@ -3,7 +3,9 @@
 //! Versions and tags are parsed once at the edge into typed values ([`version`], [`tag`]); a
 //! policy is compiled once ([`policy`]) and evaluated against any number of objects as a
 //! [`policyset::PolicySet`]. The webhook, the controller and `supportgate check` all call
-//! [`policyset::PolicySet::assess`], so admission, audit and CI never disagree.
+//! [`policyset::PolicySet::assess`] (what it judges: a [`Subject`]; what it is told: a
+//! [`Context`]; what it answers: an [`Assessment`], types in [`verdict`]), so admission, audit
+//! and CI never disagree.
 //!
 //! The rules live in [`checks`], one module per family (product window, Kubernetes range, refs,
 //! addons, KUDO); their words in [`messages`]; the bounded, deduplicating collector in
