@@ -1,11 +1,13 @@
-//! Engine throughput: evaluations per second of one KonvoyCluster against the default policy.
+//! Engine throughput: assessments per second of one KonvoyCluster against the default policy,
+//! through [`PolicySet::assess`], the one path the webhook, the controller and `check` take.
 //!
 //! Baseline, measured in the same run: decoding the same object from JSON bytes, the work every
 //! admission request does before the engine sees it. The ratio says how much the policy adds.
 //!
 //! `SG_BENCH_CALLGRIND=<op>:<n>` runs only `n` calls of one operation and exits, for counting
 //! instructions under load with `valgrind --tool=callgrind` (the count of `n` calls minus that of
-//! 0 calls, over `n`): `decode`, `supported`, `denied`, `assess3` (denied, three policies),
+//! 0 calls, over `n`): `decode`, `supported`, `denied` (assessed against the default policy),
+//! `assess3` (denied, three policies),
 //! `review` and `review-denied` (the webhook's `admission::review`, without TLS or HTTP).
 
 mod common;
@@ -18,9 +20,8 @@ use criterion::{Criterion, Throughput, criterion_group};
 use jiff::civil::date;
 use serde_json::Value;
 use supportgate::cli::check::parse_objects;
-use supportgate::engine::policyset::PolicySet;
 use supportgate::webhook::admission::review;
-use supportgate::{Context, Policy, evaluate};
+use supportgate::{Context, Policy, PolicySet};
 
 /// The running system's path: three policies targeting the same kind, merged and deduplicated.
 fn three_policies() -> PolicySet {
@@ -46,7 +47,7 @@ fn fixtures() -> (Vec<u8>, Value, Value) {
 }
 
 fn bench(c: &mut Criterion) {
-    let policy = Policy::embedded_default();
+    let set = PolicySet::embedded_default();
     let ctx = Context::new(date(2026, 11, 24));
     let (bytes, supported, denied) = fixtures();
     let mut g = c.benchmark_group("engine");
@@ -54,18 +55,18 @@ fn bench(c: &mut Criterion) {
     g.bench_function("baseline: decode KonvoyCluster JSON", |b| {
         b.iter(|| serde_json::from_slice::<Value>(black_box(&bytes)).expect("decode"))
     });
-    g.bench_function("evaluate supported KonvoyCluster", |b| {
-        b.iter(|| evaluate(black_box(&policy), black_box(&supported), &ctx))
+    g.bench_function("assess supported KonvoyCluster", |b| {
+        b.iter(|| set.assess(black_box(&supported), &ctx))
     });
-    g.bench_function("evaluate denied KonvoyCluster (3 violations)", |b| {
-        b.iter(|| evaluate(black_box(&policy), black_box(&denied), &ctx))
+    g.bench_function("assess denied KonvoyCluster (3 violations)", |b| {
+        b.iter(|| set.assess(black_box(&denied), &ctx))
     });
     g.finish();
 }
 
 /// A plain summary with the ratio, since criterion reports each function on its own.
 fn summary() {
-    let policy = Policy::embedded_default();
+    let one = PolicySet::embedded_default();
     let ctx = Context::new(date(2026, 11, 24));
     let (bytes, supported, denied) = fixtures();
     let rate = |f: &mut dyn FnMut()| {
@@ -86,14 +87,14 @@ fn summary() {
         black_box(serde_json::from_slice::<Value>(black_box(&bytes)).expect("decode"));
     });
     let ok = rate(&mut || {
-        black_box(evaluate(&policy, black_box(&supported), &ctx));
+        black_box(one.assess(black_box(&supported), &ctx));
     });
     let bad = rate(&mut || {
-        black_box(evaluate(&policy, black_box(&denied), &ctx));
+        black_box(one.assess(black_box(&denied), &ctx));
     });
     let set = three_policies();
     let merged = rate(&mut || {
-        black_box(set.assess(black_box(&denied), None, &ctx));
+        black_box(set.assess(black_box(&denied), &ctx));
     });
     println!("\n== supportgate engine benchmark ==");
     println!(
@@ -109,13 +110,13 @@ fn summary() {
         1e6 / decode
     );
     println!(
-        "evaluate  supported KonvoyCluster:             {:>10.0} /s  {:>7.2} us  ratio to baseline {:.2}x",
+        "assess    supported KonvoyCluster:             {:>10.0} /s  {:>7.2} us  ratio to baseline {:.2}x",
         ok,
         1e6 / ok,
         decode / ok
     );
     println!(
-        "evaluate  denied KonvoyCluster:                {:>10.0} /s  {:>7.2} us  ratio to baseline {:.2}x",
+        "assess    denied KonvoyCluster:                {:>10.0} /s  {:>7.2} us  ratio to baseline {:.2}x",
         bad,
         1e6 / bad,
         decode / bad
@@ -157,7 +158,6 @@ fn admission_review(object: &Value) -> Vec<u8> {
 fn callgrind(spec: &str) {
     let (op, n) = spec.split_once(':').expect("SG_BENCH_CALLGRIND=<op>:<n>");
     let n: usize = n.parse().expect("a count");
-    let policy = Policy::embedded_default();
     let set = PolicySet::embedded_default();
     let three = three_policies();
     let ctx = Context::new(date(2026, 11, 24));
@@ -168,13 +168,13 @@ fn callgrind(spec: &str) {
             black_box(serde_json::from_slice::<Value>(black_box(&bytes)).expect("decode"));
         }),
         "supported" => Box::new(|| {
-            black_box(evaluate(&policy, black_box(&supported), &ctx));
+            black_box(set.assess(black_box(&supported), &ctx));
         }),
         "denied" => Box::new(|| {
-            black_box(evaluate(&policy, black_box(&denied), &ctx));
+            black_box(set.assess(black_box(&denied), &ctx));
         }),
         "assess3" => Box::new(|| {
-            black_box(three.assess(black_box(&denied), None, &ctx));
+            black_box(three.assess(black_box(&denied), &ctx));
         }),
         "review" => Box::new(|| {
             black_box(review(black_box(&ok_review), &set, &ctx, None).expect("review"));

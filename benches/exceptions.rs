@@ -1,5 +1,5 @@
 //! What SupportExceptions add to one evaluation: the denied Konvoy 1.5 cluster `old-west`
-//! evaluated through `PolicySet::evaluate` against the embedded default policy,
+//! assessed through `PolicySet::assess` against the embedded default policy,
 //!
 //! - baseline (same run): no exceptions;
 //! - 1 exception that covers it;
@@ -39,7 +39,7 @@ fn nanos_per_eval(set: &PolicySet, ctx: &Context, obj: &Value, iters: u32) -> f6
         .map(|_| {
             let t = Instant::now();
             for _ in 0..iters {
-                black_box(set.evaluate(black_box(obj), ctx));
+                black_box(set.assess(black_box(obj), ctx));
             }
             t.elapsed().as_nanos() as f64 / f64::from(iters)
         })
@@ -74,7 +74,7 @@ fn main() {
     many.push(exception("z-legacy", "old-west"));
     let hundred = Context::new(today).with_exceptions(Arc::new(ExceptionSet::new(many)));
     for ctx in [&one, &hundred] {
-        let e = set.evaluate(&old_west, ctx).expect("targeted");
+        let e = set.assess(&old_west, ctx).expect("targeted").evaluation;
         assert_eq!(
             e.verdict.as_str(),
             "warned",

@@ -189,7 +189,7 @@ fn breakdown(body: &[u8], object: &Value, cores: usize) -> [(&'static str, f64);
         std::hint::black_box(r);
     });
     let evaluate = per_call_us(0.5, &mut || {
-        std::hint::black_box(set.evaluate(std::hint::black_box(object), &ctx));
+        std::hint::black_box(set.assess(std::hint::black_box(object), &ctx));
     });
     let mut review = || {
         std::hint::black_box(
@@ -235,7 +235,7 @@ fn breakdown(body: &[u8], object: &Value, cores: usize) -> [(&'static str, f64);
             decode,
         ),
         ("decode the review as review() does (wire::Review)", direct),
-        ("evaluate the object (PolicySet::evaluate)", evaluate),
+        ("evaluate the object (PolicySet::assess)", evaluate),
         ("review() whole, no tracing subscriber", plain),
         ("review() whole, info-level subscriber (as run)", traced),
         ("  of which the subscriber (span + fields)", traced - plain),

@@ -18,4 +18,4 @@ pub mod runtime;
 pub mod webhook;
 
 pub use engine::policy::Policy;
-pub use engine::{Context, Evaluation, Verdict, Violation, evaluate};
+pub use engine::{Assessment, Context, Evaluation, PolicySet, Subject, Verdict, Violation};

@@ -474,7 +474,7 @@ fn webhook_controller_and_check_agree_on_every_example_and_fixture() {
                 &group, &version, kind,
             ));
             let value = engine_value(dynamic, Some(&ar));
-            let Some(assessment) = policies.assess(&value, None, &ctx) else {
+            let Some(assessment) = policies.assess(&value, &ctx) else {
                 assert!(
                     webhook.is_empty(),
                     "{path} {name}: untargeted, yet {webhook:?}"

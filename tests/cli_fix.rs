@@ -404,7 +404,7 @@ fn webhook_and_controller_messages_point_at_the_same_fix() {
         supportgate::webhook::admission::review(&body, &policies, &ctx, None).unwrap();
     let answer: Value = serde_json::from_slice(&answer).unwrap();
     let denial = answer["response"]["status"]["message"].as_str().unwrap();
-    let assessment = policies.assess(docs, None, &ctx).unwrap();
+    let assessment = policies.assess(docs, &ctx).unwrap();
     let condition = supported_condition(
         &assessment.evaluation,
         None,

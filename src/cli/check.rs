@@ -19,7 +19,7 @@ use crate::cli::fix::FixMode;
 use crate::engine::coverage::{Coverage, unresolved_fields};
 use crate::engine::fix::Change;
 use crate::engine::policy::PolicyError;
-use crate::engine::policyset::PolicySet;
+use crate::engine::policyset::{PolicySet, Subject};
 use crate::engine::version::{Version, VersionError};
 use crate::engine::{Context, Evaluation, Verdict, Violation};
 
@@ -210,7 +210,12 @@ impl Report {
         paired: Option<&serde_json::Value>,
     ) {
         let r = ObjectRef::of(o);
-        match policies.assess_paired(&o.object, old, paired, ctx) {
+        let subject = Subject {
+            object: &o.object,
+            old,
+            paired,
+        };
+        match policies.assess(subject, ctx) {
             Some(a) => {
                 self.coverage.record(&a);
                 let Evaluation {

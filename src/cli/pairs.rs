@@ -1,9 +1,9 @@
 //! Offline pairing for `konvoy-version-mismatch`: Konvoy's `cluster.yaml` holds a
 //! ClusterProvisioner and a ClusterConfiguration of the same name, and both name the Konvoy
 //! version. In one `check` run, a ClusterConfiguration is judged beside the ClusterProvisioner
-//! with its name and namespace (the comparison itself is the engine's, through
-//! [`crate::engine::policyset::PolicySet::assess_paired`]); the mismatch is reported on the
-//! ClusterConfiguration. In a cluster neither kind normally exists, so only `check` pairs them.
+//! with its name and namespace (the comparison itself is the engine's: the `paired` object of a
+//! [`crate::engine::policyset::Subject`]); the mismatch is reported on the ClusterConfiguration.
+//! In a cluster neither kind normally exists, so only `check` pairs them.
 
 use std::collections::BTreeMap;
 

@@ -263,7 +263,7 @@ mod tests {
         let ctx = Context::new(jiff::civil::date(2026, 12, 4));
         let verdict = |o: &DynamicObject| {
             let v = engine_value(o.clone(), Some(&ar));
-            format!("{:?}", policies.assess(&v, None, &ctx))
+            format!("{:?}", policies.assess(&v, &ctx))
         };
         assert_eq!(verdict(&obj), verdict(&whole));
     }

@@ -15,7 +15,7 @@ use crate::controller::ledger::Seen;
 use crate::engine::exceptions::ExceptionSet;
 use crate::engine::policy::Policy;
 use crate::engine::policyset::PolicySet;
-use crate::engine::targets::select;
+use crate::engine::targets::{FieldKind, select};
 use crate::engine::{Evaluation, Verdict};
 use crate::runtime::exceptions::ExceptionSource;
 use crate::runtime::metrics::{
@@ -75,8 +75,8 @@ pub fn object_support_labels(
         name: obj.name_any(),
         verdict: evaluation.verdict.as_str().to_string(),
         rule: rule.unwrap_or("").to_string(),
-        konvoy_version: read(target.and_then(|t| t.product_version.as_ref())),
-        kubernetes_version: read(target.and_then(|t| t.kubernetes_version.as_ref())),
+        konvoy_version: read(target.and_then(|t| t.path(FieldKind::ProductVersion))),
+        kubernetes_version: read(target.and_then(|t| t.path(FieldKind::KubernetesVersion))),
     }
 }
 

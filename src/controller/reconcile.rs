@@ -140,7 +140,7 @@ fn evaluate(
     per_object: bool,
 ) -> Option<Verdicts> {
     let value = engine_value(obj.clone(), Some(ar));
-    let assessment = policies.assess(&value, None, ectx)?;
+    let assessment = policies.assess(&value, ectx)?;
     let per_policy = assessment
         .per_policy
         .iter()

@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 use kube::runtime::events::EventType;
 
+use crate::api::vendor;
 use crate::api::{SupportPolicy, SupportPolicyStatus};
 use crate::controller::condition::status_condition;
 use crate::controller::ledger::KindKey;
@@ -18,7 +19,6 @@ use crate::controller::summary::{self, Flips};
 use crate::controller::tally::Tally;
 use crate::engine::coverage::{TargetCoverage, unresolved_fields};
 use crate::engine::policy::Policy;
-use crate::api::vendor;
 use crate::runtime::state::PolicySource;
 
 /// What one status pass reads besides the policies and their last written status.

@@ -8,7 +8,7 @@ use std::time::Instant;
 use kube::core::admission::Operation;
 use thiserror::Error;
 
-use crate::engine::policyset::PolicySet;
+use crate::engine::policyset::{PolicySet, Subject};
 use crate::engine::rules::{Rule, Severity};
 use crate::engine::{Context, Evaluation, Verdict};
 use crate::runtime::metrics::{Metrics, RuleLabels, VerdictLabels};
@@ -175,7 +175,7 @@ fn decide(
         Operation::Update => request.old_object.as_ref().map(|o| &o.0),
         _ => None,
     };
-    let Some(assessment) = policies.assess(object, old, ctx) else {
+    let Some(assessment) = policies.assess(Subject::update(object, old), ctx) else {
         return pass("skipped");
     };
     let evaluation = assessment.evaluation;

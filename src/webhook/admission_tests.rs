@@ -275,8 +275,8 @@ fn objects_decode_as_engine_value_gives_them() {
     ] {
         let via_kube = engine_value(serde_json::from_value(o.clone()).unwrap(), None);
         let EngineObject(direct) = serde_json::from_value(o.clone()).unwrap();
-        assert!(p.assess(&via_kube, None, &ctx()).is_none(), "{o}");
-        assert!(p.assess(&direct, None, &ctx()).is_none(), "{o}");
+        assert!(p.assess(&via_kube, &ctx()).is_none(), "{o}");
+        assert!(p.assess(&direct, &ctx()).is_none(), "{o}");
     }
     let repeated = [
         r#"{"metadata": 5, "metadata": {}}"#,

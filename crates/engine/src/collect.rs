@@ -6,11 +6,11 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::evaluate::{Evaluation, Verdict, Violation};
 use crate::messages;
 use crate::rules::{Rule, Severity};
 use crate::tag::ReleaseTag;
 use crate::targets::Located;
+use crate::verdict::{Evaluation, Verdict, Violation};
 use crate::version::{Bound, Version};
 
 /// Bounds what one evaluation reports, so that hostile input (a megabyte version string, 90,000

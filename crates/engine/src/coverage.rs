@@ -9,13 +9,14 @@ use crate::messages;
 use crate::policy::Policy;
 use crate::policyset::Assessment;
 use crate::targets::{FieldKind, FieldMask};
+use strum::EnumCount;
 
 /// For one target of one policy: how many objects of its kind were seen, and in how many each
 /// field resolved (selected a set value).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TargetCoverage {
     pub objects: u64,
-    resolved: [u64; FieldKind::ALL.len()],
+    resolved: [u64; FieldKind::COUNT],
 }
 
 impl TargetCoverage {
@@ -139,7 +140,7 @@ mod tests {
             let set = PolicySet::from_policies(vec![Arc::new(typo_policy(missing))]);
             let mut coverage = Coverage::default();
             for v in ["v1.5.6", "v1.8.5"] {
-                let a = set.assess(&cluster(v), None, &ctx).unwrap();
+                let a = set.assess(&cluster(v), &ctx).unwrap();
                 assert_eq!(a.evaluation.verdict, verdict, "{missing}: {a:#?}");
                 assert!(a.evaluation.has_rule(crate::rules::Rule::VersionMissing));
                 coverage.record(&a);
@@ -166,7 +167,7 @@ mod tests {
         let p = Policy::embedded_default();
         let mut c = TargetCoverage::default();
         let mut some = FieldMask::default();
-        for k in FieldKind::ALL {
+        for &k in FieldKind::ALL {
             some.insert(k);
         }
         c.record(some);

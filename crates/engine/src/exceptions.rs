@@ -16,18 +16,20 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::policy::Policy;
+use crate::problems::{parse_field, parse_or_note};
 use crate::rules::{Rule, Severity};
 use crate::selector::Selector;
 use crate::spec::{
     ALL_NAMESPACES, ExceptionMatch, ExceptionSource, NAMESPACES_REQUIRED, WILDCARD_ALONE,
 };
+use crate::targets::FieldKind;
 use crate::version::{Minor, Version};
 use crate::{Evaluation, Verdict};
 
 /// The default of a policy's `maxExceptionDays`.
 pub const DEFAULT_MAX_EXCEPTION_DAYS: i32 = 180;
 
-/// An evaluation lists at most this many violations (see `evaluate::MAX_VIOLATIONS`); when it is
+/// An evaluation lists at most this many violations (see `crate::MAX_VIOLATIONS`); when it is
 /// full, unlisted denials may exist and the verdict is never lowered.
 const FULL: usize = 100;
 
@@ -101,10 +103,10 @@ impl CompiledException {
         let key = format!("{ns}/{}", x.exception_name().unwrap_or(""));
         let s = x.exception_spec();
         let mut problems = Vec::new();
-        let expires = s.expires.parse::<Date>().unwrap_or_else(|e| {
-            problems.push(format!("spec.expires: `{}` is not a date ({e})", s.expires));
-            Date::MIN
-        });
+        let expires = parse_or_note::<Date>(Some(&s.expires), &mut problems, |raw, e| {
+            format!("spec.expires: `{raw}` is not a date ({e})")
+        })
+        .unwrap_or(Date::MIN);
         if s.reason.trim().is_empty() {
             problems.push("spec.reason: must say why the exception is granted".into());
         }
@@ -169,11 +171,11 @@ impl CompiledException {
 fn compile_rules(ids: &[String], problems: &mut Vec<String>) -> BTreeSet<Rule> {
     let mut rules = BTreeSet::new();
     for id in ids {
-        match Rule::ALL.iter().find(|r| r.id() == id) {
-            Some(r) => {
-                rules.insert(*r);
+        match id.parse::<Rule>() {
+            Ok(r) => {
+                rules.insert(r);
             }
-            None => problems.push(format!("spec.rules: unknown rule id `{id}`")),
+            Err(_) => problems.push(format!("spec.rules: unknown rule id `{id}`")),
         }
     }
     if ids.is_empty() {
@@ -185,13 +187,7 @@ fn compile_rules(ids: &[String], problems: &mut Vec<String>) -> BTreeSet<Rule> {
 /// `spec.versions.<field>`: `MAJOR.MINOR` values.
 fn compile_minors(field: &str, list: &[String], problems: &mut Vec<String>) -> Vec<Minor> {
     list.iter()
-        .filter_map(|v| match v.parse::<Minor>() {
-            Ok(m) => Some(m),
-            Err(e) => {
-                problems.push(format!("spec.versions.{field}: {e}"));
-                None
-            }
-        })
+        .filter_map(|v| parse_field(Some(v), format_args!("spec.versions.{field}"), problems))
         .collect()
 }
 
@@ -338,8 +334,8 @@ impl<'o> Facts<'o> {
             group,
             kind,
             labels,
-            konvoy: minor_at(|t| t.product_version.as_ref()),
-            kubernetes: minor_at(|t| t.kubernetes_version.as_ref()),
+            konvoy: minor_at(|t| t.path(FieldKind::ProductVersion)),
+            kubernetes: minor_at(|t| t.path(FieldKind::KubernetesVersion)),
         }
     }
 }

@@ -9,7 +9,9 @@
 //! Versions and tags are parsed once at the edge into typed values ([`version`], [`tag`]); a
 //! policy is compiled once ([`policy`]) and evaluated against any number of objects as a
 //! [`policyset::PolicySet`]. The webhook, the controller and `supportgate check` all call
-//! [`policyset::PolicySet::assess`], so admission, audit and CI never disagree.
+//! [`policyset::PolicySet::assess`] (what it judges: a [`Subject`]; what it is told: a
+//! [`Context`]; what it answers: an [`Assessment`], types in [`verdict`]), so admission, audit
+//! and CI never disagree.
 //!
 //! The rules live in [`checks`], one module per family (product window, Kubernetes range, refs,
 //! addons, KUDO); their words in [`messages`]; the bounded, deduplicating collector in
@@ -18,7 +20,6 @@
 mod checks;
 mod collect;
 pub mod coverage;
-pub mod evaluate;
 pub mod exceptions;
 mod finite_pattern;
 pub mod fix;
@@ -26,6 +27,7 @@ mod jsonpath_functions;
 pub mod messages;
 pub mod policy;
 pub mod policyset;
+mod problems;
 pub mod projection;
 pub mod query;
 mod ratchet;
@@ -36,7 +38,12 @@ pub mod spec;
 pub mod tag;
 pub mod targets;
 pub mod vendor;
+pub mod verdict;
 pub mod version;
 
 pub use collect::{MAX_FIELD_CHARS, MAX_MESSAGE_CHARS, MAX_VIOLATIONS};
-pub use evaluate::*;
+pub use policyset::{Assessment, PolicySet, PolicyVerdict, Subject};
+pub use verdict::{Context, Evaluation, Verdict, Violation};
+
+#[cfg(test)]
+mod evaluate_tests;

@@ -15,6 +15,36 @@ use crate::rules::{Rule, Severity};
 use crate::targets::{CompiledTarget, FieldMask};
 use crate::{Context, Evaluation, MAX_VIOLATIONS, Verdict};
 
+/// What [`PolicySet::assess`] judges: an object, as a CREATE or, with `old`, as an UPDATE.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub object: &'a Value,
+    /// The object this one replaces (an UPDATE).
+    pub old: Option<&'a Value>,
+    /// An object of another kind that describes the same cluster (offline, the
+    /// ClusterProvisioner of a ClusterConfiguration), whose product version the object's must
+    /// equal.
+    pub paired: Option<&'a Value>,
+}
+
+impl<'a> Subject<'a> {
+    /// `object` replacing `old` when there is one (an UPDATE), else created.
+    pub fn update(object: &'a Value, old: Option<&'a Value>) -> Self {
+        Subject {
+            object,
+            old,
+            paired: None,
+        }
+    }
+}
+
+/// A CREATE of the object.
+impl<'a> From<&'a Value> for Subject<'a> {
+    fn from(object: &'a Value) -> Self {
+        Subject::update(object, None)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PolicySet {
     policies: Vec<Arc<Policy>>,
@@ -55,23 +85,17 @@ impl PolicySet {
     }
 
     /// The one evaluation path: every policy that targets the object's kind, merged into one
-    /// bounded, deduplicated evaluation. With `old` (an UPDATE), denials the old object already
-    /// had are ratcheted (see [`crate::ratchet`]), and the change itself is judged
-    /// (`upgrade-skips-minor`, `downgrade`). `None` when no policy targets the kind.
-    pub fn assess(&self, object: &Value, old: Option<&Value>, ctx: &Context) -> Option<Assessment> {
-        self.assess_paired(object, old, None, ctx)
-    }
-
-    /// [`PolicySet::assess`], with `paired`: an object of another kind that describes the same
-    /// cluster (offline, the ClusterProvisioner of a ClusterConfiguration), whose product version
-    /// the object's must equal (`konvoy-version-mismatch`).
-    pub fn assess_paired(
-        &self,
-        object: &Value,
-        old: Option<&Value>,
-        paired: Option<&Value>,
-        ctx: &Context,
-    ) -> Option<Assessment> {
+    /// bounded, deduplicated evaluation. With [`Subject::old`] (an UPDATE), denials the old
+    /// object already had are ratcheted (see [`crate::ratchet`]), and the change itself
+    /// is judged (`upgrade-skips-minor`, `downgrade`); with [`Subject::paired`], the object's
+    /// product version must equal the paired one's (`konvoy-version-mismatch`). SupportExceptions
+    /// (`ctx.exceptions`) apply last. `None` when no policy targets the kind.
+    pub fn assess<'a>(&self, subject: impl Into<Subject<'a>>, ctx: &Context) -> Option<Assessment> {
+        let Subject {
+            object,
+            old,
+            paired,
+        } = subject.into();
         let Collected {
             out,
             mut per_policy,
@@ -97,11 +121,6 @@ impl PolicySet {
             per_policy,
             fix,
         })
-    }
-
-    /// Compatibility: the merged evaluation alone, as [`PolicySet::assess`] gives it.
-    pub fn evaluate(&self, object: &Value, ctx: &Context) -> Option<Evaluation> {
-        self.assess(object, None, ctx).map(|a| a.evaluation)
     }
 
     /// Every policy's findings merged, each policy's verdict, and the fix: the first policy's
@@ -133,7 +152,7 @@ impl PolicySet {
             if fix.is_empty() {
                 fix = changes;
             }
-            denials.push(Denials::of(&out));
+            denials.extend(Denials::of(&out, per_policy.len()));
             per_policy.push(PolicyVerdict {
                 policy: p.name.clone(),
                 target: index,
@@ -159,35 +178,36 @@ struct Collected {
     out: Out,
     per_policy: Vec<PolicyVerdict>,
     fix: Vec<Change>,
-    /// Each policy's denials, in `per_policy`'s order.
+    /// The denials of each policy that denies (none for an object every policy allows, so that
+    /// assessing it allocates nothing here).
     denials: Vec<Denials>,
 }
 
 /// One policy's denials, as (rule, field), for telling whether SupportExceptions cover them all.
-/// Empty (no allocation) unless the policy denies.
 struct Denials {
+    /// The policy's index in `per_policy`.
+    policy: usize,
     keys: Vec<(Rule, Option<String>)>,
     /// More than could be listed: some denials cannot be matched against the exceptions.
     overflow: bool,
 }
 
 impl Denials {
-    fn of(out: &Out) -> Self {
+    /// `None` unless the policy denies.
+    fn of(out: &Out, policy: usize) -> Option<Self> {
         if out.verdict() != Verdict::Denied {
-            return Denials {
-                keys: Vec::new(),
-                overflow: false,
-            };
+            return None;
         }
         let found: Vec<_> = out.found().collect();
-        Denials {
+        Some(Denials {
+            policy,
             overflow: found.len() >= MAX_VIOLATIONS,
             keys: found
                 .iter()
                 .filter(|f| f.violation.severity == Severity::Deny)
                 .map(|f| (f.violation.rule, f.violation.field.clone()))
                 .collect(),
-        }
+        })
     }
 }
 
@@ -198,7 +218,8 @@ fn excepted_per_policy(per_policy: &mut [PolicyVerdict], denials: &[Denials], e:
     if e.violations.iter().all(|v| v.exception.is_none()) {
         return;
     }
-    for (p, d) in per_policy.iter_mut().zip(denials) {
+    for d in denials {
+        let p = &mut per_policy[d.policy];
         if p.verdict != Verdict::Denied || d.overflow {
             continue;
         }
@@ -239,78 +260,5 @@ pub struct PolicyVerdict {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::policy::DEFAULT_POLICY_YAML;
-    use jiff::civil::date;
-    use serde_json::json;
-
-    #[test]
-    fn policies_merge_and_the_strictest_wins() {
-        let strict =
-            Policy::from_yaml(&DEFAULT_POLICY_YAML.replace("supportWindow: 3", "supportWindow: 2"))
-                .unwrap();
-        let set =
-            PolicySet::from_policies(vec![Arc::new(Policy::embedded_default()), Arc::new(strict)]);
-        assert!(!set.is_embedded_default());
-        let obj = json!({"apiVersion": "konvoy.mesosphere.io/v1beta2", "kind": "ClusterProvisioner", "spec": {"version": "v1.6.3"}});
-        let e = set
-            .evaluate(&obj, &Context::new(date(2026, 11, 24)))
-            .unwrap();
-        assert_eq!(e.verdict, Verdict::Denied);
-        assert_eq!(
-            e.violations.len(),
-            2,
-            "a warning from one policy, a denial from the other: {:#?}",
-            e.violations
-        );
-        assert!(
-            set.evaluate(
-                &json!({"apiVersion": "v1", "kind": "Pod"}),
-                &Context::new(date(2026, 11, 24))
-            )
-            .is_none()
-        );
-        assert!(PolicySet::from_policies(vec![]).is_embedded_default());
-    }
-
-    #[test]
-    fn merging_many_policies_stays_bounded_and_lists_each_violation_once() {
-        let set = PolicySet::from_policies(
-            (0..5)
-                .map(|_| Arc::new(Policy::embedded_default()))
-                .collect(),
-        );
-        let addons: Vec<_> = (0..20_000)
-            .map(|i| json!({"name": if i % 2 == 0 { "istio".to_string() } else { format!("a{i}") }, "enabled": true}))
-            .collect();
-        let obj = json!({"apiVersion": "kommander.mesosphere.io/v1beta1", "kind": "KonvoyCluster",
-            "metadata": {"name": "c", "labels": {"environment": "production"}},
-            "spec": {"provisioner": {"version": "v1.5.6"}, "cluster": {"kubernetes": {"version": "1.17.17"},
-                "addons": [{"configRepository": "https://github.com/mesosphere/kubernetes-base-addons",
-                    "configVersion": "stable-1.17-3.0.0", "addonsList": addons}]}}});
-        let a = set
-            .assess(&obj, None, &Context::new(date(2026, 11, 24)))
-            .unwrap();
-        let e = &a.evaluation;
-        assert_eq!(e.verdict, Verdict::Denied);
-        assert_eq!(a.per_policy.len(), 5);
-        assert!(e.violations.len() <= crate::MAX_VIOLATIONS);
-        let unique: std::collections::HashSet<_> = e.violations.iter().collect();
-        assert_eq!(unique.len(), e.violations.len(), "each violation once");
-        assert_eq!(
-            e.violations
-                .iter()
-                .filter(|v| v.message.contains("more violations not listed"))
-                .count(),
-            1
-        );
-        // The same five policies agree on a plain object: one listing, not five.
-        let plain = json!({"apiVersion": "konvoy.mesosphere.io/v1beta2", "kind": "ClusterProvisioner", "spec": {"version": "v1.5.6"}});
-        let e = set
-            .assess(&plain, None, &Context::new(date(2026, 11, 24)))
-            .unwrap()
-            .evaluation;
-        assert_eq!(e.violations.len(), 1, "{:#?}", e.violations);
-    }
-}
+#[path = "policyset_tests.rs"]
+mod tests;

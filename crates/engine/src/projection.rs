@@ -35,7 +35,7 @@ impl Keep {
     pub fn for_targets<'a>(targets: impl IntoIterator<Item = &'a CompiledTarget>) -> Keep {
         let mut keep = Keep::default();
         for t in targets {
-            for k in FieldKind::ALL {
+            for &k in FieldKind::ALL {
                 if let Some(q) = t.path(k) {
                     q.mark_read(&mut keep);
                 }

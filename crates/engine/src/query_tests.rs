@@ -328,7 +328,7 @@ fn generated_objects_agree() {
 fn indices_render_as_format_would() {
     for n in [0, 1, 9, 10, 99, 100, 12_345, usize::MAX] {
         let mut out = String::from("x");
-        super::push_decimal(&mut out, n);
+        super::located::push_decimal(&mut out, n);
         assert_eq!(out, format!("x{n}"));
     }
 }

@@ -64,6 +64,7 @@ fn downgrade(f: &mut Found) {
 mod tests {
     use super::*;
     use serde_json::json;
+    use strum::IntoEnumIterator;
 
     #[test]
     fn rules_that_compare_revisions_are_never_ratcheted() {
@@ -77,7 +78,7 @@ mod tests {
             out.push(rule, Severity::Deny, &at, "m".into());
             out
         };
-        for rule in Rule::ALL {
+        for rule in Rule::iter() {
             let after = ratchet(&object, &denied(rule), &object, denied(rule));
             let severity = after.found().next().unwrap().violation.severity;
             let want = if rule.compares_revisions() {

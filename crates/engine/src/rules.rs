@@ -1,11 +1,33 @@
 //! Rule ids and severities: the stable vocabulary of every verdict.
 
-use std::fmt;
+use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
+use strum::{
+    AsRefStr, Display, EnumIter, EnumString, IntoEnumIterator, IntoStaticStr, VariantArray,
+};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// `info`, `warn`, `deny`: the same strings in JSON, in messages (`Display`) and as
+/// `&'static str` (`IntoStaticStr`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    Display,
+    IntoStaticStr,
+    AsRefStr,
+    EnumString,
+    EnumIter,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Severity {
     /// A note users see; never changes the verdict.
     Info,
@@ -13,18 +35,29 @@ pub enum Severity {
     Deny,
 }
 
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Severity::Info => "info",
-            Severity::Warn => "warn",
-            Severity::Deny => "deny",
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A rule's stable id is its kebab-case name (`konvoy-unsupported`): in JSON, in messages
+/// (`Display`), as `&'static str` ([`Rule::id`], `IntoStaticStr`) and parsed back (`FromStr`).
+/// Every rule in order: [`Rule::ALL`] (`VariantArray`), `Rule::iter()` (`EnumIter`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    Display,
+    IntoStaticStr,
+    AsRefStr,
+    EnumString,
+    EnumIter,
+    VariantArray,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Rule {
     KonvoyUnsupported,
     KonvoyNearingEnd,
@@ -64,70 +97,19 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 17] = [
-        Rule::KonvoyUnsupported,
-        Rule::KonvoyNearingEnd,
-        Rule::KubernetesOutOfRange,
-        Rule::KbaKubernetesMismatch,
-        Rule::KommanderMismatch,
-        Rule::ExperimentalComponent,
-        Rule::Prerelease,
-        Rule::AddonKubernetesIncompatible,
-        Rule::VersionInvalid,
-        Rule::RefUnrecognized,
-        Rule::SecondarySupport,
-        Rule::VersionMissing,
-        Rule::UpgradeSkipsMinor,
-        Rule::Downgrade,
-        Rule::KonvoyVersionMismatch,
-        Rule::VersionRemoved,
-        Rule::RefUnidentified,
-    ];
+    pub const ALL: &'static [Rule] = Rule::VARIANTS;
 
     /// The stable id (`konvoy-unsupported`).
     pub fn id(self) -> &'static str {
-        match self {
-            Rule::KonvoyUnsupported => "konvoy-unsupported",
-            Rule::KonvoyNearingEnd => "konvoy-nearing-end",
-            Rule::KubernetesOutOfRange => "kubernetes-out-of-range",
-            Rule::KbaKubernetesMismatch => "kba-kubernetes-mismatch",
-            Rule::KommanderMismatch => "kommander-mismatch",
-            Rule::ExperimentalComponent => "experimental-component",
-            Rule::Prerelease => "prerelease",
-            Rule::AddonKubernetesIncompatible => "addon-kubernetes-incompatible",
-            Rule::VersionInvalid => "version-invalid",
-            Rule::RefUnrecognized => "ref-unrecognized",
-            Rule::SecondarySupport => "secondary-support",
-            Rule::VersionMissing => "version-missing",
-            Rule::UpgradeSkipsMinor => "upgrade-skips-minor",
-            Rule::Downgrade => "downgrade",
-            Rule::KonvoyVersionMismatch => "konvoy-version-mismatch",
-            Rule::VersionRemoved => "version-removed",
-            Rule::RefUnidentified => "ref-unidentified",
-        }
+        self.into()
     }
 
-    /// The id as a Kubernetes condition reason (`KonvoyUnsupported`).
+    /// The id as a Kubernetes condition reason (`KonvoyUnsupported`): the id in PascalCase.
     pub fn reason(self) -> &'static str {
-        match self {
-            Rule::KonvoyUnsupported => "KonvoyUnsupported",
-            Rule::KonvoyNearingEnd => "KonvoyNearingEnd",
-            Rule::KubernetesOutOfRange => "KubernetesOutOfRange",
-            Rule::KbaKubernetesMismatch => "KbaKubernetesMismatch",
-            Rule::KommanderMismatch => "KommanderMismatch",
-            Rule::ExperimentalComponent => "ExperimentalComponent",
-            Rule::Prerelease => "Prerelease",
-            Rule::AddonKubernetesIncompatible => "AddonKubernetesIncompatible",
-            Rule::VersionInvalid => "VersionInvalid",
-            Rule::RefUnrecognized => "RefUnrecognized",
-            Rule::SecondarySupport => "SecondarySupport",
-            Rule::VersionMissing => "VersionMissing",
-            Rule::UpgradeSkipsMinor => "UpgradeSkipsMinor",
-            Rule::Downgrade => "Downgrade",
-            Rule::KonvoyVersionMismatch => "KonvoyVersionMismatch",
-            Rule::VersionRemoved => "VersionRemoved",
-            Rule::RefUnidentified => "RefUnidentified",
-        }
+        // Derived from the ids once, so the two spellings cannot drift apart.
+        static REASONS: LazyLock<Vec<String>> =
+            LazyLock::new(|| Rule::iter().map(|r| pascal_case(r.id())).collect());
+        &REASONS[self as usize]
     }
 
     /// Rules judged on the change from the old object to the new one: the old object alone can
@@ -141,10 +123,19 @@ impl Rule {
     }
 }
 
-impl fmt::Display for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.id())
-    }
+/// `konvoy-unsupported` -> `KonvoyUnsupported`.
+fn pascal_case(kebab: &str) -> String {
+    kebab
+        .split('-')
+        .flat_map(|w| {
+            let mut chars = w.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase())
+                .into_iter()
+                .chain(chars)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -153,7 +144,7 @@ mod tests {
 
     #[test]
     fn ids_reasons_and_serde_agree() {
-        for r in Rule::ALL {
+        for r in Rule::iter() {
             let json = serde_json::to_string(&r).unwrap();
             assert_eq!(json, format!("\"{}\"", r.id()));
             let camel: String = r

@@ -13,7 +13,7 @@ use crate::version::{Minor, Version};
 /// The Kubernetes version the cluster runs: the object's own, or, for in-cluster objects whose
 /// target names none, the hosting cluster's. Only the object's own is checked here.
 pub(crate) fn check(s: &mut Scope, out: &mut Out, release: Option<&Release>) -> Option<Version> {
-    if s.target.kubernetes_version.is_none() {
+    if s.target.path(FieldKind::KubernetesVersion).is_none() {
         s.plan.kubernetes = s.ctx.hosting_kubernetes.clone().map(Suggested::Keep);
         return s.ctx.hosting_kubernetes.clone();
     }

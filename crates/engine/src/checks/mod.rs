@@ -16,10 +16,10 @@ use std::ops::ControlFlow;
 use serde_json::Value;
 
 use crate::collect::{Out, is_set};
-use crate::evaluate::Context;
 use crate::fix::{Change, Plan};
 use crate::policy::Policy;
 use crate::targets::{CompiledTarget, FieldKind, FieldMask, Located};
+use crate::verdict::Context;
 
 /// One object under one target of one policy.
 pub(crate) struct Scope<'a> {

@@ -2,12 +2,12 @@
 
 use crate::checks::Scope;
 use crate::collect::{Lazy, Out};
-use crate::evaluate::Context;
 use crate::fix;
 use crate::messages;
 use crate::policy::{Policy, Release, ReleaseSupport};
 use crate::rules::{Rule, Severity};
 use crate::targets::Located;
+use crate::verdict::Context;
 use crate::version::Version;
 
 /// Checks the product version (the first set value of the target's query, `at`); returns its

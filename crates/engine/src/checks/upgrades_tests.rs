@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::exceptions::{CompiledException, ExceptionSet};
 use crate::policy::DEFAULT_POLICY_YAML;
-use crate::policyset::PolicySet;
+use crate::policyset::{PolicySet, Subject};
 use crate::{Context, Evaluation, Verdict};
 
 fn ctx() -> Context {
@@ -45,7 +45,7 @@ fn policy_with(extra: &str) -> PolicySet {
 }
 
 fn update(set: &PolicySet, old: &Value, new: &Value, ctx: &Context) -> Evaluation {
-    set.assess(new, Some(old), ctx)
+    set.assess(Subject::update(new, Some(old)), ctx)
         .expect("a target matches")
         .evaluation
 }
@@ -71,6 +71,10 @@ const KONVOY: &str = "spec.provisioner.version";
 const K8S: &str = "spec.cluster.kubernetes.version";
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one case per upgrade step and policy, a table read top to bottom"
+)]
 fn the_upgrade_table() {
     use Rule::{Downgrade, UpgradeSkipsMinor, VersionRemoved};
     use Severity::{Deny, Warn};
@@ -382,7 +386,7 @@ fn the_upgrade_rules_cannot_be_walked_around_in_two_steps() {
 #[test]
 fn a_create_is_never_judged_as_an_upgrade() {
     let e = PolicySet::embedded_default()
-        .assess(&c("v1.8.5", "1.20.13"), None, &ctx())
+        .assess(&c("v1.8.5", "1.20.13"), &ctx())
         .unwrap()
         .evaluation;
     assert_eq!(e.verdict, Verdict::Allowed, "{:#?}", e.violations);
@@ -607,7 +611,7 @@ fn a_konvoycluster_names_one_konvoy_version() {
         ),
     ];
     for (why, obj, want) in cases {
-        let e = set.assess(&obj, None, &ctx()).unwrap().evaluation;
+        let e = set.assess(&obj, &ctx()).unwrap().evaluation;
         let want: Vec<_> = want
             .into_iter()
             .map(|(r, s, f)| (r, s, f.to_string()))
@@ -625,11 +629,7 @@ fn a_konvoycluster_names_one_konvoy_version() {
         );
     }
     let e = set
-        .assess(
-            &with_cluster_version(base.clone(), json!("v1.7.0")),
-            None,
-            &ctx(),
-        )
+        .assess(&with_cluster_version(base.clone(), json!("v1.7.0")), &ctx())
         .unwrap()
         .evaluation;
     let v = e.first_denial().unwrap();
@@ -638,7 +638,7 @@ fn a_konvoycluster_names_one_konvoy_version() {
         "names Konvoy 1.7.0, but `spec.provisioner.version` names 1.8.5; Konvoy reads its version from both the ClusterProvisioner and the ClusterConfiguration, and they must agree: set both to the same version"
     );
     let e = set
-        .assess(&with_cluster_version(base, json!("latest")), None, &ctx())
+        .assess(&with_cluster_version(base, json!("latest")), &ctx())
         .unwrap()
         .evaluation;
     assert_eq!(
@@ -664,9 +664,12 @@ fn a_configuration_agrees_with_its_provisioner() {
     let set = PolicySet::embedded_default();
     let cfg = cluster_yaml("ClusterConfiguration", json!("v1.8.5"));
     let judge = |prov: &Value| {
-        set.assess_paired(&cfg, None, Some(prov), &ctx())
-            .unwrap()
-            .evaluation
+        let paired = Subject {
+            object: &cfg,
+            old: None,
+            paired: Some(prov),
+        };
+        set.assess(paired, &ctx()).unwrap().evaluation
     };
     let same = judge(&cluster_yaml("ClusterProvisioner", json!("1.8.5")));
     assert_eq!(same.verdict, Verdict::Allowed, "{:#?}", same.violations);

@@ -1,20 +1,15 @@
-//! The engine's verdict types, and the evaluation of one object against one policy.
+//! The engine's verdict types: what [`crate::policyset::PolicySet::assess`] is told about
+//! the world ([`Context`]) and what it answers ([`Evaluation`]).
 //!
-//! Pure by design — no clock, no client, no I/O. The webhook, the controller and `supportgate
-//! check` all go through [`crate::policyset::PolicySet::assess`], so admission, audit and
-//! CI can never disagree. The caller passes "today" and, for in-cluster addons, the hosting
-//! cluster's Kubernetes version.
+//! Pure by design — no clock, no client, no I/O. The caller passes "today" and, for in-cluster
+//! addons, the hosting cluster's Kubernetes version.
 
 use std::collections::BTreeSet;
 
 use jiff::civil::Date;
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::checks;
-use crate::policy::Policy;
 use crate::rules::{Rule, Severity};
-use crate::targets::CompiledTarget;
 use crate::version::Version;
 
 /// What the engine needs to know about the world.
@@ -61,8 +56,27 @@ pub struct Violation {
     pub exception: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+/// `allowed`, `warned`, `denied`: the same strings in JSON, in messages (`Display`), as
+/// `&'static str` for metric labels ([`Verdict::as_str`], `IntoStaticStr`) and parsed back
+/// (`FromStr`). Ordered from the mildest: the strictest of several is their `max`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::AsRefStr,
+    strum::EnumString,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Verdict {
     Allowed,
     Warned,
@@ -71,11 +85,7 @@ pub enum Verdict {
 
 impl Verdict {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Allowed => "allowed",
-            Verdict::Warned => "warned",
-            Verdict::Denied => "denied",
-        }
+        self.into()
     }
 }
 
@@ -106,27 +116,3 @@ impl Evaluation {
         self.violations.iter().any(|v| v.rule == rule)
     }
 }
-
-/// Evaluates an object against one policy; `None` when no target of the policy matches its kind.
-/// For one policy alone (tests, tools); the running system evaluates a whole
-/// [`crate::policyset::PolicySet`].
-pub fn evaluate(policy: &Policy, object: &Value, ctx: &Context) -> Option<Evaluation> {
-    let api_version = object.get("apiVersion")?.as_str()?;
-    let kind = object.get("kind")?.as_str()?;
-    let target = policy.target_for(api_version, kind)?;
-    Some(evaluate_target(policy, target, object, ctx))
-}
-
-/// Evaluates an object against one target.
-pub fn evaluate_target(
-    policy: &Policy,
-    target: &CompiledTarget,
-    object: &Value,
-    ctx: &Context,
-) -> Evaluation {
-    checks::run(policy, target, object, ctx).0.finish().0
-}
-
-#[cfg(test)]
-#[path = "evaluate_tests.rs"]
-mod tests;
