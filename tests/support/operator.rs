@@ -102,6 +102,21 @@ impl Operator {
         Self::start_on(cp, kubeconfig, certs, free_port(), extra)
     }
 
+    /// Starts as the ServiceAccount `account` (namespace, name), with a one-hour token in a
+    /// kubeconfig beside the certificates, and waits until ready.
+    pub async fn ready_as(
+        cp: &ControlPlane,
+        account: (&str, &str),
+        certs: &CertFiles,
+        extra: &[&str],
+    ) -> Operator {
+        let kubeconfig = certs.dir.path().join("sa-kubeconfig");
+        cp.service_account_kubeconfig(account.0, account.1, &kubeconfig);
+        let mut op = Self::start_with_kubeconfig(cp, &kubeconfig, certs, extra);
+        op.wait_ready().await;
+        op
+    }
+
     /// Starts on a chosen webhook port (for a webhook configuration written beforehand).
     pub fn start_on(
         cp: &ControlPlane,
