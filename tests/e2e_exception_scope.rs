@@ -10,11 +10,9 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::Api;
-use kube::api::DeleteParams;
 use support::accounts::{AsUser, NamespaceUser};
-use support::operator::{CertFiles, Operator, register_webhook, wait_webhook_effective};
+use support::operator::{CertFiles, Operator, unregister_webhook};
 use support::{ControlPlane, eventually, stderr};
 use supportgate::api::{NAMESPACES_REQUIRED, SupportException, WILDCARD_ALONE};
 
@@ -61,10 +59,6 @@ fn legacy_crd() -> String {
         .map(|(_, l)| *l)
         .collect();
     kept.join("\n") + "\n"
-}
-
-async fn register(cp: &ControlPlane, url: String, ca_bundle: Vec<u8>) {
-    register_webhook(cp, WEBHOOK, url, ca_bundle, "kube-system").await;
 }
 
 /// A ServiceAccount of `team-b` that may manage KonvoyClusters there and nothing else (no
@@ -127,9 +121,8 @@ async fn an_exception_reaches_only_the_namespaces_it_names() {
     let certs = CertFiles::new();
     let ns_flag = format!("--namespace={TRUSTED}");
     let mut op = Operator::start(cp, &certs, &["--no-leader-election", &ns_flag]);
-    op.wait_ready().await;
-    register(cp, op.url(), certs.generated.ca_pem.clone().into_bytes()).await;
-    wait_webhook_effective(cp, TEAM_B, &cluster(TEAM_B, "probe")).await;
+    op.serve_admission(cp, &certs, WEBHOOK, TEAM_B, &cluster(TEAM_B, "probe"))
+        .await;
 
     // (b) The attack: a trusted exception for team A's legacy-dr.
     let team_a = a_trusted_exception_admits_team_as_cluster(cp, &op).await;
@@ -139,9 +132,7 @@ async fn an_exception_reaches_only_the_namespaces_it_names() {
     team_bs_tenant_can_neither_grant_nor_borrow_an_exception(&user, &team_a, &op);
     the_wildcard_reaches_every_namespace(cp, &user).await;
 
-    let _ = Api::<ValidatingWebhookConfiguration>::all(cp.client().await)
-        .delete(WEBHOOK, &DeleteParams::default())
-        .await;
+    let _ = unregister_webhook(cp, WEBHOOK).await;
 }
 
 /// Before the requirement: a name-only exception is stored as an older release let it be.

@@ -12,12 +12,11 @@ use std::time::{Duration, Instant};
 
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::Api;
-use kube::api::{DeleteParams, DynamicObject, GroupVersionKind};
+use kube::api::{DynamicObject, GroupVersionKind};
 use kube::core::ApiResource;
 use serde_json::Value;
-use support::operator::{CertFiles, Operator, http_get, register_webhook, wait_webhook_effective};
+use support::operator::{CertFiles, Operator, http_get, unregister_webhook};
 use support::{ControlPlane, eventually, holds_for, stderr};
 use supportgate::api::SupportException;
 
@@ -39,16 +38,7 @@ fn exception(namespace: &str, cluster: &str, expires: Date) -> String {
     )
 }
 
-async fn register(cp: &ControlPlane, url: String, ca_bundle: Vec<u8>) {
-    register_webhook(
-        cp,
-        "supportgate-exceptions-e2e",
-        url,
-        ca_bundle,
-        "kube-system",
-    )
-    .await;
-}
+const WEBHOOK: &str = "supportgate-exceptions-e2e";
 
 fn supported(obj: &DynamicObject) -> Option<Value> {
     obj.data["status"]["conditions"]
@@ -149,9 +139,8 @@ async fn exceptions_admit_mark_expire_and_need_trust() {
     // so the exception (expiring the next day) is active however long this phase takes.
     let noon = midnight_after(s.day) - SignedDuration::from_hours(12);
     let mut op = s.start(offset_to(noon));
-    op.wait_ready().await;
-    register(cp, op.url(), s.certs.generated.ca_pem.clone().into_bytes()).await;
-    wait_webhook_effective(cp, NS, &cluster("old-west")).await;
+    op.serve_admission(cp, &s.certs, WEBHOOK, NS, &cluster("old-west"))
+        .await;
 
     a_trusted_exception_admits_with_a_warning(&s, &op).await;
     the_condition_and_the_status_stay_truthful(&s, &op).await;
@@ -159,11 +148,9 @@ async fn exceptions_admit_mark_expire_and_need_trust() {
     an_untrusted_exception_has_no_effect(&s, &op).await;
     // Restart with the clock a few seconds before the expiry.
     drop(op);
-    let op = the_exception_expires_at_its_day(&s).await;
-    expired_it_covers_nothing(&s, &op).await;
-    let _ = Api::<ValidatingWebhookConfiguration>::all(cp.client().await)
-        .delete("supportgate-exceptions-e2e", &DeleteParams::default())
-        .await;
+    let mut op = the_exception_expires_at_its_day(&s).await;
+    expired_it_covers_nothing(&s, &mut op).await;
+    let _ = unregister_webhook(cp, WEBHOOK).await;
 }
 
 async fn scene(cp: &ControlPlane) -> Scene<'_> {
@@ -357,13 +344,13 @@ async fn the_exception_expires_at_its_day(s: &Scene<'_>) -> Operator {
     op
 }
 
-async fn expired_it_covers_nothing(s: &Scene<'_>, op: &Operator) {
+async fn expired_it_covers_nothing(s: &Scene<'_>, op: &mut Operator) {
     let cp = s.cp;
     // Expired: it covers nothing, and its day has come.
     exception_gauges(op, [("objects", 0), ("ready", 1), ("expires_in_days", 0)]).await;
     // Expired: the cluster, deleted and created again, is refused again (by the new process).
-    register(cp, op.url(), s.certs.generated.ca_pem.clone().into_bytes()).await;
-    wait_webhook_effective(cp, NS, &cluster("west-2")).await;
+    op.serve_admission(cp, &s.certs, WEBHOOK, NS, &cluster("west-2"))
+        .await;
     cp.kubectl_ok(&["-n", NS, "delete", "konvoycluster", "old-west"], None);
     let o = s.apply(&cluster("old-west"));
     assert!(

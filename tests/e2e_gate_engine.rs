@@ -13,11 +13,8 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
-use kube::Api;
-use kube::api::DeleteParams;
 use support::accounts::{AsUser, NamespaceUser};
-use support::operator::{CertFiles, Operator, register_webhook, wait_webhook_effective};
+use support::operator::{CertFiles, Operator, unregister_webhook};
 use support::{ControlPlane, eventually, stderr, stdout};
 
 const NS: &str = "gates-e2e";
@@ -63,10 +60,6 @@ spec:
     )
 }
 
-async fn register(cp: &ControlPlane, url: String, ca_bundle: Vec<u8>) {
-    register_webhook(cp, WEBHOOK, url, ca_bundle, "kube-system").await;
-}
-
 /// A ServiceAccount of `NS` that may manage KonvoyClusters there and nothing else; its
 /// kubeconfig at `path`.
 fn namespace_user<'a>(cp: &'a ControlPlane, path: &Path) -> AsUser<'a> {
@@ -102,14 +95,8 @@ async fn the_gate_cannot_be_walked_around_by_a_namespace_user() {
     let certs = CertFiles::new();
     let ns_flag = format!("--namespace={OPERATOR_NS}");
     let mut op = Operator::start(cp, &certs, &["--no-leader-election", &ns_flag]);
-    op.wait_ready().await;
-    register(cp, op.url(), certs.generated.ca_pem.clone().into_bytes()).await;
-    wait_webhook_effective(
-        cp,
-        NS,
-        &cluster("probe", "v1.5.6", "1.17.17", KBA, "stable-1.17-2.7.0"),
-    )
-    .await;
+    let probe = cluster("probe", "v1.5.6", "1.17.17", KBA, "stable-1.17-2.7.0");
+    op.serve_admission(cp, &certs, WEBHOOK, NS, &probe).await;
     let user = namespace_user(cp, &certs.dir.path().join("dev-kubeconfig"));
 
     a_minor_cannot_be_skipped_by_unsetting_the_version(cp, &user).await;
@@ -117,9 +104,7 @@ async fn the_gate_cannot_be_walked_around_by_a_namespace_user() {
     a_ref_only_in_the_url_is_judged_and_a_foreign_repository_warned(&user);
 
     cp.kubectl_ok(&["delete", "namespace", NS, "--wait=false"], None);
-    let _ = Api::<ValidatingWebhookConfiguration>::all(cp.client().await)
-        .delete(WEBHOOK, &DeleteParams::default())
-        .await;
+    let _ = unregister_webhook(cp, WEBHOOK).await;
     drop(op);
 }
 

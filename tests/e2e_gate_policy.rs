@@ -16,7 +16,7 @@ use std::time::Duration;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::Api;
 use serde_json::{Value, json};
-use support::operator::{CertFiles, Operator, http_get, register_webhook, wait_webhook_effective};
+use support::operator::{CertFiles, Operator, http_get};
 use support::{ControlPlane, eventually, stderr};
 use supportgate::api::SupportPolicy;
 use supportgate::engine::policy::DEFAULT_POLICY_YAML;
@@ -49,10 +49,6 @@ fn konvoy_target(doc: &mut Value) -> &mut Value {
         .as_array_mut()
         .and_then(|ts| ts.iter_mut().find(|t| t["kind"] == "KonvoyCluster"))
         .expect("the KonvoyCluster preset")
-}
-
-async fn register(cp: &ControlPlane, url: String, ca_bundle: Vec<u8>) {
-    register_webhook(cp, WEBHOOK, url, ca_bundle, "kube-system").await;
 }
 
 /// The resources the webhook's rules intercept, across its webhooks.
@@ -144,9 +140,8 @@ async fn a_policy_edit_never_unguards_what_it_guarded() {
             &webhook_flag,
         ],
     );
-    op.wait_ready().await;
-    register(cp, op.url(), certs.generated.ca_pem.clone().into_bytes()).await;
-    wait_webhook_effective(cp, NS, &cluster("probe", "v1.5.6", "1.17.17")).await;
+    let probe = cluster("probe", "v1.5.6", "1.17.17");
+    op.serve_admission(cp, &certs, WEBHOOK, NS, &probe).await;
 
     let o = apply(cp, &strict(|_| {}));
     assert!(o.status.success(), "{}", stderr(&o));

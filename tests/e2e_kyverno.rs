@@ -12,13 +12,12 @@ use std::fmt::Write as _;
 use std::process::Output;
 use std::time::Duration;
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
-use kube::Api;
-use kube::api::DeleteParams;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use support::kyverno::Kyverno;
-use support::operator::{CertFiles, Operator, register_webhook, wait_webhook_effective};
+use support::operator::{
+    CertFiles, Operator, register_webhook, unregister_webhook, wait_webhook_effective,
+};
 use support::{ControlPlane, eventually, repo, stderr};
 use supportgate::engine::rules::Rule;
 
@@ -562,8 +561,7 @@ async fn supportgate_pass(cp: &ControlPlane, cases: &[Case], probe: &str) -> Vec
     register_supportgate(cp, &op, &certs.generated.ca_pem).await;
     wait_webhook_effective(cp, NS, probe).await;
     let verdicts = run_all(cp, cases);
-    let api: Api<ValidatingWebhookConfiguration> = Api::all(cp.client().await);
-    api.delete(VWC, &DeleteParams::default())
+    unregister_webhook(cp, VWC)
         .await
         .expect("delete supportgate's webhook configuration");
     wait_no_gate(cp, probe).await;

@@ -6,12 +6,10 @@ mod support;
 use std::process::Output;
 use std::time::Duration;
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
-use kube::Api;
-use kube::api::DeleteParams;
 use support::admission::{admitted, denied};
 use support::operator::{
-    CertFiles, Operator, http_get, post, raw_exchange, register_webhook, wait_webhook_effective,
+    CertFiles, Operator, http_get, post, raw_exchange, register_webhook, unregister_webhook,
+    wait_webhook_effective,
 };
 use support::{ControlPlane, eventually, stderr, stdout};
 use supportgate::webhook::tls::{GeneratedCerts, generate};
@@ -110,8 +108,7 @@ async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
     a_rotation_to_a_broken_pair_keeps_the_last_good_one(&op, &certs, &next).await;
     metrics_saw_it_all(&op).await;
 
-    let api: Api<ValidatingWebhookConfiguration> = Api::all(cp.client().await);
-    api.delete("supportgate-e2e", &DeleteParams::default())
+    unregister_webhook(cp, "supportgate-e2e")
         .await
         .expect("cleanup");
 }
