@@ -15,9 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use support::kyverno::Kyverno;
-use support::operator::{
-    CertFiles, Operator, register_webhook, unregister_webhook, wait_webhook_effective,
-};
+use support::operator::{CertFiles, Operator, unregister_webhook};
 use support::{ControlPlane, eventually, repo, stderr};
 use supportgate::engine::rules::Rule;
 
@@ -541,10 +539,6 @@ fn run_all(cp: &ControlPlane, cases: &[Case]) -> Vec<Verdict> {
         .collect()
 }
 
-async fn register_supportgate(cp: &ControlPlane, op: &Operator, ca: &str) {
-    register_webhook(cp, VWC, op.url(), ca.as_bytes().to_vec(), "kube-system").await;
-}
-
 /// Until the API server stops calling a removed webhook: the probe is admitted again.
 async fn wait_no_gate(cp: &ControlPlane, probe: &str) {
     eventually(Duration::from_secs(60), "no gate in effect", || async {
@@ -557,9 +551,7 @@ async fn wait_no_gate(cp: &ControlPlane, probe: &str) {
 async fn supportgate_pass(cp: &ControlPlane, cases: &[Case], probe: &str) -> Vec<Verdict> {
     let certs = CertFiles::new();
     let mut op = Operator::start(cp, &certs, &[]);
-    op.wait_ready().await;
-    register_supportgate(cp, &op, &certs.generated.ca_pem).await;
-    wait_webhook_effective(cp, NS, probe).await;
+    op.serve_admission(cp, &certs, VWC, NS, probe).await;
     let verdicts = run_all(cp, cases);
     unregister_webhook(cp, VWC)
         .await

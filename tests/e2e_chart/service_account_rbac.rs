@@ -18,7 +18,7 @@ use crate::support::chart::{
     point_webhook_at,
 };
 use crate::support::operator::{CertFiles, Operator, wait_webhook_effective};
-use crate::support::{ControlPlane, stdout};
+use crate::support::{ControlPlane, stderr, stdout};
 
 #[test]
 fn the_binary_as_the_charts_service_account_meets_no_403_with_self_managed_certificates() {
@@ -192,12 +192,7 @@ impl<'a> Proof<'a> {
             &self.clusters,
             &konvoy_cluster("prod-east", "v1.8.5", "1.20.13"),
         );
-        assert!(
-            o.status.success(),
-            "{}\n{}",
-            crate::support::stderr(&o),
-            op.logs()
-        );
+        assert!(o.status.success(), "{}\n{}", stderr(&o), op.logs());
         denied(
             &self.cp.apply_in(&self.clusters, &unsupported()),
             "[konvoy-unsupported]",
