@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::chart::{CHART, Release, container_args, get_json, helm, point_webhook_at};
 use support::operator::{CertFiles, Operator, wait_webhook_effective};
-use support::{ControlPlane, free_port, stderr, stdout};
+use support::{ControlPlane, free_port, holds_for, stderr, stdout};
 use supportgate::engine::policy::DEFAULT_POLICY_YAML;
 
 const RELEASE: &str = "sgscope";
@@ -580,13 +580,15 @@ async fn only_the_leader_writes(s: &mut Scene<'_>, last: &Value) {
     let rules_now = || {
         get_json(cp, &["validatingwebhookconfiguration", FULLNAME])["webhooks"][0]["rules"].clone()
     };
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(
-        rules_now(),
-        changed,
-        "a follower wrote the rules:\n{}",
-        b.logs()
-    );
+    holds_for(Duration::from_secs(3), || async {
+        assert_eq!(
+            rules_now(),
+            changed,
+            "a follower wrote the rules:\n{}",
+            b.logs()
+        );
+    })
+    .await;
     let took_over = within(Duration::from_secs(40), || {
         rules_now() == last["webhooks"][0]["rules"]
     })
