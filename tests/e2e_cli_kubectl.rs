@@ -147,6 +147,17 @@ async fn check_decodes_and_decides_as_kubectl_and_the_webhook() {
     let probe = cluster("probe", "v1.5.6", "1.17.17", "false", "");
     wait_webhook_effective(cp, NS, &probe).await;
 
+    let denied = each_spelling_is_decided_as_kubectl_sends_it(cp, d);
+    // The cases cover both verdicts: five booleans that kubectl sends as true and 1.20 as 1.2.
+    assert_eq!(denied, 6, "denied cases");
+
+    updates_are_ratcheted_as_the_webhook_ratchets_them(cp, d);
+    drop(op);
+}
+
+/// YAML 1.1 booleans and numbers-that-look-like-versions: `supportgate check` decodes each as
+/// kubectl sends it and decides as the webhook does. Returns how many were denied.
+fn each_spelling_is_decided_as_kubectl_sends_it(cp: &ControlPlane, d: &Path) -> usize {
     let cases = [
         ("yes", "1.20.13"),
         ("on", "1.20.13"),
@@ -188,10 +199,11 @@ async fn check_decodes_and_decides_as_kubectl_and_the_webhook() {
         assert_eq!(cli_rules, hook_rules, "{what}: {message}");
         denied += usize::from(!allowed);
     }
-    // The cases cover both verdicts: five booleans that kubectl sends as true and 1.20 as 1.2.
-    assert_eq!(denied, 6, "denied cases");
+    denied
+}
 
-    // Updates: relabelling the out-of-support cluster is ratcheted; downgrading it is not.
+/// Updates: relabelling the out-of-support cluster is ratcheted; downgrading it is not.
+fn updates_are_ratcheted_as_the_webhook_ratchets_them(cp: &ControlPlane, d: &Path) {
     let old = d.join("legacy-old.yaml");
     let prev = format!("--previous={}", old.display());
     for (konvoy, labels) in [("v1.5.6", ", team: a"), ("v1.4.0", "")] {
@@ -208,5 +220,4 @@ async fn check_decodes_and_decides_as_kubectl_and_the_webhook() {
         assert_eq!(cli_rules, hook_rules, "{what}: {message}");
         assert_eq!(allowed, konvoy == "v1.5.6", "{what}: {message}");
     }
-    drop(op);
 }

@@ -14,7 +14,7 @@ use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::core::ApiResource;
 use serde_json::{Value, json};
 use support::operator::{CertFiles, Operator};
-use support::{ControlPlane, eventually, stderr};
+use support::{ControlPlane, eventually, holds_for, stderr};
 use supportgate::api::SupportPolicy;
 use supportgate::engine::policy::DEFAULT_POLICY_YAML;
 
@@ -521,14 +521,17 @@ async fn a_restarted_controller_does_not_repeat_events() {
         let verdict = if name == "ending" { "warned" } else { "denied" };
         assert_eq!(span["verdict"], verdict, "{span}");
     }
-    // Events are published before a reconcile logs `reconciled`; give stragglers a moment.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        event_counts(client.clone(), RESTART_NS).await,
-        expected,
-        "the restarted controller announced a verdict again:\n{}",
-        second.logs()
-    );
+    // Events are published before a reconcile logs `reconciled`: a straggler would come
+    // within moments.
+    holds_for(Duration::from_secs(2), || async {
+        assert_eq!(
+            event_counts(client.clone(), RESTART_NS).await,
+            expected,
+            "the restarted controller announced a verdict again:\n{}",
+            second.logs()
+        );
+    })
+    .await;
     drop(second);
 
     for what in ["konvoyclusters", "addons", "policyreports"] {

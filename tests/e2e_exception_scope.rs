@@ -10,10 +10,9 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::Api;
-use kube::api::DeleteParams;
-use support::operator::{CertFiles, Operator, register_webhook, wait_webhook_effective};
+use support::accounts::{AsUser, NamespaceUser};
+use support::operator::{CertFiles, Operator, unregister_webhook};
 use support::{ControlPlane, eventually, stderr};
 use supportgate::api::{NAMESPACES_REQUIRED, SupportException, WILDCARD_ALONE};
 
@@ -62,34 +61,17 @@ fn legacy_crd() -> String {
     kept.join("\n") + "\n"
 }
 
-async fn register(cp: &ControlPlane, url: String, ca_bundle: Vec<u8>) {
-    register_webhook(cp, WEBHOOK, url, ca_bundle, "kube-system").await;
-}
-
 /// A ServiceAccount of `team-b` that may manage KonvoyClusters there and nothing else (no
-/// SupportExceptions anywhere): the tenant of the issue. Returns its kubeconfig.
-fn tenant(cp: &ControlPlane, dir: &Path) -> std::path::PathBuf {
-    let ns = ["-n", TEAM_B];
-    let run = |args: &[&str]| cp.kubectl_ok(&[&ns[..], args].concat(), None);
-    run(&["create", "serviceaccount", "tenant"]);
-    run(&[
-        "create",
-        "role",
-        "tenant",
-        "--verb=get,list,create,update,patch,delete",
-        "--resource=konvoyclusters.kommander.mesosphere.io",
-    ]);
-    run(&[
-        "create",
-        "rolebinding",
-        "tenant",
-        "--role=tenant",
-        &format!("--serviceaccount={TEAM_B}:tenant"),
-    ]);
-    let token = run(&["create", "token", "tenant", "--duration=1h"]);
-    let kubeconfig = dir.join("tenant-kubeconfig");
-    cp.token_kubeconfig(token.trim(), &kubeconfig);
-    kubeconfig
+/// SupportExceptions anywhere): the tenant of the issue.
+fn tenant<'a>(cp: &'a ControlPlane, dir: &Path) -> AsUser<'a> {
+    NamespaceUser {
+        ns: TEAM_B,
+        name: "tenant",
+        group: "kommander.mesosphere.io",
+        resources: &["konvoyclusters"],
+        verbs: &["get", "list", "create", "update", "patch", "delete"],
+    }
+    .create(cp, &dir.join("tenant-kubeconfig"))
 }
 
 /// The CRD refuses every exception without namespace scope, with the reason.
@@ -131,8 +113,30 @@ async fn an_exception_reaches_only_the_namespaces_it_names() {
     for ns in [TRUSTED, TEAM_A, TEAM_B] {
         cp.create_namespace(ns);
     }
+    a_legacy_crd_stores_a_name_only_exception(cp).await;
+    // The current CRD: (a) no exception without namespace scope gets in.
+    the_current_crd_requires_namespaces(cp).await;
+    unscoped_exceptions_are_refused(cp);
 
-    // Before the requirement: a name-only exception is stored as an older release let it be.
+    let certs = CertFiles::new();
+    let ns_flag = format!("--namespace={TRUSTED}");
+    let mut op = Operator::start(cp, &certs, &["--no-leader-election", &ns_flag]);
+    op.serve_admission(cp, &certs, WEBHOOK, TEAM_B, &cluster(TEAM_B, "probe"))
+        .await;
+
+    // (b) The attack: a trusted exception for team A's legacy-dr.
+    let team_a = a_trusted_exception_admits_team_as_cluster(cp, &op).await;
+    the_stored_name_only_exception_is_invalid(cp).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let user = tenant(cp, dir.path());
+    team_bs_tenant_can_neither_grant_nor_borrow_an_exception(&user, &team_a, &op);
+    the_wildcard_reaches_every_namespace(cp, &user).await;
+
+    let _ = unregister_webhook(cp, WEBHOOK).await;
+}
+
+/// Before the requirement: a name-only exception is stored as an older release let it be.
+async fn a_legacy_crd_stores_a_name_only_exception(cp: &ControlPlane) {
     let legacy = legacy_crd();
     cp.kubectl_ok(
         &["apply", "--server-side", "--force-conflicts", "-f", "-"],
@@ -159,8 +163,9 @@ async fn an_exception_reaches_only_the_namespaces_it_names() {
         },
     )
     .await;
+}
 
-    // The current CRD: (a) no exception without namespace scope gets in.
+async fn the_current_crd_requires_namespaces(cp: &ControlPlane) {
     cp.install_crds();
     cp.install_crd_files(CRD);
     eventually(WAIT, "the CRD to require match.namespaces", || async {
@@ -171,16 +176,10 @@ async fn an_exception_reaches_only_the_namespaces_it_names() {
         stderr(&o).contains(NAMESPACES_REQUIRED).then_some(())
     })
     .await;
-    unscoped_exceptions_are_refused(cp);
+}
 
-    let certs = CertFiles::new();
-    let ns_flag = format!("--namespace={TRUSTED}");
-    let mut op = Operator::start(cp, &certs, &["--no-leader-election", &ns_flag]);
-    op.wait_ready().await;
-    register(cp, op.url(), certs.generated.ca_pem.clone().into_bytes()).await;
-    wait_webhook_effective(cp, TEAM_B, &cluster(TEAM_B, "probe")).await;
-
-    // (b) The attack: a trusted exception for team A's legacy-dr.
+/// A trusted exception for team A's legacy-dr lets that cluster in; returns the exception.
+async fn a_trusted_exception_admits_team_as_cluster(cp: &ControlPlane, op: &Operator) -> String {
     let team_a = exception(
         "team-a-dr",
         &format!("{{namespaces: [{TEAM_A}], names: [legacy-dr]}}"),
@@ -196,9 +195,12 @@ async fn an_exception_reaches_only_the_namespaces_it_names() {
         "{admitted}\n{}",
         op.logs()
     );
+    team_a
+}
 
-    // The stored name-only exception is invalid, and says why (the status pass runs once a
-    // reconcile recorded something, here team A's cluster).
+/// The stored name-only exception is invalid, and says why (the status pass runs once a
+/// reconcile recorded something, here team A's cluster).
+async fn the_stored_name_only_exception_is_invalid(cp: &ControlPlane) {
     let exceptions: Api<SupportException> = Api::namespaced(cp.client().await, TRUSTED);
     let ready = eventually(WAIT, "unscoped-dr Ready=False", || async {
         let st = exceptions.get("unscoped-dr").await.ok()?.status?;
@@ -211,37 +213,35 @@ async fn an_exception_reaches_only_the_namespaces_it_names() {
         ready.message.contains("spec.match.namespaces is required"),
         "{ready:?}"
     );
+}
 
-    // Team B's tenant may not grant exceptions, and cannot borrow team A's.
-    let dir = tempfile::tempdir().expect("temp dir");
-    let kc = tenant(cp, dir.path());
-    let o = cp.kubectl_as(&kc, &["create", "-f", "-"], Some(&team_a));
+/// Team B's tenant may not grant exceptions, and cannot borrow team A's.
+fn team_bs_tenant_can_neither_grant_nor_borrow_an_exception(
+    user: &AsUser<'_>,
+    team_a: &str,
+    op: &Operator,
+) {
+    let o = user.kubectl(&["create", "-f", "-"], Some(team_a));
     assert!(
         !o.status.success() && stderr(&o).contains("Forbidden"),
         "the tenant must not create exceptions: {}",
         stderr(&o)
     );
-    let o = cp.kubectl_as(
-        &kc,
-        &["create", "-f", "-"],
-        Some(&cluster(TEAM_B, "legacy-dr")),
-    );
+    let o = user.kubectl(&["create", "-f", "-"], Some(&cluster(TEAM_B, "legacy-dr")));
     let err = stderr(&o);
     assert!(
         !o.status.success() && err.contains("[konvoy-unsupported]") && !err.contains("excepted"),
         "team B's legacy-dr must be refused: {err}\n{}",
         op.logs()
     );
+}
 
-    // The wildcard, spelled out, is what reaches every namespace.
+/// The wildcard, spelled out, is what reaches every namespace.
+async fn the_wildcard_reaches_every_namespace(cp: &ControlPlane, user: &AsUser<'_>) {
     let all = exception("all-dr", "{namespaces: ['*'], names: [wide-dr]}");
     cp.kubectl_ok(&["apply", "-f", "-"], Some(&all));
     let admitted = eventually(WAIT, "team B's wide-dr admitted under all-dr", || async {
-        let o = cp.kubectl_as(
-            &kc,
-            &["apply", "-f", "-"],
-            Some(&cluster(TEAM_B, "wide-dr")),
-        );
+        let o = user.apply(&cluster(TEAM_B, "wide-dr"));
         o.status.success().then(|| stderr(&o))
     })
     .await;
@@ -249,8 +249,4 @@ async fn an_exception_reaches_only_the_namespaces_it_names() {
         admitted.contains(&format!("excepted by SupportException {TRUSTED}/all-dr")),
         "{admitted}"
     );
-
-    let _ = Api::<ValidatingWebhookConfiguration>::all(cp.client().await)
-        .delete(WEBHOOK, &DeleteParams::default())
-        .await;
 }

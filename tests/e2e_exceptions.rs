@@ -12,13 +12,12 @@ use std::time::{Duration, Instant};
 
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::Api;
-use kube::api::{DeleteParams, DynamicObject, GroupVersionKind};
+use kube::api::{DynamicObject, GroupVersionKind};
 use kube::core::ApiResource;
 use serde_json::Value;
-use support::operator::{CertFiles, Operator, http_get, register_webhook, wait_webhook_effective};
-use support::{ControlPlane, eventually, stderr};
+use support::operator::{CertFiles, Operator, http_get, unregister_webhook};
+use support::{ControlPlane, eventually, holds_for, stderr};
 use supportgate::api::SupportException;
 
 const NS: &str = "exceptions-e2e";
@@ -39,16 +38,7 @@ fn exception(namespace: &str, cluster: &str, expires: Date) -> String {
     )
 }
 
-async fn register(cp: &ControlPlane, url: String, ca_bundle: Vec<u8>) {
-    register_webhook(
-        cp,
-        "supportgate-exceptions-e2e",
-        url,
-        ca_bundle,
-        "kube-system",
-    )
-    .await;
-}
+const WEBHOOK: &str = "supportgate-exceptions-e2e";
 
 fn supported(obj: &DynamicObject) -> Option<Value> {
     obj.data["status"]["conditions"]
@@ -111,9 +101,59 @@ fn midnight_after(day: Date) -> Timestamp {
         .timestamp()
 }
 
+/// The test's cluster: the KonvoyClusters of `NS`, the exceptions of `TRUSTED`, the
+/// certificates the operator serves, and the day the test started.
+struct Scene<'a> {
+    cp: &'a ControlPlane,
+    clusters: Api<DynamicObject>,
+    exceptions: Api<SupportException>,
+    certs: CertFiles,
+    day: Date,
+    expires: Date,
+}
+
+impl Scene<'_> {
+    /// The operator, trusting `TRUSTED`, with its clock `offset` seconds ahead.
+    fn start(&self, offset: i64) -> Operator {
+        Operator::start(
+            self.cp,
+            &self.certs,
+            &[
+                "--no-leader-election",
+                &format!("--namespace={TRUSTED}"),
+                &format!("--test-clock-offset-seconds={offset}"),
+            ],
+        )
+    }
+
+    fn apply(&self, doc: &str) -> std::process::Output {
+        self.cp.kubectl_in(&["apply", "-f", "-"], Some(doc))
+    }
+}
+
 #[tokio::test]
 async fn exceptions_admit_mark_expire_and_need_trust() {
     let cp = ControlPlane::shared();
+    let s = scene(cp).await;
+    // The operator's "today" is fixed at noon of the day the test starts, whatever the real time,
+    // so the exception (expiring the next day) is active however long this phase takes.
+    let noon = midnight_after(s.day) - SignedDuration::from_hours(12);
+    let mut op = s.start(offset_to(noon));
+    op.serve_admission(cp, &s.certs, WEBHOOK, NS, &cluster("old-west"))
+        .await;
+
+    a_trusted_exception_admits_with_a_warning(&s, &op).await;
+    the_condition_and_the_status_stay_truthful(&s, &op).await;
+    malformed_exceptions_are_refused_and_the_fields_documented(&s);
+    an_untrusted_exception_has_no_effect(&s, &op).await;
+    // Restart with the clock a few seconds before the expiry.
+    drop(op);
+    let mut op = the_exception_expires_at_its_day(&s).await;
+    expired_it_covers_nothing(&s, &mut op).await;
+    let _ = unregister_webhook(cp, WEBHOOK).await;
+}
+
+async fn scene(cp: &ControlPlane) -> Scene<'_> {
     cp.install_crds();
     cp.install_crd_files("crds/supportgate.dev_supportexceptions.yaml");
     cp.install_crd_files("tests/fixtures/crds/");
@@ -125,42 +165,28 @@ async fn exceptions_admit_mark_expire_and_need_trust() {
         &GroupVersionKind::gvk("kommander.mesosphere.io", "v1beta1", "KonvoyCluster"),
         "konvoyclusters",
     );
-    let clusters: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &ar);
-    let exceptions: Api<SupportException> = Api::namespaced(client.clone(), TRUSTED);
-
-    // The operator's "today" is fixed at noon of the day the test starts, whatever the real time,
-    // so the exception (expiring the next day) is active however long this phase takes.
     let day = jiff::Zoned::now()
         .with_time_zone(jiff::tz::TimeZone::UTC)
         .date();
-    let noon = midnight_after(day) - SignedDuration::from_hours(12);
-    let certs = CertFiles::new();
-    let ns_flag = format!("--namespace={TRUSTED}");
-    let start = |offset: i64| {
-        Operator::start(
-            cp,
-            &certs,
-            &[
-                "--no-leader-election",
-                &ns_flag,
-                &format!("--test-clock-offset-seconds={offset}"),
-            ],
-        )
-    };
-    let mut op = start(offset_to(noon));
-    op.wait_ready().await;
-    register(cp, op.url(), certs.generated.ca_pem.clone().into_bytes()).await;
-    wait_webhook_effective(cp, NS, &cluster("old-west")).await;
+    Scene {
+        cp,
+        clusters: Api::namespaced_with(client.clone(), NS, &ar),
+        exceptions: Api::namespaced(client, TRUSTED),
+        certs: CertFiles::new(),
+        day,
+        expires: day.tomorrow().unwrap(),
+    }
+}
 
-    let expires = day.tomorrow().unwrap();
-    let apply = |doc: &str| cp.kubectl_in(&["apply", "-f", "-"], Some(doc));
-    let o = apply(&exception(TRUSTED, "old-west", expires));
+async fn a_trusted_exception_admits_with_a_warning(s: &Scene<'_>, op: &Operator) {
+    let expires = s.expires;
+    let o = s.apply(&exception(TRUSTED, "old-west", expires));
     assert!(o.status.success(), "{}", stderr(&o));
 
     // The refused cluster is admitted with a warning naming the exception, once the operator
     // has seen it.
     let admitted = eventually(WAIT, "old-west admitted under the exception", || async {
-        let o = apply(&cluster("old-west"));
+        let o = s.apply(&cluster("old-west"));
         o.status.success().then(|| stderr(&o))
     })
     .await;
@@ -172,7 +198,10 @@ async fn exceptions_admit_mark_expire_and_need_trust() {
         "{admitted}\n{}",
         op.logs()
     );
+}
 
+async fn the_condition_and_the_status_stay_truthful(s: &Scene<'_>, op: &Operator) {
+    let (clusters, exceptions, expires) = (&s.clusters, &s.exceptions, s.expires);
     // The condition stays truthful: unsupported, excepted, naming the exception and the date.
     let c = eventually(WAIT, "old-west Supported=False (Excepted)", || async {
         let c = supported(&clusters.get("old-west").await.ok()?)?;
@@ -191,8 +220,11 @@ async fn exceptions_admit_mark_expire_and_need_trust() {
     })
     .await;
     // Expiring tomorrow, as the operator's shifted clock sees it.
-    exception_gauges(&op, [("objects", 1), ("ready", 1), ("expires_in_days", 1)]).await;
+    exception_gauges(op, [("objects", 1), ("ready", 1), ("expires_in_days", 1)]).await;
+}
 
+fn malformed_exceptions_are_refused_and_the_fields_documented(s: &Scene<'_>) {
+    let expires = s.expires;
     // Malformed exceptions are refused by the CRD's schema and CEL rules.
     let good = exception(TRUSTED, "x", expires).replace("name: legacy,", "name: bad,");
     for (bad, want) in [
@@ -224,7 +256,7 @@ async fn exceptions_admit_mark_expire_and_need_trust() {
         ),
     ] {
         assert_ne!(bad, good);
-        let o = apply(&bad);
+        let o = s.apply(&bad);
         assert!(
             !o.status.success() && stderr(&o).contains(want),
             "{want}: {}",
@@ -233,7 +265,7 @@ async fn exceptions_admit_mark_expire_and_need_trust() {
     }
 
     // `kubectl explain` documents the fields.
-    let explain = cp.kubectl_ok(&["explain", "supportexception.spec"], None);
+    let explain = s.cp.kubectl_ok(&["explain", "supportexception.spec"], None);
     for want in [
         "reason",
         "expires",
@@ -244,29 +276,35 @@ async fn exceptions_admit_mark_expire_and_need_trust() {
     ] {
         assert!(explain.contains(want), "{want} missing from:\n{explain}");
     }
+}
 
-    // The same exception in a namespace the operator does not trust: no effect.
-    let o = apply(&exception(UNTRUSTED, "new-west", expires));
+/// The same exception in a namespace the operator does not trust: no effect.
+async fn an_untrusted_exception_has_no_effect(s: &Scene<'_>, op: &Operator) {
+    let o = s.apply(&exception(UNTRUSTED, "new-west", s.expires));
     assert!(o.status.success(), "{}", stderr(&o));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let o = apply(&cluster("new-west"));
-    assert!(
-        !o.status.success() && stderr(&o).contains("[konvoy-unsupported]"),
-        "an untrusted exception must not apply: {}",
-        stderr(&o)
-    );
-    let text = exception_gauges(&op, [("objects", 1), ("ready", 1), ("expires_in_days", 1)]).await;
+    holds_for(Duration::from_secs(2), || async {
+        let o = s.apply(&cluster("new-west"));
+        assert!(
+            !o.status.success() && stderr(&o).contains("[konvoy-unsupported]"),
+            "an untrusted exception must not apply: {}",
+            stderr(&o)
+        );
+    })
+    .await;
+    let text = exception_gauges(op, [("objects", 1), ("ready", 1), ("expires_in_days", 1)]).await;
     assert!(
         !text.contains(&format!("namespace=\"{UNTRUSTED}\"")),
         "no series for an untrusted exception: {text}"
     );
+}
 
-    // Restart with the clock a few seconds before the expiry. The controller requeues for the
-    // expiry itself; nothing changes on the object, and nothing polls.
-    drop(op);
-    let expiry = midnight_after(day);
+/// A restart with the clock a few seconds before the expiry: the controller requeues for the
+/// expiry itself; nothing changes on the object, and nothing polls. Returns the new operator.
+async fn the_exception_expires_at_its_day(s: &Scene<'_>) -> Operator {
+    let (cp, clusters, exceptions) = (s.cp, &s.clusters, &s.exceptions);
+    let expiry = midnight_after(s.day);
     let lead = SignedDuration::from_secs(12);
-    let mut op = start(offset_to(expiry - lead));
+    let mut op = s.start(offset_to(expiry - lead));
     let started = Instant::now();
     op.wait_ready().await;
     let ready = started.elapsed();
@@ -303,19 +341,21 @@ async fn exceptions_admit_mark_expire_and_need_trust() {
         (st.covered == 0 && expired.status == "True").then_some(())
     })
     .await;
+    op
+}
+
+async fn expired_it_covers_nothing(s: &Scene<'_>, op: &mut Operator) {
+    let cp = s.cp;
     // Expired: it covers nothing, and its day has come.
-    exception_gauges(&op, [("objects", 0), ("ready", 1), ("expires_in_days", 0)]).await;
+    exception_gauges(op, [("objects", 0), ("ready", 1), ("expires_in_days", 0)]).await;
     // Expired: the cluster, deleted and created again, is refused again (by the new process).
-    register(cp, op.url(), certs.generated.ca_pem.clone().into_bytes()).await;
-    wait_webhook_effective(cp, NS, &cluster("west-2")).await;
+    op.serve_admission(cp, &s.certs, WEBHOOK, NS, &cluster("west-2"))
+        .await;
     cp.kubectl_ok(&["-n", NS, "delete", "konvoycluster", "old-west"], None);
-    let o = apply(&cluster("old-west"));
+    let o = s.apply(&cluster("old-west"));
     assert!(
         !o.status.success() && stderr(&o).contains("[konvoy-unsupported]"),
         "an expired exception must not apply: {}",
         stderr(&o)
     );
-    let _ = Api::<ValidatingWebhookConfiguration>::all(client)
-        .delete("supportgate-exceptions-e2e", &DeleteParams::default())
-        .await;
 }

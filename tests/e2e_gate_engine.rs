@@ -13,10 +13,8 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
-use kube::Api;
-use kube::api::DeleteParams;
-use support::operator::{CertFiles, Operator, register_webhook, wait_webhook_effective};
+use support::accounts::{AsUser, NamespaceUser};
+use support::operator::{CertFiles, Operator, unregister_webhook};
 use support::{ControlPlane, eventually, stderr, stdout};
 
 const NS: &str = "gates-e2e";
@@ -62,43 +60,17 @@ spec:
     )
 }
 
-async fn register(cp: &ControlPlane, url: String, ca_bundle: Vec<u8>) {
-    register_webhook(cp, WEBHOOK, url, ca_bundle, "kube-system").await;
-}
-
 /// A ServiceAccount of `NS` that may manage KonvoyClusters there and nothing else; its
 /// kubeconfig at `path`.
-fn namespace_user(cp: &ControlPlane, path: &Path) {
-    let rbac = format!(
-        "apiVersion: v1
-kind: ServiceAccount
-metadata: {{name: {USER}, namespace: {NS}}}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {{name: clusters, namespace: {NS}}}
-rules:
-- apiGroups: [kommander.mesosphere.io]
-  resources: [konvoyclusters]
-  verbs: [get, list, create, update, patch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {{name: clusters-{USER}, namespace: {NS}}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: clusters}}
-subjects: [{{kind: ServiceAccount, name: {USER}, namespace: {NS}}}]
-"
-    );
-    cp.kubectl_ok(&["apply", "-f", "-"], Some(&rbac));
-    let token = cp.kubectl_ok(&["-n", NS, "create", "token", USER, "--duration=1h"], None);
-    cp.token_kubeconfig(token.trim(), path);
-    // The user is who the test says: not the admin (cluster-scoped reads are refused).
-    let o = cp.kubectl_as(path, &["get", "supportpolicies"], None);
-    assert!(
-        !o.status.success() && stderr(&o).contains("Forbidden"),
-        "{}",
-        stderr(&o)
-    );
+fn namespace_user<'a>(cp: &'a ControlPlane, path: &Path) -> AsUser<'a> {
+    NamespaceUser {
+        ns: NS,
+        name: USER,
+        group: "kommander.mesosphere.io",
+        resources: &["konvoyclusters"],
+        verbs: &["get", "list", "create", "update", "patch"],
+    }
+    .create(cp, path)
 }
 
 /// The denial's text, from a `kubectl` that must have been refused by the webhook.
@@ -123,32 +95,34 @@ async fn the_gate_cannot_be_walked_around_by_a_namespace_user() {
     let certs = CertFiles::new();
     let ns_flag = format!("--namespace={OPERATOR_NS}");
     let mut op = Operator::start(cp, &certs, &["--no-leader-election", &ns_flag]);
-    op.wait_ready().await;
-    register(cp, op.url(), certs.generated.ca_pem.clone().into_bytes()).await;
-    wait_webhook_effective(
-        cp,
-        NS,
-        &cluster("probe", "v1.5.6", "1.17.17", KBA, "stable-1.17-2.7.0"),
-    )
-    .await;
-    let kubeconfig = certs.dir.path().join("dev-kubeconfig");
-    namespace_user(cp, &kubeconfig);
-    let as_user = |args: &[&str], doc: Option<&str>| cp.kubectl_as(&kubeconfig, args, doc);
-    let apply = |doc: &str| as_user(&["apply", "-f", "-"], Some(doc));
+    let probe = cluster("probe", "v1.5.6", "1.17.17", KBA, "stable-1.17-2.7.0");
+    op.serve_admission(cp, &certs, WEBHOOK, NS, &probe).await;
+    let user = namespace_user(cp, &certs.dir.path().join("dev-kubeconfig"));
 
-    // (a) Path 3. A cluster on 1.6.3 (supported, the oldest in the window: a warning).
+    a_minor_cannot_be_skipped_by_unsetting_the_version(cp, &user).await;
+    a_respelled_kba_repository_is_judged_as_the_canonical_one(&user);
+    a_ref_only_in_the_url_is_judged_and_a_foreign_repository_warned(&user);
+
+    cp.kubectl_ok(&["delete", "namespace", NS, "--wait=false"], None);
+    let _ = unregister_webhook(cp, WEBHOOK).await;
+    drop(op);
+}
+
+/// (a) Path 3. A cluster on 1.6.3 (supported, the oldest in the window: a warning) cannot
+/// reach 1.8.5 by having its version unset first.
+async fn a_minor_cannot_be_skipped_by_unsetting_the_version(cp: &ControlPlane, user: &AsUser<'_>) {
     let v163 = cluster("east", "v1.6.3", "1.18.13", KBA, "stable-1.18-3.3.0");
     let o = eventually(WAIT, "east on 1.6.3 admitted", || async {
-        let o = apply(&v163);
+        let o = user.apply(&v163);
         o.status.success().then_some(o)
     })
     .await;
     assert!(stderr(&o).contains("konvoy-nearing-end"), "{}", stderr(&o));
     let v185 = cluster("east", "v1.8.5", "1.18.13", KBA, "stable-1.18-3.3.0");
-    let err = refused(&apply(&v185), "1.6.3 -> 1.8.5");
+    let err = refused(&user.apply(&v185), "1.6.3 -> 1.8.5");
     assert!(err.contains("[upgrade-skips-minor]"), "{err}");
     // Step one of the walk around: unset the version. Refused, naming the version to restore.
-    let unset = as_user(
+    let unset = user.kubectl(
         &[
             "-n",
             NS,
@@ -168,7 +142,7 @@ async fn the_gate_cannot_be_walked_around_by_a_namespace_user() {
     );
     // The same by apply (a manifest without the version line).
     let err = refused(
-        &apply(&cluster("east", "", "1.18.13", KBA, "stable-1.18-3.3.0")),
+        &user.apply(&cluster("east", "", "1.18.13", KBA, "stable-1.18-3.3.0")),
         "applying without the version",
     );
     assert!(err.contains("[version-removed]"), "{err}");
@@ -186,17 +160,20 @@ async fn the_gate_cannot_be_walked_around_by_a_namespace_user() {
         None,
     );
     assert_eq!(stored, "v1.6.3");
-    let err = refused(&apply(&v185), "1.6.3 -> 1.8.5 after the refused unset");
+    let err = refused(&user.apply(&v185), "1.6.3 -> 1.8.5 after the refused unset");
     assert!(err.contains("[upgrade-skips-minor]"), "{err}");
     // A one-minor step is fine.
     let v175 = cluster("east", "v1.7.5", "1.18.13", KBA, "stable-1.18-3.3.0");
-    let o = apply(&v175);
+    let o = user.apply(&v175);
     assert!(o.status.success(), "1.6.3 -> 1.7.5: {}", stderr(&o));
+}
 
-    // (b) Path 4. Konvoy 1.8.5 on Kubernetes 1.20.13 with a KBA tag for 1.18.
+/// (b) Path 4. Konvoy 1.8.5 on Kubernetes 1.20.13 with a KBA tag for 1.18, its repository
+/// spelled in every way that names the same one: refused with the same message.
+fn a_respelled_kba_repository_is_judged_as_the_canonical_one(user: &AsUser<'_>) {
     let wrong = "stable-1.18-3.0.0";
     let canonical = refused(
-        &apply(&cluster("west", "v1.8.5", "1.20.13", KBA, wrong)),
+        &user.apply(&cluster("west", "v1.8.5", "1.20.13", KBA, wrong)),
         "the canonical spelling",
     );
     assert!(
@@ -218,12 +195,16 @@ async fn the_gate_cannot_be_walked_around_by_a_namespace_user() {
         "https://github.com/mesosphere/kubernetes-base-addons?ref=stable-1.18-3.0.0",
     ] {
         let err = refused(
-            &apply(&cluster("west", "v1.8.5", "1.20.13", repo, wrong)),
+            &user.apply(&cluster("west", "v1.8.5", "1.20.13", repo, wrong)),
             repo,
         );
         assert!(err.contains("[kba-kubernetes-mismatch]"), "{repo}: {err}");
         assert_eq!(message(&err), message(&canonical), "{repo}");
     }
+}
+
+fn a_ref_only_in_the_url_is_judged_and_a_foreign_repository_warned(user: &AsUser<'_>) {
+    let wrong = "stable-1.18-3.0.0";
     // The ref only in the URL is judged too.
     let url_only = cluster(
         "west",
@@ -233,7 +214,7 @@ async fn the_gate_cannot_be_walked_around_by_a_namespace_user() {
         wrong,
     )
     .replace("      configVersion: stable-1.18-3.0.0\n", "");
-    let err = refused(&apply(&url_only), "a ref only in the URL");
+    let err = refused(&user.apply(&url_only), "a ref only in the URL");
     assert!(err.contains("[kba-kubernetes-mismatch]"), "{err}");
     // A repository the policy does not know is admitted on production with a warning naming it.
     let foreign = cluster(
@@ -243,7 +224,7 @@ async fn the_gate_cannot_be_walked_around_by_a_namespace_user() {
         "https://github.com/acme/addons",
         wrong,
     );
-    let o = apply(&foreign);
+    let o = user.apply(&foreign);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("[ref-unidentified]")
@@ -251,10 +232,4 @@ async fn the_gate_cannot_be_walked_around_by_a_namespace_user() {
         "{}",
         stderr(&o)
     );
-
-    cp.kubectl_ok(&["delete", "namespace", NS, "--wait=false"], None);
-    let _ = Api::<ValidatingWebhookConfiguration>::all(cp.client().await)
-        .delete(WEBHOOK, &DeleteParams::default())
-        .await;
-    drop(op);
 }

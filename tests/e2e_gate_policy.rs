@@ -16,7 +16,7 @@ use std::time::Duration;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::Api;
 use serde_json::{Value, json};
-use support::operator::{CertFiles, Operator, http_get, register_webhook, wait_webhook_effective};
+use support::operator::{CertFiles, Operator, http_get};
 use support::{ControlPlane, eventually, stderr};
 use supportgate::api::SupportPolicy;
 use supportgate::engine::policy::DEFAULT_POLICY_YAML;
@@ -49,10 +49,6 @@ fn konvoy_target(doc: &mut Value) -> &mut Value {
         .as_array_mut()
         .and_then(|ts| ts.iter_mut().find(|t| t["kind"] == "KonvoyCluster"))
         .expect("the KonvoyCluster preset")
-}
-
-async fn register(cp: &ControlPlane, url: String, ca_bundle: Vec<u8>) {
-    register_webhook(cp, WEBHOOK, url, ca_bundle, "kube-system").await;
 }
 
 /// The resources the webhook's rules intercept, across its webhooks.
@@ -144,9 +140,8 @@ async fn a_policy_edit_never_unguards_what_it_guarded() {
             &webhook_flag,
         ],
     );
-    op.wait_ready().await;
-    register(cp, op.url(), certs.generated.ca_pem.clone().into_bytes()).await;
-    wait_webhook_effective(cp, NS, &cluster("probe", "v1.5.6", "1.17.17")).await;
+    let probe = cluster("probe", "v1.5.6", "1.17.17");
+    op.serve_admission(cp, &certs, WEBHOOK, NS, &probe).await;
 
     let o = apply(cp, &strict(|_| {}));
     assert!(o.status.success(), "{}", stderr(&o));
@@ -159,7 +154,14 @@ async fn a_policy_edit_never_unguards_what_it_guarded() {
     assert!(why.contains("konvoy-unsupported"), "{why}");
     assert!(guarded(cp).await.contains(&"konvoyclusters".to_string()));
 
-    // What the schema can refuse, it refuses: the policy is not even stored.
+    the_schema_refuses_what_it_can(cp);
+    an_unserved_kind_keeps_the_last_valid_generation(cp, &op, &older).await;
+    an_uncompilable_spec_keeps_the_last_valid_generation(cp, &op, &older).await;
+    a_fixed_policy_is_in_force(cp, &op, &older).await;
+}
+
+/// What the schema can refuse, it refuses: the policy is not even stored.
+fn the_schema_refuses_what_it_can(cp: &ControlPlane) {
     for (doc, want) in [
         (
             strict(|d| konvoy_target(d)["resource"] = "konvoycluster".into()),
@@ -178,9 +180,15 @@ async fn a_policy_edit_never_unguards_what_it_guarded() {
         assert!(!o.status.success(), "accepted:\n{doc}");
         assert!(stderr(&o).contains(want), "{}", stderr(&o));
     }
+}
 
-    // A kind the API server does not serve under that resource: reported, and the generation
-    // before it stays in force.
+/// A kind the API server does not serve under that resource: reported, and the generation
+/// before it stays in force.
+async fn an_unserved_kind_keeps_the_last_valid_generation(
+    cp: &ControlPlane,
+    op: &Operator,
+    older: &str,
+) {
     let o = apply(
         cp,
         &strict(|d| konvoy_target(d)["kind"] = "Konvoycluster".into()),
@@ -192,16 +200,22 @@ async fn a_policy_edit_never_unguards_what_it_guarded() {
             && message.contains(&format!("generation {}, the last valid one, stays in force", generation - 1)),
         "{message}"
     );
-    stale_gauge(&op, 1).await;
-    let why = refused(cp, &older).expect("1.7.5 still refused under the typo");
+    stale_gauge(op, 1).await;
+    let why = refused(cp, older).expect("1.7.5 still refused under the typo");
     assert!(why.contains("konvoy-unsupported"), "{why}");
     assert!(guarded(cp).await.contains(&"konvoyclusters".to_string()));
     eventually(WAIT, "one TargetsUnresolved Warning event", || async {
         (warning_events(cp, "TargetsUnresolved") == 1).then_some(())
     })
     .await;
+}
 
-    // A spec the engine cannot compile: the same, with the engine's reason.
+/// A spec the engine cannot compile: the same, with the engine's reason.
+async fn an_uncompilable_spec_keeps_the_last_valid_generation(
+    cp: &ControlPlane,
+    op: &Operator,
+    older: &str,
+) {
     let o = apply(
         cp,
         &strict(|d| konvoy_target(d)["fields"]["productVersion"] = "$.spec[[".into()),
@@ -213,19 +227,21 @@ async fn a_policy_edit_never_unguards_what_it_guarded() {
             && message.contains("the last valid one, stays in force"),
         "{message}"
     );
-    let why = refused(cp, &older).expect("1.7.5 still refused under the invalid spec");
+    let why = refused(cp, older).expect("1.7.5 still refused under the invalid spec");
     assert!(why.contains("konvoy-unsupported"), "{why}");
-    stale_gauge(&op, 1).await;
+    stale_gauge(op, 1).await;
+}
 
-    // Fixed: this generation is in force; a wider window admits 1.7.5.
+/// Fixed: this generation is in force; a wider window admits 1.7.5.
+async fn a_fixed_policy_is_in_force(cp: &ControlPlane, op: &Operator, older: &str) {
     let o = apply(cp, &strict(|d| d["spec"]["supportWindow"] = json!(3)));
     assert!(o.status.success(), "{}", stderr(&o));
     ready(cp, "True", "Valid").await;
-    stale_gauge(&op, 0).await;
+    stale_gauge(op, 0).await;
     eventually(
         WAIT,
         "1.7.5 admitted once the fixed policy is in force",
-        || async { refused(cp, &older).is_none().then_some(()) },
+        || async { refused(cp, older).is_none().then_some(()) },
     )
     .await;
     assert!(

@@ -230,6 +230,11 @@ fn nested(depth: usize) -> String {
     s
 }
 
+/// Each hostile input, how it is sent, and the answer it must get.
+#[expect(
+    clippy::too_many_lines,
+    reason = "a data table: one hostile input per entry with the answer it must get, and the few large inputs built for it"
+)]
 fn hostile_cases() -> Vec<(&'static str, Send, Expect)> {
     let good = review("u-good", supported("good"));
     let ten_mib = 10 * 1024 * 1024;
@@ -636,15 +641,24 @@ async fn only_tls_1_2_and_1_3_are_offered() {
     let mut op = Operator::start(cp, &certs, &[]);
     op.wait_ready().await;
     let port = op.webhook_port;
-    let all_suites = [
-        AES128_GCM_ECDSA,
-        AES128_GCM_RSA,
-        AES128_CBC_ECDSA,
-        AES128_CBC_RSA,
-        RSA_AES128_CBC,
-        RSA_3DES,
-    ];
+    ssl_3_and_tls_1_0_and_1_1_hellos_get_a_fatal_alert(port).await;
+    tls_1_2_with_only_legacy_suites_gets_a_fatal_alert(port).await;
+    openssl_offering_tls_1_1_is_refused(port);
+    real_clients_get_tls_1_3_or_1_2_with_an_aead_suite(port, &certs.generated.ca_pem).await;
+}
 
+/// Every suite a hand-built hello offers.
+const ALL_SUITES: [u16; 6] = [
+    AES128_GCM_ECDSA,
+    AES128_GCM_RSA,
+    AES128_CBC_ECDSA,
+    AES128_CBC_RSA,
+    RSA_AES128_CBC,
+    RSA_3DES,
+];
+
+async fn ssl_3_and_tls_1_0_and_1_1_hellos_get_a_fatal_alert(port: u16) {
+    let all_suites = ALL_SUITES;
     // The control: the same hand-built hello offering TLS 1.2 gets a ServerHello.
     let answer = hello_answer(port, &client_hello(0x0303, &all_suites)).await;
     println!("TLS 1.2 ClientHello, all suites: {}", describe(&answer));
@@ -680,7 +694,9 @@ async fn only_tls_1_2_and_1_3_are_offered() {
         "TLS 1.1 must be refused with a fatal alert, got {}",
         describe(&answer)
     );
+}
 
+async fn tls_1_2_with_only_legacy_suites_gets_a_fatal_alert(port: u16) {
     // TLS 1.2 with only CBC / RSA-key-exchange suites: none is offered by the server.
     let answer = hello_answer(
         port,
@@ -699,7 +715,9 @@ async fn only_tls_1_2_and_1_3_are_offered() {
         "legacy suites must be refused with handshake_failure, got {}",
         describe(&answer)
     );
+}
 
+fn openssl_offering_tls_1_1_is_refused(port: u16) {
     // A second, independent client: OpenSSL, told to allow TLS 1.1 at its lowest security level.
     let out = Command::new("openssl")
         .args(["s_client", "-connect"])
@@ -730,11 +748,12 @@ async fn only_tls_1_2_and_1_3_are_offered() {
         text.contains("SSL alert number") && text.contains("Cipher is (NONE)"),
         "OpenSSL's TLS 1.1 hello must be refused with an alert:\n{text}"
     );
+}
 
+async fn real_clients_get_tls_1_3_or_1_2_with_an_aead_suite(port: u16, ca: &str) {
     // What a real client gets.
-    let ca = certs.generated.ca_pem.clone();
-    let (v13, s13) = negotiate(port, &ca, &rustls::version::TLS13).await;
-    let (v12, s12) = negotiate(port, &ca, &rustls::version::TLS12).await;
+    let (v13, s13) = negotiate(port, ca, &rustls::version::TLS13).await;
+    let (v12, s12) = negotiate(port, ca, &rustls::version::TLS12).await;
     println!("rustls TLS 1.3 only: {v13} {s13}; TLS 1.2 only: {v12} {s12}");
     assert_eq!(v13, "TLSv1_3");
     assert_eq!(v12, "TLSv1_2");
@@ -876,7 +895,6 @@ async fn sigterm_lets_in_flight_reviews_finish_before_exit() {
     op.wait_ready().await;
     let ca = certs.generated.ca_pem.clone();
     let port = op.webhook_port;
-    let pid = op.child.id();
 
     // A steady stream of reviews on four keep-alive connections...
     let stats = Arc::new(Stream::default());
@@ -897,44 +915,19 @@ async fn sigterm_lets_in_flight_reviews_finish_before_exit() {
     for i in 0..8 {
         halves.push(half_send(port, &ca, &format!("half-{i}")).await);
     }
+    // Time for the server to take in the half-sent heads (nothing to poll for: it answers only
+    // once a body is complete).
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let before = stats.ok.load(Ordering::SeqCst);
-    assert!(before > 0, "the stream is flowing before SIGTERM");
+    support::eventually(
+        Duration::from_secs(5),
+        "the stream to flow before SIGTERM",
+        || async { (stats.ok.load(Ordering::SeqCst) > 0).then_some(()) },
+    )
+    .await;
 
     termed.store(true, Ordering::SeqCst);
-    let kill = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill must be installed");
-    assert!(kill.success(), "kill -TERM {pid}");
-    let termed_at = Instant::now();
-
-    // The listener closes at once: new connections are refused while in-flight ones go on.
-    support::eventually(Duration::from_secs(5), "the listener to close", || async {
-        TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-            .then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        op.child.try_wait().expect("try_wait").is_none(),
-        "the process must wait for the half-sent reviews:\n{}",
-        op.logs()
-    );
-
-    // Now the in-flight bodies complete: every one is answered with its review.
-    let answers = futures::future::join_all(halves.into_iter().map(finish)).await;
-    for (uid, answer) in &answers {
-        assert!(
-            answer.starts_with("HTTP/1.1 200"),
-            "{uid} was in flight at SIGTERM and got: {answer:?}\n{}",
-            op.logs()
-        );
-        assert!(answer.contains(&format!("\"uid\":\"{uid}\"")), "{answer}");
-        assert!(answer.contains("\"allowed\":true"), "{answer}");
-    }
+    let termed_at = sigterm(&mut op, port).await;
+    let answered = in_flight_reviews_are_answered(&op, halves).await;
     for s in streams {
         s.await.expect("stream task");
     }
@@ -949,9 +942,59 @@ async fn sigterm_lets_in_flight_reviews_finish_before_exit() {
     assert!(status.success(), "exit status {status}:\n{}", op.logs());
     let logs = op.logs();
     assert!(logs.contains("finishing in-flight reviews"), "{logs}");
+    the_stream_saw_no_failure(&stats, answered, exit_after);
+}
+
+/// Sends SIGTERM: the listener closes at once, new connections are refused while in-flight
+/// ones go on, and the process waits for them. Returns when the signal was sent.
+async fn sigterm(op: &mut Operator, port: u16) -> Instant {
+    let pid = op.child.id();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill must be installed");
+    assert!(kill.success(), "kill -TERM {pid}");
+    let termed_at = Instant::now();
+    support::eventually(Duration::from_secs(5), "the listener to close", || async {
+        TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    support::holds_for(Duration::from_millis(500), || {
+        let running = op.child.try_wait().expect("try_wait").is_none();
+        let logs = if running { String::new() } else { op.logs() };
+        async move {
+            assert!(
+                running,
+                "the process must wait for the half-sent reviews:\n{logs}"
+            );
+        }
+    })
+    .await;
+    termed_at
+}
+
+/// Now the in-flight bodies complete: every one is answered with its review. Returns how many.
+async fn in_flight_reviews_are_answered(op: &Operator, halves: Vec<HalfSent>) -> usize {
+    let answers = futures::future::join_all(halves.into_iter().map(finish)).await;
+    for (uid, answer) in &answers {
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "{uid} was in flight at SIGTERM and got: {answer:?}\n{}",
+            op.logs()
+        );
+        assert!(answer.contains(&format!("\"uid\":\"{uid}\"")), "{answer}");
+        assert!(answer.contains("\"allowed\":true"), "{answer}");
+    }
+    answers.len()
+}
+
+fn the_stream_saw_no_failure(stats: &Stream, answered: usize, exit_after: Duration) {
     println!(
         "SIGTERM: {} half-sent reviews answered 200 after the signal; stream: {} answered 200 ({} of them sent after the signal), after the signal {} not sent (connection closed) and {} sent but unanswered; {} failed before it, {} non-200, {} truncated; exit 0 after {:.2} s",
-        answers.len(),
+        answered,
         stats.ok.load(Ordering::SeqCst),
         stats.ok_after_term.load(Ordering::SeqCst),
         stats.unsent_after_term.load(Ordering::SeqCst),

@@ -12,13 +12,10 @@ use std::fmt::Write as _;
 use std::process::Output;
 use std::time::Duration;
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
-use kube::Api;
-use kube::api::DeleteParams;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use support::kyverno::Kyverno;
-use support::operator::{CertFiles, Operator, register_webhook, wait_webhook_effective};
+use support::operator::{CertFiles, Operator, unregister_webhook};
 use support::{ControlPlane, eventually, repo, stderr};
 use supportgate::engine::rules::Rule;
 
@@ -248,25 +245,55 @@ impl<'a> Spec<'a> {
     }
 }
 
+/// The generated KonvoyClusters and ClusterConfigurations, both engines judge each.
 fn generated() -> Vec<Case> {
-    let mut out = Vec::new();
-    let mut push = |name: String, doc: Value, kind: Kind| {
-        out.push(Case {
-            source: "generated".into(),
-            name,
-            kind,
-            doc,
-        })
-    };
     let minors = ["1-8", "1-7", "1-6", "1-5", "1-4"];
-    for (i, m) in minors.iter().enumerate() {
-        let s = Spec::release(i);
-        push(
-            format!("gen-{m}-consistent"),
-            s.konvoy_cluster(&format!("gen-{m}-consistent")),
-            Kind::Both,
-        );
+    let mut clusters: Vec<(String, Spec)> = minors
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (format!("gen-{m}-consistent"), Spec::release(i)))
+        .collect();
+    clusters.extend(one_step_off_a_release(&minors));
+    clusters.extend(
+        edge_cases()
+            .into_iter()
+            .map(|(what, s)| (format!("gen-{what}"), s)),
+    );
+    let mut out: Vec<Case> = clusters
+        .into_iter()
+        .map(|(name, s)| case(s.konvoy_cluster(&name), name))
+        .collect();
+    let configs: Vec<(&str, Spec)> = vec![
+        ("cc-1-8", Spec::release(0)),
+        ("cc-1-5", Spec::release(3)),
+        (
+            "cc-1-7-k8s-1-20",
+            Spec {
+                k8s: Some("1.20.13"),
+                ..Spec::release(1)
+            },
+        ),
+    ];
+    for (what, s) in configs {
+        let name = format!("gen-{what}");
+        out.push(case(s.cluster_configuration(&name), name));
     }
+    out
+}
+
+fn case(doc: Value, name: String) -> Case {
+    Case {
+        source: "generated".into(),
+        name,
+        kind: Kind::Both,
+        doc,
+    }
+}
+
+/// For the three newest releases: one part of the combination a step off (Kubernetes a minor
+/// below or above the range, KBA or Kommander of the next release).
+fn one_step_off_a_release(minors: &[&str]) -> Vec<(String, Spec<'static>)> {
+    let mut out = vec![];
     for (i, m) in minors.iter().enumerate().take(3) {
         // One Kubernetes minor below the release's range, with tags built for it.
         let (k8s, kba, kommander) = [
@@ -310,11 +337,20 @@ fn generated() -> Vec<Case> {
             ));
         }
         for (what, s) in cases {
-            let name = format!("gen-{m}-{what}");
-            push(name.clone(), s.konvoy_cluster(&name), Kind::Both);
+            out.push((format!("gen-{m}-{what}"), s));
         }
     }
-    let more: Vec<(&str, Spec)> = vec![
+    out
+}
+
+/// Single cases at the edges: out of range, extra addons by environment, unknown releases,
+/// unparsable versions, KBA spellings.
+#[expect(
+    clippy::too_many_lines,
+    reason = "a data table: one Spec per case, each a few lines in rustfmt's layout"
+)]
+fn edge_cases() -> Vec<(&'static str, Spec<'static>)> {
+    vec![
         (
             "k8s-high",
             Spec {
@@ -418,27 +454,7 @@ fn generated() -> Vec<Case> {
                 ..Spec::release(0)
             },
         ),
-    ];
-    for (what, s) in more {
-        let name = format!("gen-{what}");
-        push(name.clone(), s.konvoy_cluster(&name), Kind::Both);
-    }
-    let configs: Vec<(&str, Spec)> = vec![
-        ("cc-1-8", Spec::release(0)),
-        ("cc-1-5", Spec::release(3)),
-        (
-            "cc-1-7-k8s-1-20",
-            Spec {
-                k8s: Some("1.20.13"),
-                ..Spec::release(1)
-            },
-        ),
-    ];
-    for (what, s) in configs {
-        let name = format!("gen-{what}");
-        push(name.clone(), s.cluster_configuration(&name), Kind::Both);
-    }
-    out
+    ]
 }
 
 /// The example objects whose kinds have CRDs here (tests/fixtures/crds); ClusterProvisioner and
@@ -523,10 +539,6 @@ fn run_all(cp: &ControlPlane, cases: &[Case]) -> Vec<Verdict> {
         .collect()
 }
 
-async fn register_supportgate(cp: &ControlPlane, op: &Operator, ca: &str) {
-    register_webhook(cp, VWC, op.url(), ca.as_bytes().to_vec(), "kube-system").await;
-}
-
 /// Until the API server stops calling a removed webhook: the probe is admitted again.
 async fn wait_no_gate(cp: &ControlPlane, probe: &str) {
     eventually(Duration::from_secs(60), "no gate in effect", || async {
@@ -539,12 +551,9 @@ async fn wait_no_gate(cp: &ControlPlane, probe: &str) {
 async fn supportgate_pass(cp: &ControlPlane, cases: &[Case], probe: &str) -> Vec<Verdict> {
     let certs = CertFiles::new();
     let mut op = Operator::start(cp, &certs, &[]);
-    op.wait_ready().await;
-    register_supportgate(cp, &op, &certs.generated.ca_pem).await;
-    wait_webhook_effective(cp, NS, probe).await;
+    op.serve_admission(cp, &certs, VWC, NS, probe).await;
     let verdicts = run_all(cp, cases);
-    let api: Api<ValidatingWebhookConfiguration> = Api::all(cp.client().await);
-    api.delete(VWC, &DeleteParams::default())
+    unregister_webhook(cp, VWC)
         .await
         .expect("delete supportgate's webhook configuration");
     wait_no_gate(cp, probe).await;

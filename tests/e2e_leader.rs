@@ -37,6 +37,32 @@ async fn holder(api: &Api<Lease>) -> Option<String> {
         .holder_identity
 }
 
+/// Whether the KonvoyCluster `name` has a Supported condition.
+async fn has_supported(clusters: &Api<DynamicObject>, name: &str) -> Option<()> {
+    let o = clusters.get(name).await.ok()?;
+    o.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .any(|c| c["type"] == "Supported")
+        .then_some(())
+}
+
+/// A replica with leader election on the test's lease, as `id`.
+fn replica(cp: &ControlPlane, certs: &CertFiles, id: &str) -> Operator {
+    Operator::start(
+        cp,
+        certs,
+        &[
+            "--leader-election-namespace",
+            NS,
+            "--leader-election-lease",
+            "supportgate-e2e",
+            "--identity",
+            id,
+        ],
+    )
+}
+
 #[tokio::test]
 async fn only_the_leader_writes_and_the_other_takes_over() {
     let cp = ControlPlane::shared();
@@ -54,41 +80,29 @@ async fn only_the_leader_writes_and_the_other_takes_over() {
         "konvoyclusters",
     );
     let clusters: Api<DynamicObject> = Api::namespaced_with(client, NS, &ar);
-    let supported = |name: &'static str| {
-        let clusters = clusters.clone();
-        async move {
-            let o = clusters.get(name).await.ok()?;
-            o.data["status"]["conditions"]
-                .as_array()?
-                .iter()
-                .any(|c| c["type"] == "Supported")
-                .then_some(())
-        }
-    };
 
     let certs = CertFiles::new();
-    let args = |id: &'static str| {
-        [
-            "--leader-election-namespace",
-            NS,
-            "--leader-election-lease",
-            "supportgate-e2e",
-            "--identity",
-            id,
-        ]
-    };
-    let mut a = Operator::start(cp, &certs, &args("replica-a"));
+    let mut a = replica(cp, &certs, "replica-a");
     a.wait_ready().await;
     eventually(Duration::from_secs(20), "replica-a to lead", || async {
         (holder(&leases).await.as_deref() == Some("replica-a")).then_some(())
     })
     .await;
-    let mut b = Operator::start(cp, &certs, &args("replica-b"));
+    let mut b = replica(cp, &certs, "replica-b");
     b.wait_ready().await;
+    only_the_leader_writes(&a, &b, &leases, &clusters).await;
+    the_follower_takes_over_once_the_lease_expires(cp, a, &mut b, &leases, &clusters).await;
+}
 
+async fn only_the_leader_writes(
+    a: &Operator,
+    b: &Operator,
+    leases: &Api<Lease>,
+    clusters: &Api<DynamicObject>,
+) {
     for n in ["one", "two", "three"] {
         eventually(Duration::from_secs(30), "a Supported condition", || {
-            supported(n)
+            has_supported(clusters, n)
         })
         .await;
     }
@@ -96,22 +110,30 @@ async fn only_the_leader_writes_and_the_other_takes_over() {
     eventually(
         Duration::from_secs(30),
         "the leader to count its 3 status writes",
-        || async { (status_writes(&a).await >= 3).then_some(()) },
+        || async { (status_writes(a).await >= 3).then_some(()) },
     )
     .await;
     assert_eq!(
-        status_writes(&b).await,
+        status_writes(b).await,
         0,
         "the follower must not write:\n{}",
         b.logs()
     );
-    assert_eq!(holder(&leases).await.as_deref(), Some("replica-a"));
+    assert_eq!(holder(leases).await.as_deref(), Some("replica-a"));
     // Both replicas serve the webhook.
-    for op in [&a, &b] {
+    for op in [a, b] {
         assert_eq!(http_get(op.health_port, "/readyz").await.unwrap().0, 200);
     }
+}
 
-    // The leader dies without releasing the lease; after it expires the follower takes over.
+/// The leader dies without releasing the lease; after it expires the follower takes over.
+async fn the_follower_takes_over_once_the_lease_expires(
+    cp: &ControlPlane,
+    mut a: Operator,
+    b: &mut Operator,
+    leases: &Api<Lease>,
+    clusters: &Api<DynamicObject>,
+) {
     a.child.kill().expect("kill the leader");
     let _ = a.child.wait();
     let killed = Instant::now();
@@ -119,7 +141,7 @@ async fn only_the_leader_writes_and_the_other_takes_over() {
     eventually(
         Duration::from_secs(45),
         "replica-b to take the lease",
-        || async { (holder(&leases).await.as_deref() == Some("replica-b")).then_some(()) },
+        || async { (holder(leases).await.as_deref() == Some("replica-b")).then_some(()) },
     )
     .await;
     // client-go semantics with the defaults (15 s lease, 2 s retry): a's last renewal was at most
@@ -140,14 +162,14 @@ async fn only_the_leader_writes_and_the_other_takes_over() {
     eventually(
         Duration::from_secs(30),
         "the new leader to reconcile the new cluster",
-        || supported("four"),
+        || has_supported(clusters, "four"),
     )
     .await;
     // The counter moves just after the write it counts returns: poll briefly rather than race.
     eventually(
         Duration::from_secs(10),
         "the new leader's status-write counter",
-        || async { (status_writes(&b).await >= 1).then_some(()) },
+        || async { (status_writes(b).await >= 1).then_some(()) },
     )
     .await;
     let lease = leases.get("supportgate-e2e").await.unwrap();

@@ -40,28 +40,7 @@ fn make_run_cluster_installs_with_helm_stays_up_and_stops_on_sigterm() {
         .expect("run hack/run-cluster.sh");
     let mut script = Script(child);
     let child = &mut script.0;
-    let stderr = child.stderr.take().expect("stderr");
-    let errors = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-    // Read until the KUBECONFIG= line: the script is then up and waiting (bounded by the test
-    // harness; the script's own waits are bounded too).
-    let mut stdout = String::new();
-    let mut kubeconfig = None;
-    for line in BufReader::new(child.stdout.take().expect("stdout")).lines() {
-        let line = line.unwrap_or_default();
-        stdout.push_str(&line);
-        stdout.push('\n');
-        if let Some(path) = line.strip_prefix("KUBECONFIG=") {
-            kubeconfig = Some(path.to_string());
-            break;
-        }
-    }
-    let Some(kubeconfig) = kubeconfig else {
-        let _ = child.wait();
-        panic!(
-            "run-cluster.sh ended without a KUBECONFIG line:\n{stdout}\n{}",
-            errors.join().unwrap_or_default()
-        );
-    };
+    let (stdout, kubeconfig) = up_and_waiting(child);
     for needle in [
         "ADMITTED\u{1b}[0m prod-east",
         "Warning: [konvoy-nearing-end]",
@@ -72,17 +51,45 @@ fn make_run_cluster_installs_with_helm_stays_up_and_stops_on_sigterm() {
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
-    // The KUBECONFIG works from another process on the machine (loopback port forward).
+    the_kubeconfig_works_from_another_process(repo, &cache, &kubeconfig);
+    sigterm_stops_everything(child, &kubeconfig);
+}
+
+/// Reads the script's output until the KUBECONFIG= line: the script is then up and waiting
+/// (bounded by the test harness; the script's own waits are bounded too). Returns the output
+/// so far and the kubeconfig's path.
+fn up_and_waiting(child: &mut Child) -> (String, String) {
+    let stderr = child.stderr.take().expect("stderr");
+    let errors = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let mut stdout = String::new();
+    for line in BufReader::new(child.stdout.take().expect("stdout")).lines() {
+        let line = line.unwrap_or_default();
+        stdout.push_str(&line);
+        stdout.push('\n');
+        if let Some(path) = line.strip_prefix("KUBECONFIG=") {
+            return (stdout, path.to_string());
+        }
+    }
+    let _ = child.wait();
+    panic!(
+        "run-cluster.sh ended without a KUBECONFIG line:\n{stdout}\n{}",
+        errors.join().unwrap_or_default()
+    );
+}
+
+/// The KUBECONFIG works from another process on the machine (loopback port forward): both
+/// pods are running.
+fn the_kubeconfig_works_from_another_process(repo: &str, cache: &str, kubeconfig: &str) {
     let bin = Command::new(format!("{repo}/hack/controlplane/build.sh"))
         .arg("--print")
-        .env("SUPPORTGATE_CACHE", &cache)
+        .env("SUPPORTGATE_CACHE", cache)
         .output()
         .expect("build.sh --print");
     let kubectl = format!("{}/kubectl", String::from_utf8_lossy(&bin.stdout).trim());
     let pods = Command::new(&kubectl)
         .args([
             "--kubeconfig",
-            &kubeconfig,
+            kubeconfig,
             "get",
             "pods",
             "-n",
@@ -92,8 +99,11 @@ fn make_run_cluster_installs_with_helm_stays_up_and_stops_on_sigterm() {
         .expect("kubectl");
     let pods_out = String::from_utf8_lossy(&pods.stdout);
     assert_eq!(pods_out.matches("1/1     Running").count(), 2, "{pods_out}");
+}
 
-    // SIGTERM stops everything: the script exits and its state directory is gone.
+/// SIGTERM stops everything: the script exits, its state directory is gone, and no process
+/// it started is left.
+fn sigterm_stops_everything(child: &mut Child, kubeconfig: &str) {
     let state = kubeconfig.trim_end_matches("/node/kubeconfig").to_string();
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

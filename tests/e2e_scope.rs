@@ -12,8 +12,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::chart::{CHART, Release, container_args, get_json, helm, point_webhook_at};
 use support::operator::{CertFiles, Operator, wait_webhook_effective};
-use support::{ControlPlane, free_port, repo, stderr, stdout};
+use support::{ControlPlane, free_port, holds_for, stderr, stdout};
 use supportgate::engine::policy::DEFAULT_POLICY_YAML;
 
 const RELEASE: &str = "sgscope";
@@ -86,27 +87,6 @@ fn policy(name: &str, targets: Option<Value>) -> String {
     doc.to_string()
 }
 
-fn helm(cp: &ControlPlane, args: &[&str]) -> Output {
-    let home = cp.dir.join("helm-home");
-    Command::new(cp.tool("helm"))
-        .args(args)
-        .env("KUBECONFIG", &cp.kubeconfig)
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_DATA_HOME", home.join("data"))
-        .env("KUBECACHEDIR", home.join("kube-cache"))
-        .current_dir(repo())
-        .output()
-        .expect("run helm")
-}
-
-fn get_json(cp: &ControlPlane, args: &[&str]) -> Value {
-    let mut all = vec!["get"];
-    all.extend(args);
-    all.extend(["-o", "json"]);
-    serde_json::from_str(&cp.kubectl_ok(&all, None)).expect("kubectl json")
-}
-
 /// A kube-controller-manager running only the ClusterRole aggregation controller, recorded in
 /// the control plane's pids file so that `down` stops it if this process is killed.
 struct Aggregator {
@@ -152,16 +132,6 @@ impl Drop for Aggregator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Uninstalls the release when dropped: no webhook configuration pointing at a process that is
-/// gone is left behind.
-struct Release<'a>(&'a ControlPlane);
-
-impl Drop for Release<'_> {
-    fn drop(&mut self) {
-        let _ = helm(self.0, &["uninstall", RELEASE, "-n", NS, "--wait"]);
     }
 }
 
@@ -284,22 +254,7 @@ fn the_webhook_scope_follows_the_policies_with_no_helm_upgrade() {
 /// The chart installed, the operator running as its ServiceAccount with its arguments, the
 /// webhook configuration pointed at it and effective.
 async fn install(cp: &ControlPlane) -> Scene<'_> {
-    cp.kubectl_ok(
-        &["apply", "--server-side", "--force-conflicts", "-f", "crds/"],
-        None,
-    );
-    cp.install_crd_files("tests/fixtures/crds/");
-    cp.kubectl_ok(&["apply", "-f", "-"], Some(WIDGETS_CRD));
-    cp.kubectl_ok(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/widgets.scope.example.dev",
-            "crd/supportpolicies.supportgate.dev",
-        ],
-        None,
-    );
+    install_the_kinds(cp);
     let kcm = Aggregator::start(cp);
     cp.create_namespace(NS);
     let o = helm(
@@ -307,7 +262,7 @@ async fn install(cp: &ControlPlane) -> Scene<'_> {
         &[
             "install",
             RELEASE,
-            "charts/supportgate",
+            CHART,
             "-n",
             NS,
             "--set",
@@ -317,56 +272,21 @@ async fn install(cp: &ControlPlane) -> Scene<'_> {
         ],
     );
     assert!(o.status.success(), "helm install: {}", stderr(&o));
-    let release = Release(cp);
+    let release = Release::new(cp, RELEASE, NS);
     cp.kubectl_ok(&["apply", "-f", "-"], Some(&policy("scope-default", None)));
 
     // The chart's own arguments, as the kubelet expands them; addresses and files the test's.
-    let deploy = get_json(cp, &["-n", NS, "deployment", FULLNAME]);
-    let own = [
-        "--webhook-addr=",
-        "--health-addr=",
-        "--tls-cert-file=",
-        "--tls-key-file=",
-    ];
-    let mut args: Vec<String> = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
-        .as_array()
-        .expect("args")
-        .iter()
-        .skip(1)
-        .filter_map(Value::as_str)
-        .filter(|a| !own.iter().any(|o| a.starts_with(o)))
-        .map(|a| a.replace("$(POD_NAMESPACE)", NS))
-        .collect();
+    let mut args = container_args(cp, NS, FULLNAME);
     assert!(
         args.contains(&"--sync-webhook-rules".to_string()),
         "{args:?}"
     );
     args.push("--cert-extra-name=127.0.0.1".to_string());
-    let token = cp.kubectl_ok(
-        &["-n", NS, "create", "token", FULLNAME, "--duration=1h"],
-        None,
-    );
     let certs = CertFiles::new();
-    let kubeconfig = certs.dir.path().join("sa-kubeconfig");
-    cp.token_kubeconfig(token.trim(), &kubeconfig);
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut op = Operator::start_with_kubeconfig(cp, &kubeconfig, &certs, &arg_refs);
-    op.wait_ready().await;
-    let patch = json!([
-        {"op": "remove", "path": "/webhooks/0/clientConfig/service"},
-        {"op": "add", "path": "/webhooks/0/clientConfig/url", "value": op.url()},
-    ]);
-    cp.kubectl_ok(
-        &[
-            "patch",
-            "validatingwebhookconfiguration",
-            FULLNAME,
-            "--type=json",
-            "-p",
-            &patch.to_string(),
-        ],
-        None,
-    );
+    let op = Operator::ready_as(cp, (NS, FULLNAME), &certs, &arg_refs).await;
+    let kubeconfig = certs.dir.path().join("sa-kubeconfig");
+    point_webhook_at(cp, FULLNAME, &op.url());
     cp.create_namespace(APPS);
     wait_webhook_effective(cp, APPS, &konvoy_cluster("old", "v1.5.6")).await;
     let before = get_json(cp, &["validatingwebhookconfiguration", FULLNAME]);
@@ -386,6 +306,26 @@ async fn install(cp: &ControlPlane) -> Scene<'_> {
         kcm,
         before,
     }
+}
+
+/// The project's CRDs, the fixtures and the Widget CRD, established.
+fn install_the_kinds(cp: &ControlPlane) {
+    cp.kubectl_ok(
+        &["apply", "--server-side", "--force-conflicts", "-f", "crds/"],
+        None,
+    );
+    cp.install_crd_files("tests/fixtures/crds/");
+    cp.kubectl_ok(&["apply", "-f", "-"], Some(WIDGETS_CRD));
+    cp.kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/widgets.scope.example.dev",
+            "crd/supportpolicies.supportgate.dev",
+        ],
+        None,
+    );
 }
 
 /// A policy adds a target for a new kind: a violating object is refused within seconds, and
@@ -640,13 +580,15 @@ async fn only_the_leader_writes(s: &mut Scene<'_>, last: &Value) {
     let rules_now = || {
         get_json(cp, &["validatingwebhookconfiguration", FULLNAME])["webhooks"][0]["rules"].clone()
     };
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(
-        rules_now(),
-        changed,
-        "a follower wrote the rules:\n{}",
-        b.logs()
-    );
+    holds_for(Duration::from_secs(3), || async {
+        assert_eq!(
+            rules_now(),
+            changed,
+            "a follower wrote the rules:\n{}",
+            b.logs()
+        );
+    })
+    .await;
     let took_over = within(Duration::from_secs(40), || {
         rules_now() == last["webhooks"][0]["rules"]
     })

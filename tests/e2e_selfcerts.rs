@@ -11,13 +11,17 @@ use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use support::admission::denied;
 use support::operator::{CertFiles, Operator, post, wait_webhook_effective};
-use support::{ControlPlane, eventually, stderr};
+use support::{ControlPlane, eventually};
 use supportgate::engine::policyset::PolicySet;
 use supportgate::webhook::config::{Endpoint, WebhookSettings, validating_webhook_configuration};
 use supportgate::webhook::selfcerts::NOT_AFTER_ANNOTATION;
 
 const NS: &str = "selfcerts-e2e";
+
+/// An unsupported cluster: refused through the webhook.
+const DENIED: &str = "apiVersion: konvoy.mesosphere.io/v1beta2\nkind: ClusterProvisioner\nmetadata: {name: p}\nspec: {version: v1.4.6}\n";
 
 #[tokio::test]
 async fn issues_serves_syncs_and_rotates() {
@@ -27,9 +31,64 @@ async fn issues_serves_syncs_and_rotates() {
     cp.create_namespace(NS);
     let client = cp.client().await;
 
-    // The configuration as the chart renders it: no caBundle yet.
     let files = CertFiles::new(); // unused files: the flags point the server at the Secret instead
     let port = support::free_port();
+    let vwcs = register_with_no_ca_bundle(&client, port).await;
+    let mut op = Operator::start_on(
+        cp,
+        &cp.kubeconfig,
+        &files,
+        port,
+        &[
+            "--self-managed-certs",
+            "--namespace",
+            NS,
+            "--cert-secret-name=sg-tls",
+            "--webhook-config-name=supportgate-selfcerts",
+            "--service-name=supportgate",
+            "--cert-extra-name=127.0.0.1",
+            "--cert-check-seconds=1",
+            "--no-controller",
+        ],
+    );
+    op.wait_ready().await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+    let ca = the_secret_is_issued(&secrets).await;
+    the_ca_bundle_is_filled(&vwcs, &ca).await;
+
+    // The API server trusts it: an unsupported cluster is refused through the webhook.
+    wait_webhook_effective(cp, NS, DENIED).await;
+    denied(&cp.apply_in(NS, DENIED), "[konvoy-unsupported]");
+    let (_, _, served_before) = post(port, &ca, "/validate", b"{}".to_vec())
+        .await
+        .expect("served with the issued CA");
+
+    let rotated = an_expiring_certificate_is_rotated(&secrets, &ca).await;
+    let served_after = eventually(
+        Duration::from_secs(20),
+        "the rotated certificate to be served",
+        || async {
+            post(port, &rotated, "/validate", b"{}".to_vec())
+                .await
+                .ok()
+                .map(|(_, _, der)| der)
+        },
+    )
+    .await;
+    assert_ne!(served_before, served_after);
+    the_bundle_trusts_both_cas(&vwcs, &rotated, &ca).await;
+    denied(&cp.apply_in(NS, DENIED), "[konvoy-unsupported]");
+    assert!(op.child.try_wait().unwrap().is_none(), "{}", op.logs());
+    vwcs.delete("supportgate-selfcerts", &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
+/// The configuration as the chart renders it, pointing at `port`: no caBundle yet.
+async fn register_with_no_ca_bundle(
+    client: &kube::Client,
+    port: u16,
+) -> Api<ValidatingWebhookConfiguration> {
     let settings = WebhookSettings {
         name: "supportgate-selfcerts".into(),
         endpoint: Endpoint::Url(format!("https://127.0.0.1:{port}/validate")),
@@ -50,27 +109,11 @@ async fn issues_serves_syncs_and_rotates() {
     vwcs.create(&PostParams::default(), &vwc)
         .await
         .expect("create the webhook configuration");
+    vwcs
+}
 
-    let mut op = Operator::start_on(
-        cp,
-        &cp.kubeconfig,
-        &files,
-        port,
-        &[
-            "--self-managed-certs",
-            "--namespace",
-            NS,
-            "--cert-secret-name=sg-tls",
-            "--webhook-config-name=supportgate-selfcerts",
-            "--service-name=supportgate",
-            "--cert-extra-name=127.0.0.1",
-            "--cert-check-seconds=1",
-            "--no-controller",
-        ],
-    );
-    op.wait_ready().await;
-
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
+/// The Secret is a TLS Secret with the CA, the certificate and the key; returns the CA.
+async fn the_secret_is_issued(secrets: &Api<Secret>) -> String {
     let secret = secrets.get("sg-tls").await.expect("the Secret was issued");
     assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
     let data = secret.data.clone().unwrap();
@@ -78,7 +121,10 @@ async fn issues_serves_syncs_and_rotates() {
     for k in ["tls.crt", "tls.key", "ca.crt"] {
         assert!(!data[k].0.is_empty(), "{k}");
     }
+    ca
+}
 
+async fn the_ca_bundle_is_filled(vwcs: &Api<ValidatingWebhookConfiguration>, ca: &str) {
     let bundle = eventually(
         Duration::from_secs(20),
         "the caBundle to be filled",
@@ -89,22 +135,10 @@ async fn issues_serves_syncs_and_rotates() {
     )
     .await;
     assert_eq!(String::from_utf8(bundle.0).unwrap(), ca);
+}
 
-    // The API server trusts it: an unsupported cluster is refused through the webhook.
-    let denied = "apiVersion: konvoy.mesosphere.io/v1beta2\nkind: ClusterProvisioner\nmetadata: {name: p}\nspec: {version: v1.4.6}\n";
-    wait_webhook_effective(cp, NS, denied).await;
-    let o = cp.kubectl_in(&["-n", NS, "apply", "-f", "-"], Some(denied));
-    assert!(
-        !o.status.success() && stderr(&o).contains("[konvoy-unsupported]"),
-        "{}",
-        stderr(&o)
-    );
-    let (_, _, served_before) = post(port, &ca, "/validate", b"{}".to_vec())
-        .await
-        .expect("served with the issued CA");
-
-    // Mark the certificate as expiring: the next check rotates it, everyone serves the new one,
-    // and the bundle trusts both CAs meanwhile.
+/// Marks the certificate as expiring: the next check rotates it. Returns the new CA.
+async fn an_expiring_certificate_is_rotated(secrets: &Api<Secret>, ca: &str) -> String {
     let soon = jiff::Timestamp::now()
         .to_zoned(jiff::tz::TimeZone::UTC)
         .date()
@@ -116,7 +150,7 @@ async fn issues_serves_syncs_and_rotates() {
         .patch("sg-tls", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-    let rotated = eventually(
+    eventually(
         Duration::from_secs(20),
         "the certificate to be rotated",
         || async {
@@ -125,19 +159,15 @@ async fn issues_serves_syncs_and_rotates() {
             (new_ca != ca).then_some(new_ca)
         },
     )
-    .await;
-    let served_after = eventually(
-        Duration::from_secs(20),
-        "the rotated certificate to be served",
-        || async {
-            post(port, &rotated, "/validate", b"{}".to_vec())
-                .await
-                .ok()
-                .map(|(_, _, der)| der)
-        },
-    )
-    .await;
-    assert_ne!(served_before, served_after);
+    .await
+}
+
+/// Meanwhile the bundle trusts both CAs.
+async fn the_bundle_trusts_both_cas(
+    vwcs: &Api<ValidatingWebhookConfiguration>,
+    rotated: &str,
+    ca: &str,
+) {
     let bundle = eventually(
         Duration::from_secs(20),
         "the caBundle to carry both CAs",
@@ -145,19 +175,9 @@ async fn issues_serves_syncs_and_rotates() {
             let v = vwcs.get("supportgate-selfcerts").await.ok()?;
             let b =
                 String::from_utf8(v.webhooks?.first()?.client_config.ca_bundle.clone()?.0).ok()?;
-            (b.contains(&rotated) && b.contains(&ca)).then_some(b)
+            (b.contains(rotated) && b.contains(ca)).then_some(b)
         },
     )
     .await;
     assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2);
-    let o = cp.kubectl_in(&["-n", NS, "apply", "-f", "-"], Some(denied));
-    assert!(
-        !o.status.success() && stderr(&o).contains("[konvoy-unsupported]"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(op.child.try_wait().unwrap().is_none(), "{}", op.logs());
-    vwcs.delete("supportgate-selfcerts", &DeleteParams::default())
-        .await
-        .unwrap();
 }

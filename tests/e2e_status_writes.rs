@@ -147,10 +147,17 @@ async fn recreated_objects_get_their_status_again() {
     let ns_flag = format!("--namespace={TRUSTED}");
     let mut op = Operator::start(cp, &certs, &["--no-leader-election", &ns_flag]);
     op.wait_ready().await;
-    // A pass is a second or two; a re-created object gets its status within this.
-    let bound = Duration::from_secs(15);
+    a_recreated_policy_is_marked_invalid_again(cp, &client).await;
+    a_recreated_exception_is_marked_again(cp, &client).await;
+    a_recreated_addon_gets_a_report_of_its_own(cp, &client).await;
+    assert!(!op.logs().contains("panicked"), "{}", op.logs());
+}
 
-    // The policy.
+/// A pass is a second or two; a re-created object gets its status within this.
+const BOUND: Duration = Duration::from_secs(15);
+
+async fn a_recreated_policy_is_marked_invalid_again(cp: &ControlPlane, client: &kube::Client) {
+    let bound = BOUND;
     let policies: Api<SupportPolicy> = Api::all(client.clone());
     let invalid = |sp: SupportPolicy| {
         let st = sp.status?;
@@ -186,8 +193,10 @@ async fn recreated_objects_get_their_status_again() {
     )
     .await;
     cp.kubectl_ok(&["delete", "supportpolicy", "broken-sw"], None);
+}
 
-    // The exception.
+async fn a_recreated_exception_is_marked_again(cp: &ControlPlane, client: &kube::Client) {
+    let bound = BOUND;
     let exceptions: Api<SupportException> = Api::namespaced(client.clone(), TRUSTED);
     let beyond = |x: SupportException| {
         let st = x.status?;
@@ -221,7 +230,10 @@ async fn recreated_objects_get_their_status_again() {
         beyond(exceptions.get("too-long").await.ok()?).filter(|u| *u == second)
     })
     .await;
+}
 
+async fn a_recreated_addon_gets_a_report_of_its_own(cp: &ControlPlane, client: &kube::Client) {
+    let bound = BOUND;
     // An Addon: its PolicyReport is named by uid, so the re-created one needs its own, written
     // at once (the controller's memory of the predecessor's verdict must not stand in for it).
     let addons: Api<DynamicObject> = Api::namespaced_with(
@@ -268,7 +280,6 @@ async fn recreated_objects_get_their_status_again() {
         reports.get(&format!("supportgate-{second}")).await.ok()
     })
     .await;
-    assert!(!op.logs().contains("panicked"), "{}", op.logs());
 }
 
 /// The operator's permissions: everything it needs, with the status of KonvoyClusters and the
@@ -411,18 +422,9 @@ async fn refused_writes_back_off_and_land_once_allowed() {
     let cp = ControlPlane::shared();
     setup(cp);
     apply(cp, &rbac());
-    let token = cp.kubectl_ok(&["-n", SA_NS, "create", "token", SA, "--duration=1h"], None);
     let certs = CertFiles::new();
-    let kubeconfig = certs.dir.path().join("sa-kubeconfig");
-    cp.token_kubeconfig(token.trim(), &kubeconfig);
     let ns_flag = format!("--namespace={TRUSTED}");
-    let mut op = Operator::start_with_kubeconfig(
-        cp,
-        &kubeconfig,
-        &certs,
-        &["--no-leader-election", &ns_flag],
-    );
-    op.wait_ready().await;
+    let op = Operator::ready_as(cp, (SA_NS, SA), &certs, &["--no-leader-election", &ns_flag]).await;
     let api = kc_api(cp.client().await);
 
     // With every permission, a cluster gets its condition: the setup is right.
@@ -432,6 +434,37 @@ async fn refused_writes_back_off_and_land_once_allowed() {
     })
     .await;
 
+    let names: Vec<String> = (0..CLUSTERS).map(|i| format!("refused-{i:02}")).collect();
+    refused_status_writes_back_off(cp, &op, &names).await;
+
+    // Allowed again: every condition lands, after the objects' backoffs (at most ~25 s more).
+    apply(cp, &binding_doc("sw-cluster-status"));
+    can_i(
+        cp,
+        "patch",
+        "konvoyclusters.kommander.mesosphere.io",
+        Some("status"),
+        "yes",
+    )
+    .await;
+    let landed = eventually(WAIT, "every refused cluster's condition", || async {
+        let mut n = 0;
+        for name in &names {
+            let c = supported(&api.get(name).await.ok()?)?;
+            (c["status"] == "False" && c["reason"] == "KonvoyUnsupported").then_some(())?;
+            n += 1;
+        }
+        Some(n)
+    })
+    .await;
+    assert_eq!(landed, CLUSTERS);
+
+    events_are_retried(cp, &op, &api).await;
+}
+
+/// Refused: no `patch` on konvoyclusters/status. Every object is refused and retried, with a
+/// backoff: at most three tries each in WINDOW.
+async fn refused_status_writes_back_off(cp: &ControlPlane, op: &Operator, names: &[String]) {
     // Refused: no `patch` on konvoyclusters/status.
     cp.kubectl_ok(&["delete", "clusterrolebinding", "sw-cluster-status"], None);
     can_i(
@@ -443,8 +476,7 @@ async fn refused_writes_back_off_and_land_once_allowed() {
     )
     .await;
     let mark = cp.audit_log().len();
-    let before = retries(&op, "KonvoyCluster").await;
-    let names: Vec<String> = (0..CLUSTERS).map(|i| format!("refused-{i:02}")).collect();
+    let before = retries(op, "KonvoyCluster").await;
     let docs: Vec<String> = names.iter().map(|n| cluster(n)).collect();
     let started = Instant::now();
     apply(cp, &docs.join("---\n"));
@@ -470,35 +502,11 @@ async fn refused_writes_back_off_and_land_once_allowed() {
     );
     assert_eq!(per.len(), CLUSTERS, "only the refused clusters: {per:?}");
     eprintln!("{total} refused status writes for {CLUSTERS} clusters in {elapsed:?}: {per:?}");
-    let counted = retries(&op, "KonvoyCluster").await - before;
+    let counted = retries(op, "KonvoyCluster").await - before;
     assert!(
         counted as usize >= 2 * CLUSTERS && counted as usize <= 3 * CLUSTERS,
         "{counted} retries counted; the audit log has {total} refusals"
     );
-
-    // Allowed again: every condition lands, after the objects' backoffs (at most ~25 s more).
-    apply(cp, &binding_doc("sw-cluster-status"));
-    can_i(
-        cp,
-        "patch",
-        "konvoyclusters.kommander.mesosphere.io",
-        Some("status"),
-        "yes",
-    )
-    .await;
-    let landed = eventually(WAIT, "every refused cluster's condition", || async {
-        let mut n = 0;
-        for name in &names {
-            let c = supported(&api.get(name).await.ok()?)?;
-            (c["status"] == "False" && c["reason"] == "KonvoyUnsupported").then_some(())?;
-            n += 1;
-        }
-        Some(n)
-    })
-    .await;
-    assert_eq!(landed, CLUSTERS);
-
-    events_are_retried(cp, &op, &api).await;
 }
 
 /// An event the API server refuses is queued, and published once it is allowed again.

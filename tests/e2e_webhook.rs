@@ -3,16 +3,16 @@
 
 mod support;
 
+use std::process::Output;
 use std::time::Duration;
 
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
-use kube::Api;
-use kube::api::DeleteParams;
+use support::admission::{admitted, denied};
 use support::operator::{
-    CertFiles, Operator, http_get, post, raw_exchange, register_webhook, wait_webhook_effective,
+    CertFiles, Operator, http_get, post, raw_exchange, register_webhook, unregister_webhook,
+    wait_webhook_effective,
 };
 use support::{ControlPlane, eventually, stderr, stdout};
-use supportgate::webhook::tls::generate;
+use supportgate::webhook::tls::{GeneratedCerts, generate};
 
 fn cluster(
     name: &str,
@@ -52,14 +52,30 @@ async fn register(cp: &ControlPlane, name: &str, url: String, ca_bundle: Vec<u8>
     register_webhook(cp, name, url, ca_bundle, "kube-system").await;
 }
 
+const NS: &str = "webhook-e2e";
+
+/// `kubectl -n webhook-e2e apply -f -`.
+fn apply(cp: &ControlPlane, doc: &str) -> Output {
+    cp.apply_in(NS, doc)
+}
+
+fn unsupported() -> String {
+    cluster(
+        "old-west",
+        "v1.5.6",
+        "1.17.17",
+        "stable-1.17-2.7.0",
+        "stable-1.17-1.1.4",
+        "",
+    )
+}
+
 #[tokio::test]
 async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
     let cp = ControlPlane::shared();
     cp.install_crds();
     cp.install_crd_files("tests/fixtures/crds/");
-    let ns = "webhook-e2e";
-    cp.create_namespace(ns);
-    let apply = |doc: &str| cp.kubectl_in(&["-n", ns, "apply", "-f", "-"], Some(doc));
+    cp.create_namespace(NS);
 
     // An old cluster that exists before supportgate is installed.
     let legacy = cluster(
@@ -70,7 +86,7 @@ async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
         "stable-1.17-1.1.4",
         "",
     );
-    let o = apply(&legacy);
+    let o = apply(cp, &legacy);
     assert!(o.status.success(), "{}", stderr(&o));
 
     let certs = CertFiles::new();
@@ -80,35 +96,48 @@ async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
     op.wait_ready().await;
     let bundle = format!("{}{}", certs.generated.ca_pem, next.ca_pem).into_bytes();
     register(cp, "supportgate-e2e", op.url(), bundle).await;
-    let unsupported = cluster(
-        "old-west",
-        "v1.5.6",
-        "1.17.17",
-        "stable-1.17-2.7.0",
-        "stable-1.17-1.1.4",
-        "",
-    );
-    wait_webhook_effective(cp, ns, &unsupported).await;
+    wait_webhook_effective(cp, NS, &unsupported()).await;
 
+    a_supported_cluster_is_created(cp, &op);
+    each_unsupported_combination_is_refused_with_its_rule(cp);
+    a_warn_level_cluster_is_created_with_the_warning(cp);
+    an_old_cluster_is_labelled_and_upgraded_but_not_worsened(cp);
+    upgrades_skip_no_minor_and_never_go_down(cp);
+    dry_runs_are_judged_and_deletes_and_status_writes_are_not(cp);
+    rotation_is_live(cp, &op, &certs, &next).await;
+    a_rotation_to_a_broken_pair_keeps_the_last_good_one(&op, &certs, &next).await;
+    metrics_saw_it_all(&op).await;
+
+    unregister_webhook(cp, "supportgate-e2e")
+        .await
+        .expect("cleanup");
+}
+
+fn a_supported_cluster_is_created(cp: &ControlPlane, op: &Operator) {
     // A supported cluster is created.
-    let o = apply(&cluster(
-        "prod-east",
-        "v1.8.5",
-        "1.20.13",
-        "stable-1.20-4.4.0",
-        "stable-1.20-1.4.4",
-        "environment: production",
-    ));
+    let o = apply(
+        cp,
+        &cluster(
+            "prod-east",
+            "v1.8.5",
+            "1.20.13",
+            "stable-1.20-4.4.0",
+            "stable-1.20-1.4.4",
+            "environment: production",
+        ),
+    );
     assert!(o.status.success(), "{}\n{}", stderr(&o), op.logs());
     assert_eq!(
         stdout(&o).trim(),
         "konvoycluster.kommander.mesosphere.io/prod-east created"
     );
     assert!(!stderr(&o).contains("Warning"), "{}", stderr(&o));
+}
 
+fn each_unsupported_combination_is_refused_with_its_rule(cp: &ControlPlane) {
     // Each kind of unsupported combination is refused with its rule id.
     for (doc, rule) in [
-        (unsupported.clone(), "[konvoy-unsupported]"),
+        (unsupported(), "[konvoy-unsupported]"),
         (
             cluster(
                 "k8s-too-new",
@@ -143,31 +172,33 @@ async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
             "[kommander-mismatch]",
         ),
     ] {
-        let o = apply(&doc);
-        assert!(!o.status.success(), "{rule} was admitted");
-        let err = stderr(&o);
+        let err = denied(&apply(cp, &doc), rule);
         assert!(
             err.contains("admission webhook \"versions.supportgate.dev\" denied the request"),
             "{err}"
         );
-        assert!(err.contains(rule), "{rule} missing from:\n{err}");
     }
-    let o = apply(&unsupported);
+    let o = apply(cp, &unsupported());
     let err = stderr(&o);
     assert!(
         err.contains("Konvoy 1.5.6 is out of support: supported are 1.8.x, 1.7.x, 1.6.x (N-2 of latest 1.8); upgrade to 1.6 or later"),
         "{err}"
     );
+}
 
+fn a_warn_level_cluster_is_created_with_the_warning(cp: &ControlPlane) {
     // A warn-level cluster is created and kubectl prints the warning.
-    let o = apply(&cluster(
-        "nearing-end",
-        "v1.6.3",
-        "1.18.13",
-        "stable-1.18-3.3.0",
-        "stable-1.18-1.2.2",
-        "",
-    ));
+    let o = apply(
+        cp,
+        &cluster(
+            "nearing-end",
+            "v1.6.3",
+            "1.18.13",
+            "stable-1.18-3.3.0",
+            "stable-1.18-1.2.2",
+            "",
+        ),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains(
@@ -176,11 +207,14 @@ async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
         "{}",
         stderr(&o)
     );
+}
 
+/// Ratcheting: an object out of support before supportgate came may change, but not get worse.
+fn an_old_cluster_is_labelled_and_upgraded_but_not_worsened(cp: &ControlPlane) {
     // The pre-existing out-of-support cluster can be labelled...
     let o = cp.kubectl(&[
         "-n",
-        ns,
+        NS,
         "label",
         "konvoycluster",
         "legacy",
@@ -205,7 +239,7 @@ async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
         "stable-1.17-1.1.4",
         "team: payments",
     );
-    let o = apply(&worse);
+    let o = apply(cp, &worse);
     assert!(
         !o.status.success(),
         "a new violation on an old cluster was admitted"
@@ -216,20 +250,25 @@ async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
         stderr(&o)
     );
     // ...and it can be upgraded one step.
-    let o = apply(&cluster(
-        "legacy",
-        "v1.6.3",
-        "1.17.17",
-        "stable-1.17-2.7.0",
-        "stable-1.17-1.2.2",
-        "team: payments",
-    ));
+    let o = apply(
+        cp,
+        &cluster(
+            "legacy",
+            "v1.6.3",
+            "1.17.17",
+            "stable-1.17-2.7.0",
+            "stable-1.17-1.2.2",
+            "team: payments",
+        ),
+    );
     assert!(
         o.status.success(),
         "the upgrade 1.5 -> 1.6 was refused: {}",
         stderr(&o)
     );
+}
 
+fn upgrades_skip_no_minor_and_never_go_down(cp: &ControlPlane) {
     // Upgrade paths (issue #12): an UPDATE from 1.6 to 1.8 skips 1.7 and is refused, naming the
     // release to go through; 1.6 -> 1.7 is admitted; a patch back down is refused.
     let hop = |konvoy: &str, kommander: &str| {
@@ -242,17 +281,13 @@ async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
             "",
         )
     };
-    let o = apply(&hop("v1.6.3", "1.2.2"));
+    let o = apply(cp, &hop("v1.6.3", "1.2.2"));
     assert!(o.status.success(), "{}", stderr(&o));
     let skip = hop("v1.8.5", "1.4.4");
     // The same object is fine as a CREATE: only the path from 1.6 is wrong.
     let fresh = skip.replace("name: hop", "name: hop-fresh");
-    let o = cp.kubectl_in(
-        &["-n", ns, "apply", "--dry-run=server", "-f", "-"],
-        Some(&fresh),
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = apply(&skip);
+    admitted(&cp.dry_run_in(NS, &fresh));
+    let o = apply(cp, &skip);
     assert!(!o.status.success(), "the update 1.6 -> 1.8 was admitted");
     let err = stderr(&o);
     assert!(
@@ -264,7 +299,7 @@ async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
             && err.contains("upgrade to 1.7 first (1.7.5 with Kubernetes 1.19.15)"),
         "{err}"
     );
-    let o = apply(&hop("v1.7.5", "1.3.4"));
+    let o = apply(cp, &hop("v1.7.5", "1.3.4"));
     assert!(
         o.status.success(),
         "the upgrade 1.6 -> 1.7 was refused: {}",
@@ -273,7 +308,7 @@ async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
     let stored = cp.kubectl_ok(
         &[
             "-n",
-            ns,
+            NS,
             "get",
             "konvoycluster",
             "hop",
@@ -283,7 +318,7 @@ async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
         None,
     );
     assert_eq!(stored.trim(), "v1.7.5");
-    let o = apply(&hop("v1.7.4", "1.3.4"));
+    let o = apply(cp, &hop("v1.7.4", "1.3.4"));
     assert!(
         !o.status.success(),
         "the downgrade 1.7.5 -> 1.7.4 was admitted"
@@ -295,22 +330,20 @@ async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
         "{}",
         stderr(&o)
     );
+}
 
+fn dry_runs_are_judged_and_deletes_and_status_writes_are_not(cp: &ControlPlane) {
     // Dry runs are answered the same way.
-    let o = cp.kubectl_in(
-        &["-n", ns, "apply", "--dry-run=server", "-f", "-"],
-        Some(&unsupported),
-    );
-    assert!(!o.status.success() && stderr(&o).contains("[konvoy-unsupported]"));
+    denied(&cp.dry_run_in(NS, &unsupported()), "[konvoy-unsupported]");
 
     // DELETE is never blocked.
-    let o = cp.kubectl(&["-n", ns, "delete", "konvoycluster", "legacy"]);
+    let o = cp.kubectl(&["-n", NS, "delete", "konvoycluster", "legacy"]);
     assert!(o.status.success(), "{}", stderr(&o));
 
     // The status subresource is not intercepted: the controller's writes never wait on admission.
     let o = cp.kubectl(&[
         "-n",
-        ns,
+        NS,
         "patch",
         "konvoycluster",
         "nearing-end",
@@ -320,7 +353,14 @@ async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
         r#"{"status":{"phase":"Provisioned"}}"#,
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+}
 
+async fn rotation_is_live(
+    cp: &ControlPlane,
+    op: &Operator,
+    certs: &CertFiles,
+    next: &GeneratedCerts,
+) {
     // Rotation: the files change under the running server; the next handshake gets the new cert.
     let (status, _, served) = post(
         op.webhook_port,
@@ -357,14 +397,14 @@ async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
         "the old certificate is no longer served"
     );
     // The API server (bundle with both CAs) keeps calling the webhook across the rotation.
-    let o = apply(&unsupported);
-    assert!(
-        !o.status.success() && stderr(&o).contains("[konvoy-unsupported]"),
-        "{}",
-        stderr(&o)
-    );
+    denied(&apply(cp, &unsupported()), "[konvoy-unsupported]");
+}
 
-    // A rotation to a broken pair keeps the last good one.
+async fn a_rotation_to_a_broken_pair_keeps_the_last_good_one(
+    op: &Operator,
+    certs: &CertFiles,
+    next: &GeneratedCerts,
+) {
     certs.write("not a certificate", "not a key");
     eventually(
         Duration::from_secs(30),
@@ -381,8 +421,10 @@ async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
             .await
             .is_ok()
     );
+}
 
-    // Metrics saw it all.
+/// Metrics saw it all.
+async fn metrics_saw_it_all(op: &Operator) {
     let (code, metrics) = http_get(op.health_port, "/metrics").await.unwrap();
     assert_eq!(code, 200);
     assert!(
@@ -397,11 +439,6 @@ async fn kubectl_apply_is_refused_warned_ratcheted_and_rotation_is_live() {
         ),
         "{metrics}"
     );
-
-    let api: Api<ValidatingWebhookConfiguration> = Api::all(cp.client().await);
-    api.delete("supportgate-e2e", &DeleteParams::default())
-        .await
-        .expect("cleanup");
 }
 
 #[tokio::test]

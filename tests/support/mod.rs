@@ -10,7 +10,12 @@
 
 #![allow(dead_code)]
 
+pub mod accounts;
+pub mod admission;
+pub mod apiserver;
+pub mod chart;
 pub mod kyverno;
+pub mod operator;
 pub mod watchdog;
 
 use std::collections::HashMap;
@@ -303,6 +308,13 @@ impl ControlPlane {
         std::fs::write(path, kc).expect("write kubeconfig");
     }
 
+    /// Writes to `path` a kubeconfig of the ServiceAccount `ns/sa` (a one-hour TokenRequest
+    /// token).
+    pub fn service_account_kubeconfig(&self, ns: &str, sa: &str, path: &Path) {
+        let token = self.kubectl_ok(&["-n", ns, "create", "token", sa, "--duration=1h"], None);
+        self.token_kubeconfig(token.trim(), path);
+    }
+
     pub fn audit_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("audit.log")).unwrap_or_default()
     }
@@ -317,10 +329,26 @@ pub async fn client_for(kubeconfig: &Path) -> Client {
 }
 
 /// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
+{
+    eventually_explained(timeout, what, String::new, f).await
+}
+
+/// [`eventually`], and on timeout the panic also says what `explain` returns then (the last
+/// answer seen, a process's log).
+pub async fn eventually_explained<T, F, Fut, E>(
+    timeout: Duration,
+    what: &str,
+    explain: E,
+    mut f: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+    E: FnOnce() -> String,
 {
     let start = Instant::now();
     loop {
@@ -328,9 +356,30 @@ where
             return v;
         }
         if start.elapsed() > timeout {
-            panic!("timed out after {timeout:?} waiting for {what}");
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\n{}",
+                explain()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs `check` (which asserts) again and again until `window` has passed, the last time after
+/// it: for what must *not* happen (a write nobody may make), which one look after a sleep would
+/// catch only when it happened early enough.
+pub async fn holds_for<F, Fut>(window: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let start = Instant::now();
+    loop {
+        check().await;
+        if start.elapsed() >= window {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -374,115 +423,4 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-pub mod operator;
-
-impl ControlPlane {
-    /// Stops kube-apiserver (etcd keeps running) and starts it again on the same port with the
-    /// same flags, as an apiserver upgrade or crash does. Returns once `/readyz` is ok.
-    pub fn restart_apiserver(&self) {
-        let pids_file = self.dir.join("pids");
-        let pids = std::fs::read_to_string(&pids_file).expect("pids file");
-        let old: u32 = pids
-            .lines()
-            .find_map(|l| l.strip_prefix("kube-apiserver "))
-            .and_then(|p| p.trim().parse().ok())
-            .expect("kube-apiserver pid");
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(old.to_string())
-            .status();
-        let gone = Instant::now();
-        // A zombie counts as gone: the container's init may be slow to reap re-parented processes.
-        let alive = |pid: u32| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| {
-                    s.rsplit_once(')')
-                        .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-                })
-                .unwrap_or(false)
-        };
-        let mut killed = false;
-        while alive(old) {
-            // Its graceful shutdown drains for ~30 s; after 5 s end it the way a crash would.
-            if !killed && gone.elapsed() > Duration::from_secs(5) {
-                let _ = Command::new("kill")
-                    .arg("-KILL")
-                    .arg(old.to_string())
-                    .status();
-                killed = true;
-            }
-            assert!(
-                gone.elapsed() < Duration::from_secs(30),
-                "kube-apiserver {old} did not stop"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let args: Vec<String> = std::fs::read_to_string(self.dir.join("kube-apiserver.args"))
-            .expect("kube-apiserver.args")
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(String::from)
-            .collect();
-        let pidf = self.dir.join(".kube-apiserver.restart.pid");
-        let _ = std::fs::remove_file(&pidf);
-        let log = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(self.dir.join("kube-apiserver.log"))
-            .expect("log");
-        // `setsid -f` forks, so waiting for it does not wait for the apiserver.
-        Command::new("setsid")
-            .arg("-f")
-            .arg("bash")
-            .arg("-c")
-            .arg(r#"echo $$ > "$1"; shift; exec "$@""#)
-            .arg("_")
-            .arg(&pidf)
-            .arg(self.tool("kube-apiserver"))
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("restart kube-apiserver")
-            .wait()
-            .ok();
-        let started = Instant::now();
-        let new_pid = loop {
-            if let Ok(p) = std::fs::read_to_string(&pidf)
-                && !p.trim().is_empty()
-            {
-                break p.trim().to_string();
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "kube-apiserver did not restart"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let updated: Vec<String> = pids
-            .lines()
-            .map(|l| {
-                if l.starts_with("kube-apiserver ") {
-                    format!("kube-apiserver {new_pid}")
-                } else {
-                    l.to_string()
-                }
-            })
-            .collect();
-        std::fs::write(&pids_file, updated.join("\n") + "\n").expect("update pids");
-        loop {
-            let o = self.kubectl(&["get", "--raw=/readyz"]);
-            if o.status.success() {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "kube-apiserver not ready after restart: {}",
-                stderr(&o)
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
 }

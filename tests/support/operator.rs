@@ -46,6 +46,15 @@ pub async fn register_webhook(
         .expect("create the ValidatingWebhookConfiguration");
 }
 
+/// Deletes the webhook configuration `name`: one left behind, pointing at a process that is
+/// gone and failing closed, would refuse the next tests' objects.
+pub async fn unregister_webhook(cp: &ControlPlane, name: &str) -> kube::Result<()> {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    use kube::api::{Api, DeleteParams};
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(cp.client().await);
+    api.delete(name, &DeleteParams::default()).await.map(|_| ())
+}
+
 /// The serving certificate files of a webhook under test.
 pub struct CertFiles {
     pub dir: tempfile::TempDir,
@@ -100,6 +109,21 @@ impl Operator {
         extra: &[&str],
     ) -> Operator {
         Self::start_on(cp, kubeconfig, certs, free_port(), extra)
+    }
+
+    /// Starts as the ServiceAccount `account` (namespace, name), with a one-hour token in a
+    /// kubeconfig beside the certificates, and waits until ready.
+    pub async fn ready_as(
+        cp: &ControlPlane,
+        account: (&str, &str),
+        certs: &CertFiles,
+        extra: &[&str],
+    ) -> Operator {
+        let kubeconfig = certs.dir.path().join("sa-kubeconfig");
+        cp.service_account_kubeconfig(account.0, account.1, &kubeconfig);
+        let mut op = Self::start_with_kubeconfig(cp, &kubeconfig, certs, extra);
+        op.wait_ready().await;
+        op
     }
 
     /// Starts on a chosen webhook port (for a webhook configuration written beforehand).
@@ -173,6 +197,23 @@ impl Operator {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Waits until ready, registers the webhook configuration `name` for this process (its
+    /// CA; never `kube-system`), and waits until the API server calls it for `ns`, where
+    /// `denied_doc` must be refused.
+    pub async fn serve_admission(
+        &mut self,
+        cp: &ControlPlane,
+        certs: &CertFiles,
+        name: &str,
+        ns: &str,
+        denied_doc: &str,
+    ) {
+        self.wait_ready().await;
+        let ca = certs.generated.ca_pem.clone().into_bytes();
+        register_webhook(cp, name, self.url(), ca, "kube-system").await;
+        wait_webhook_effective(cp, ns, denied_doc).await;
     }
 
     pub fn url(&self) -> String {
