@@ -2,12 +2,14 @@
 //! Kubernetes management cluster manages.
 //!
 //! - [`engine`] is pure: no Kubernetes client, no I/O, no clock.
-//! - [`api`] holds the custom resources and their CRDs.
+//! - [`api`] holds the custom resources and their CRDs, and the ValidatingWebhookConfiguration.
+//! - [`base`] is what the faces share: the policies in force, metrics, the clock.
 //! - [`webhook`], [`controller`] and [`cli`] are the three faces, all evaluating through the
 //!   engine's one path.
-//! - [`runtime`] runs the operator process.
+//! - [`runtime`] wires the operator process together; only `main` uses it.
 
 pub mod api;
+pub mod base;
 pub mod cli;
 pub mod controller;
 pub mod engine;

@@ -13,9 +13,9 @@ use serde::Deserialize as _;
 use serde_json::{Value, json};
 use support::{ControlPlane, repo, stderr, stdout};
 use supportgate::api::SupportPolicy;
+use supportgate::api::webhook_configuration::rules_for;
 use supportgate::engine::policy::DEFAULT_POLICY_YAML;
 use supportgate::engine::policyset::PolicySet;
-use supportgate::webhook::config::rules_for;
 
 const CHART: &str = "charts/supportgate";
 const CRD_NAME: &str = "crd/supportpolicies.supportgate.dev";

@@ -13,8 +13,10 @@ use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use support::operator::{CertFiles, Operator, post, wait_webhook_effective};
 use support::{ControlPlane, eventually, stderr};
+use supportgate::api::webhook_configuration::{
+    Endpoint, WebhookSettings, validating_webhook_configuration,
+};
 use supportgate::engine::policyset::PolicySet;
-use supportgate::webhook::config::{Endpoint, WebhookSettings, validating_webhook_configuration};
 use supportgate::webhook::selfcerts::NOT_AFTER_ANNOTATION;
 
 const NS: &str = "selfcerts-e2e";

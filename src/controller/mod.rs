@@ -16,15 +16,13 @@
 //! - `summary`: one event on a policy when a change flips objects;
 //! - `metrics`: the fleet and policy gauges, from the recorded verdicts;
 //! - `events`: events, published without kube's six-minute cache, retried when refused;
-//! - `retry`: the backoff of failed writes, per object uid;
-//! - `leader`: leader election.
+//! - `retry`: the backoff of failed writes, per object uid.
 
 pub mod cache;
 pub mod condition;
 pub mod discovery;
 pub mod events;
 pub mod exception_status;
-pub mod leader;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
@@ -48,9 +46,9 @@ use kube::{Api, Client};
 use thiserror::Error;
 use tokio::sync::{Notify, watch};
 
+use crate::base::state::Shared;
 use crate::controller::discovery::{CRD_PAGE, KindKey, Running, reconcile_kinds};
 use crate::controller::status::{Seen, policy_status_loop};
-use crate::runtime::state::Shared;
 use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone)]
@@ -187,7 +185,7 @@ async fn run_session(client: Client, shared: Arc<Shared>, cfg: ControllerConfig)
         dirty: Notify::new(),
     });
 
-    // The SupportPolicies are watched and compiled once per process (runtime::policies);
+    // The SupportPolicies are watched and compiled once per process (base::policies);
     // policy_changes wakes the status writer through follow_crds.
     // Aborting the session drops these guards, which abort the tasks it started: a replica that
     // stops leading must stop writing.

@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 use tracing::instrument;
 
 use crate::api::object::engine_value;
+use crate::base::clock::today_utc;
+use crate::base::metrics::{ObjectSupportLabels, WriteLabels};
 use crate::controller::cache::{Cached, cache_event};
 use crate::controller::condition::CONDITION_TYPE;
 use crate::controller::discovery::{Kind, KindKey, Sink};
@@ -29,8 +31,6 @@ use crate::controller::{ControllerError, Session};
 use crate::engine::policyset::PolicySet;
 use crate::engine::targets::FieldMask;
 use crate::engine::{Context, Evaluation, Verdict};
-use crate::runtime::clock::today_utc;
-use crate::runtime::metrics::{ObjectSupportLabels, WriteLabels};
 
 /// Objects per page of the initial list. A page is decoded whole, as full objects, before the
 /// cache keeps their projections, so the page sets the peak at small fleets: at 1,000 objects
@@ -472,7 +472,7 @@ fn requeue(policies: &PolicySet, next_exception_change: Option<jiff::civil::Date
 /// Time until the start of `day` (UTC), plus a second of margin.
 fn until(day: jiff::civil::Date) -> Option<Duration> {
     let at = day.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
-    let secs = at.as_second() - crate::runtime::clock::now().as_second() + 1;
+    let secs = at.as_second() - crate::base::clock::now().as_second() + 1;
     (secs > 0).then(|| Duration::from_secs(secs as u64))
 }
 

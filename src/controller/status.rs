@@ -16,6 +16,9 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::api::{ObjectCounts, SupportExceptionStatus, SupportPolicy, SupportPolicyStatus};
+use crate::base::clock::today_utc;
+use crate::base::metrics::{FleetLabels, ObjectSupportLabels, WriteLabels};
+use crate::base::state::PolicySource;
 use crate::controller::Session;
 use crate::controller::condition::status_condition;
 use crate::controller::discovery::KindKey;
@@ -27,9 +30,6 @@ use crate::engine::coverage::{TargetCoverage, unresolved_fields};
 use crate::engine::policy::Policy;
 use crate::engine::targets::FieldMask;
 use crate::engine::vendor;
-use crate::runtime::clock::today_utc;
-use crate::runtime::metrics::{FleetLabels, ObjectSupportLabels, WriteLabels};
-use crate::runtime::state::PolicySource;
 
 /// What the status of the policies needs to know about one object.
 #[derive(Debug, Clone, PartialEq)]

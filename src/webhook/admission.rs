@@ -8,10 +8,10 @@ use std::time::Instant;
 use kube::core::admission::Operation;
 use thiserror::Error;
 
+use crate::base::metrics::{Metrics, RuleLabels, VerdictLabels};
 use crate::engine::policyset::PolicySet;
 use crate::engine::rules::{Rule, Severity};
 use crate::engine::{Context, Evaluation, Verdict};
-use crate::runtime::metrics::{Metrics, RuleLabels, VerdictLabels};
 use crate::webhook::wire::{Answer, EngineObject, Request, Review};
 
 /// Why a request could not be answered with an AdmissionReview (an HTTP 4xx).

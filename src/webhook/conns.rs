@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
-use crate::runtime::metrics::{CloseLabels, Metrics};
+use crate::base::metrics::{CloseLabels, Metrics};
 use crate::webhook::limits::ServerLimits;
 use crate::webhook::sources::{Source, Sources, share};
 

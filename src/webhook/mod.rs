@@ -3,7 +3,6 @@
 //! rules kept equal to the policies' targets.
 
 pub mod admission;
-pub mod config;
 pub mod conns;
 pub mod limits;
 pub mod scope;

@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -17,27 +16,12 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument as _;
 
-use crate::runtime::metrics::ErrorLabels;
-use crate::runtime::state::Shared;
+use crate::base::metrics::ErrorLabels;
+use crate::base::reply::{Body, reply};
+use crate::base::state::Shared;
 use crate::webhook::admission::{ReviewError, review, review_unsynced};
 use crate::webhook::conns::{Admission, CloseKind, Conn, Reason, Registry, Tracked};
 use crate::webhook::limits::{Builders, ServerLimits, fd_limit};
-
-pub(crate) type Body = Full<Bytes>;
-
-pub(crate) fn reply(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<Body> {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(content_type),
-    );
-    r
-}
 
 async fn admission(
     req: Request<Incoming>,

@@ -14,8 +14,8 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 
 use crate::api::SupportException;
+use crate::base::state::Shared;
 use crate::engine::exceptions::CompiledException;
-use crate::runtime::state::Shared;
 
 /// One SupportException as the cluster holds it, with the outcome of compiling it.
 #[derive(Debug, Clone)]

@@ -441,7 +441,7 @@ impl Observed {
     }
 
     /// Replaces the `policy_stale` series, on every replica (each enforces what it compiled).
-    pub fn set_policies_stale(&self, sources: &[crate::runtime::state::PolicySource]) {
+    pub fn set_policies_stale(&self, sources: &[crate::base::state::PolicySource]) {
         self.policy_stale.clear();
         for s in sources {
             let policy = PolicyLabels {
@@ -546,7 +546,7 @@ impl Observed {
         let Ok(p) = self.published.lock() else {
             return;
         };
-        let today = crate::runtime::clock::today_utc();
+        let today = crate::base::clock::today_utc();
         for v in &p.policies {
             if let (Some((_, day)), Some(labels)) = (&v.next_change, change_labels(v)) {
                 let days = (*day - today).get_days();
