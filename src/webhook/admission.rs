@@ -8,11 +8,12 @@ use std::time::Instant;
 use kube::core::admission::Operation;
 use thiserror::Error;
 
+use crate::api::object::EngineObject;
 use crate::base::metrics::{Metrics, RuleLabels, VerdictLabels};
 use crate::engine::policyset::PolicySet;
 use crate::engine::rules::{Rule, Severity};
 use crate::engine::{Context, Evaluation, Verdict};
-use crate::webhook::wire::{Answer, EngineObject, Request, Review};
+use crate::webhook::wire::{Answer, Request, Review};
 
 /// Why a request could not be answered with an AdmissionReview (an HTTP 4xx).
 #[derive(Debug, Error)]

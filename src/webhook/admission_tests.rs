@@ -250,8 +250,8 @@ fn answers_have_kubes_shape() {
 /// included (normalized through `ObjectMeta`: `creationTimestamp: null` dropped, timestamps kept).
 #[test]
 fn objects_decode_as_engine_value_gives_them() {
+    use crate::api::object::EngineObject;
     use crate::api::object::engine_value;
-    use crate::webhook::wire::EngineObject;
     let mut obj = cluster("v1.8.5", "1.20.13", "stable-1.20-4.4.0");
     obj["metadata"]["creationTimestamp"] = Value::Null;
     obj["metadata"]["annotations"] = json!({"a/b": "c"});
