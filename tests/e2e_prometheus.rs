@@ -690,7 +690,7 @@ fn every_metric_has_help_and_is_listed_in_the_readme() {
     m.admission_violations
         .get_or_create(&RuleLabels {
             rule: "prerelease",
-            severity: "warn",
+            severity: supportgate::engine::rules::Severity::Warn,
         })
         .inc();
     m.admission_errors

@@ -232,7 +232,7 @@ fn answers_have_kubes_shape() {
     for body in bodies {
         let (bytes, decision) =
             review(&body, &PolicySet::embedded_default(), &ctx(), None).unwrap();
-        verdicts.push(decision.verdict);
+        verdicts.push(decision.verdict.label());
         let ours: Value = serde_json::from_slice(&bytes).unwrap();
         let kubes: AdmissionReview<DynamicObject> = serde_json::from_slice(&bytes).unwrap();
         let response = kubes.response.clone().expect("a response");
@@ -373,7 +373,7 @@ fn before_the_policies_are_synced_a_create_or_update_is_refused_with_503_and_a_d
                 .contains("not synced yet"),
             "{r}"
         );
-        assert_eq!(decision.verdict, "unsynced");
+        assert_eq!(decision.verdict.label(), "unsynced");
     }
     let (bytes, _) = review_unsynced(&review_json("DELETE", Value::Null, good)).expect("answered");
     let v: Value = serde_json::from_slice(&bytes).unwrap();
