@@ -10,6 +10,10 @@
 //! answers requests nor a fresh connection that has only just begun is what an attacker's
 //! slow connections push out. Which client address pays for a flood is
 //! [`crate::webhook::sources`]' business: the victim is taken from the address holding most.
+//!
+//! Here the registry (admission at the cap, the reaper, shutdown); `conn` one connection's
+//! state, `view` what the reaper and the eviction read of it, `reason` why and how the server
+//! closes it, `tracked` the socket that counts its bytes.
 
 mod conn;
 mod reason;
@@ -35,6 +39,7 @@ pub use tracked::Tracked;
 
 /// Closes in progress that may hold descriptors beyond the cap (plus 1/8 of the cap).
 const PENDING_CLOSES: usize = 32;
+
 /// Whether a new connection got a slot.
 pub enum Admission {
     Admitted(Arc<Conn>),
