@@ -64,10 +64,12 @@ use serde_json::json;
 use support::ControlPlane;
 use support::kyverno::{Kyverno, proc_usage};
 use support::operator::{CertFiles, http_get};
+use supportgate::api::webhook_configuration::{
+    Endpoint, WebhookSettings, validating_webhook_configuration,
+};
+use supportgate::base::metrics::{Metrics, VerdictLabels};
+use supportgate::base::state::Shared;
 use supportgate::engine::policyset::PolicySet;
-use supportgate::runtime::metrics::{Metrics, VerdictLabels};
-use supportgate::runtime::state::Shared;
-use supportgate::webhook::config::{Endpoint, WebhookSettings, validating_webhook_configuration};
 use supportgate::webhook::server::serve_webhook;
 use supportgate::webhook::tls::{CertPaths, ReloadingResolver, generate, load_pair, server_config};
 use tokio::net::TcpListener;

@@ -13,10 +13,11 @@ use std::sync::LazyLock;
 use serde_json::Value;
 use supportgate::cli::check;
 use supportgate::engine::Context;
+use supportgate::engine::Verdict;
 use supportgate::engine::policyset::PolicySet;
 use supportgate::engine::tag::ReleaseTag;
 use supportgate::engine::version::{Bound, Minor, Version};
-use supportgate::webhook::admission::review;
+use supportgate::webhook::admission::{Outcome, review};
 
 static POLICIES: LazyLock<PolicySet> = LazyLock::new(PolicySet::embedded_default);
 
@@ -36,7 +37,11 @@ pub fn admission_review(data: &[u8]) {
     let allowed = v["response"]["allowed"]
         .as_bool()
         .expect("response.allowed is a boolean");
-    assert_eq!(allowed, decision.verdict != "denied", "{v}");
+    assert_eq!(
+        allowed,
+        decision.verdict != Outcome::Judged(Verdict::Denied),
+        "{v}"
+    );
     assert!(v["response"]["uid"].is_string(), "{v}");
 }
 

@@ -16,9 +16,11 @@ use kube::core::ApiResource;
 use serde_json::json;
 use support::operator::{CertFiles, Operator, wait_webhook_effective};
 use support::{ControlPlane, eventually, free_port};
+use supportgate::api::webhook_configuration::{
+    Endpoint, WebhookSettings, validating_webhook_configuration,
+};
 use supportgate::engine::policy::DEFAULT_POLICY_YAML;
 use supportgate::engine::policyset::PolicySet;
-use supportgate::webhook::config::{Endpoint, WebhookSettings, validating_webhook_configuration};
 use tokio::net::{TcpListener, TcpStream};
 
 fn ar() -> ApiResource {

@@ -19,11 +19,11 @@ use serde::Deserialize as _;
 use serde_json::{Value, json};
 use support::operator::{CertFiles, Operator, http_get, post};
 use support::{ControlPlane, eventually, free_port, repo, stderr, stdout};
-use supportgate::engine::policy::DEFAULT_POLICY_YAML;
-use supportgate::runtime::metrics::{
+use supportgate::base::metrics::{
     DropLabels, ErrorLabels, ExceptionLabels, ExceptionView, FleetLabels, Metrics,
     ObjectSupportLabels, PolicyInfoLabels, PolicyView, RuleLabels, VerdictLabels, WriteLabels,
 };
+use supportgate::engine::policy::DEFAULT_POLICY_YAML;
 use supportgate::webhook::tls::generate_valid;
 
 const NS: &str = "prometheus-e2e";
@@ -690,7 +690,7 @@ fn every_metric_has_help_and_is_listed_in_the_readme() {
     m.admission_violations
         .get_or_create(&RuleLabels {
             rule: "prerelease",
-            severity: "warn",
+            severity: supportgate::engine::rules::Severity::Warn,
         })
         .inc();
     m.admission_errors

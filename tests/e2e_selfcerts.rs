@@ -14,8 +14,10 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use support::admission::denied;
 use support::operator::{CertFiles, Operator, post, wait_webhook_effective};
 use support::{ControlPlane, eventually};
+use supportgate::api::webhook_configuration::{
+    Endpoint, WebhookSettings, validating_webhook_configuration,
+};
 use supportgate::engine::policyset::PolicySet;
-use supportgate::webhook::config::{Endpoint, WebhookSettings, validating_webhook_configuration};
 use supportgate::webhook::selfcerts::NOT_AFTER_ANNOTATION;
 
 const NS: &str = "selfcerts-e2e";

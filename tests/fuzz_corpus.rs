@@ -69,7 +69,7 @@ fn the_replay_reaches_the_engine() {
     let ctx = supportgate::engine::Context::new(jiff::civil::date(2026, 11, 24));
     let (answer, decision) =
         supportgate::webhook::admission::review(&denied, &policies, &ctx, None).expect("a review");
-    assert_eq!(decision.verdict, "denied");
+    assert_eq!(decision.verdict.label(), "denied");
     assert!(String::from_utf8_lossy(&answer).contains("\"allowed\":false"));
     harness::admission_review(&denied);
 }

@@ -13,7 +13,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::spec::{self, ExceptionSource};
+use crate::engine::spec::{self, ExceptionResource};
 pub use crate::engine::spec::{
     ALL_NAMESPACES, ExceptionKind, ExceptionMatch, ExceptionVersions, NAMESPACES_REQUIRED,
     WILDCARD_ALONE,
@@ -76,7 +76,7 @@ impl From<spec::SupportExceptionSpec> for SupportExceptionSpec {
 }
 
 /// The edge to the engine: `CompiledException::compile(&support_exception)`.
-impl ExceptionSource for SupportException {
+impl ExceptionResource for SupportException {
     fn exception_namespace(&self) -> Option<&str> {
         self.metadata.namespace.as_deref()
     }

@@ -12,7 +12,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::spec::{self, PolicySource};
+use crate::engine::spec::{self, PolicyResource};
 pub use crate::engine::spec::{
     KubernetesRange, MissingVersion, ProductRelease, SecondarySupport, TARGET_FIELDS_MESSAGE,
     TARGET_FIELDS_RULE, Target, TargetFields, UnidentifiedRefs, Upgrades,
@@ -78,7 +78,7 @@ impl From<spec::SupportPolicySpec> for SupportPolicySpec {
 }
 
 /// The edge to the engine: `Policy::compile(&support_policy)`.
-impl PolicySource for SupportPolicy {
+impl PolicyResource for SupportPolicy {
     fn policy_name(&self) -> Option<&str> {
         self.metadata.name.as_deref()
     }

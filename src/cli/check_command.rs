@@ -73,7 +73,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         previous: args.previous,
         fix: args.fix,
     };
-    let outcome = crate::cli::check::run(&opts, crate::runtime::clock::today_utc())?;
+    let outcome = crate::cli::check::run(&opts, crate::base::clock::today_utc())?;
     eprint!("{}", outcome.stderr);
     print!("{}", outcome.stdout);
     Ok(outcome.code)

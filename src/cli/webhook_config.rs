@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
+use crate::api::webhook_configuration::{Endpoint, WebhookSettings, render_yaml};
 use crate::cli::check_command::load_policy;
-use crate::webhook::config::{Endpoint, WebhookSettings, render_yaml};
 
 #[derive(Debug, clap::Args)]
 pub struct WebhookConfigArgs {

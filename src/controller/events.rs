@@ -30,8 +30,8 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::base::metrics::{DropLabels, Metrics, WriteLabels};
 use crate::controller::retry::Backoff;
-use crate::runtime::metrics::{DropLabels, Metrics, WriteLabels};
 
 /// Events waiting for a retry, at most. About 2 KB each: a couple of megabytes.
 pub const MAX_PENDING: usize = 1000;

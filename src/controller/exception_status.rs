@@ -13,13 +13,13 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::api::{SupportException, SupportExceptionStatus};
+use crate::base::clock::today_utc;
+use crate::base::state::ExceptionSource;
 use crate::controller::condition::status_condition;
 use crate::controller::metrics::exception_view;
 use crate::controller::retry::{Writes, earliest, uid_key};
 use crate::controller::session::Session;
 use crate::engine::exceptions::{ExceptionState, Limits};
-use crate::runtime::clock::today_utc;
-use crate::runtime::exceptions::ExceptionSource;
 
 const MAX_LISTED: usize = 20;
 
@@ -196,7 +196,7 @@ pub(crate) async fn wait(session: &Session, retry_at: Option<Instant>) {
         .load()
         .next_expiry(today)
         .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
-        .map(|z| z.timestamp().as_second() - crate::runtime::clock::now().as_second() + 1)
+        .map(|z| z.timestamp().as_second() - crate::base::clock::now().as_second() + 1)
         .filter(|secs| *secs > 0)
         .map(|secs| Instant::now() + Duration::from_secs(secs as u64));
     match earliest(expiry, retry_at) {

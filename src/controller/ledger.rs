@@ -3,9 +3,9 @@
 //! The pure modules (`plan`, `tally`, `status_plan`, `metrics`) read these without knowing the
 //! session, the watches or the API server that fill them.
 
+use crate::base::metrics::{FleetLabels, ObjectSupportLabels};
 use crate::engine::Verdict;
 use crate::engine::targets::FieldMask;
-use crate::runtime::metrics::{FleetLabels, ObjectSupportLabels};
 
 /// A watched kind at the version watched.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

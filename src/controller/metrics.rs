@@ -11,18 +11,18 @@ use kube::api::{ApiResource, DynamicObject};
 use serde_json::Value;
 
 use crate::api::{SupportExceptionStatus, SupportPolicyStatus};
+use crate::base::metrics::{
+    ExceptionLabels, ExceptionView, FleetLabels, Metrics, ObjectSupportLabels, PolicyInfoLabels,
+    PolicyView,
+};
+use crate::base::state::ExceptionSource;
+use crate::base::state::PolicySource;
 use crate::controller::ledger::Seen;
 use crate::engine::exceptions::ExceptionSet;
 use crate::engine::policy::Policy;
 use crate::engine::policyset::PolicySet;
 use crate::engine::targets::{FieldKind, select};
 use crate::engine::{Evaluation, Verdict};
-use crate::runtime::exceptions::ExceptionSource;
-use crate::runtime::metrics::{
-    ExceptionLabels, ExceptionView, FleetLabels, Metrics, ObjectSupportLabels, PolicyInfoLabels,
-    PolicyView,
-};
-use crate::runtime::state::PolicySource;
 
 /// The bounded labels of one object's verdict (no name).
 pub fn fleet_labels(

@@ -25,7 +25,6 @@
 //! - `kind_watch`: one kind's watch, cache and kube-runtime `Controller`;
 //! - `discovery`: which kinds to watch and where their verdicts go (the sink);
 //! - `status`: the SupportPolicies' status: tally, plan, write;
-//! - `leader`: leader election.
 
 pub mod cache;
 pub mod condition;
@@ -33,7 +32,6 @@ pub mod discovery;
 pub mod events;
 pub mod exception_status;
 pub mod kind_watch;
-pub mod leader;
 pub mod ledger;
 pub mod metrics;
 pub mod plan;
@@ -56,11 +54,11 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tokio::sync::watch;
 
+use crate::base::state::Shared;
 use crate::controller::discovery::{CRD_PAGE, Running, reconcile_kinds};
 use crate::controller::session::Session;
 pub use crate::controller::session::{ControllerConfig, ControllerError};
 use crate::controller::status::policy_status_loop;
-use crate::runtime::state::Shared;
 use tokio::task::JoinHandle;
 
 /// Runs the controller while `leading` is true; stops everything it started when it turns false.

@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 use tracing::instrument;
 
 use crate::api::object::engine_value;
+use crate::base::clock::today_utc;
+use crate::base::metrics::{ObjectSupportLabels, WriteLabels};
 use crate::controller::cache::Cached;
 use crate::controller::condition::CONDITION_TYPE;
 use crate::controller::ledger::{Seen, Sink};
@@ -24,8 +26,6 @@ use crate::controller::session::{ControllerError, Session};
 use crate::engine::policyset::PolicySet;
 use crate::engine::targets::FieldMask;
 use crate::engine::{Context, Evaluation, Verdict};
-use crate::runtime::clock::today_utc;
-use crate::runtime::metrics::{ObjectSupportLabels, WriteLabels};
 
 /// What every reconcile of one kind shares.
 pub(crate) struct KindCtx {
@@ -358,7 +358,7 @@ fn requeue(policies: &PolicySet, next_exception_change: Option<jiff::civil::Date
 /// Time until the start of `day` (UTC), plus a second of margin.
 fn until(day: jiff::civil::Date) -> Option<Duration> {
     let at = day.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
-    let secs = at.as_second() - crate::runtime::clock::now().as_second() + 1;
+    let secs = at.as_second() - crate::base::clock::now().as_second() + 1;
     (secs > 0).then(|| Duration::from_secs(secs as u64))
 }
 

@@ -14,13 +14,13 @@ use parking_lot::Mutex;
 use thiserror::Error;
 use tokio::sync::Notify;
 
+use crate::base::metrics::WriteLabels;
+use crate::base::state::Shared;
 use crate::controller::cache::Cached;
 use crate::controller::events::Publisher;
 use crate::controller::ledger::{KindKey, Seen};
 use crate::controller::retry::{Backoff, Retries};
 use crate::controller::summary::Pending;
-use crate::runtime::metrics::WriteLabels;
-use crate::runtime::state::Shared;
 
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {

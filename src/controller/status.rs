@@ -15,6 +15,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::api::{SupportExceptionStatus, SupportPolicy, SupportPolicyStatus};
+use crate::base::clock::today_utc;
+use crate::base::state::PolicySource;
 use crate::controller::exception_status;
 use crate::controller::metrics::{exception_expiries, policy_view, publish_fleet};
 use crate::controller::reconcile::memory_key;
@@ -23,8 +25,6 @@ use crate::controller::session::Session;
 use crate::controller::status_plan::{Pass, PolicyNote, announcements, flips_note};
 use crate::controller::summary;
 use crate::controller::tally::{self, Tally};
-use crate::runtime::clock::today_utc;
-use crate::runtime::state::PolicySource;
 
 /// Keeps every SupportPolicy's status (window, counts, denied objects, Ready) current, and the
 /// trusted SupportExceptions' (`exception_status`). What was written is remembered per uid, so

@@ -13,13 +13,13 @@ use kube::runtime::events::EventType;
 
 use crate::api::vendor;
 use crate::api::{SupportPolicy, SupportPolicyStatus};
+use crate::base::state::PolicySource;
 use crate::controller::condition::status_condition;
 use crate::controller::ledger::KindKey;
 use crate::controller::summary::{self, Flips};
 use crate::controller::tally::Tally;
 use crate::engine::coverage::{TargetCoverage, unresolved_fields};
 use crate::engine::policy::Policy;
-use crate::runtime::state::PolicySource;
 
 /// What one status pass reads besides the policies and their last written status.
 #[derive(Debug, Clone, Copy)]

@@ -55,8 +55,8 @@ pub fn per_policy<'a>(seen: impl Iterator<Item = &'a Seen>) -> HashMap<String, T
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::metrics::FleetLabels;
     use crate::engine::targets::{FieldKind, FieldMask};
-    use crate::runtime::metrics::FleetLabels;
 
     fn seen(display: &str, per_policy: &[(&str, Verdict)], resolved: &[(&str, usize)]) -> Seen {
         let mut mask = FieldMask::default();

@@ -11,8 +11,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::runtime::state::Shared;
-use crate::webhook::server::{Body, reply};
+use crate::base::reply::{Body, reply};
+use crate::base::state::Shared;
 
 async fn health(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
     match req.uri().path() {

@@ -1,13 +1,8 @@
-//! The `supportgate run` process: the state its tasks share, the one SupportPolicy watch,
-//! metrics, the clock, logging, and the supervision of its long-lived tasks.
+//! The `supportgate run` process: its wiring (run), the supervision of its long-lived tasks,
+//! the health and metrics endpoint, logging and leader election. Only `main` imports it.
 
-pub mod clock;
-pub mod exceptions;
 pub mod health;
+pub mod leader;
 pub mod logging;
-pub mod metrics;
-pub mod policies;
-pub mod resolve;
 pub mod run;
-pub mod state;
 pub mod supervisor;

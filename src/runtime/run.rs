@@ -14,14 +14,14 @@ use kube::Client;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::controller::leader::{self, LeaseConfig};
+use crate::base::metrics::Metrics;
+use crate::base::policies::watch_policies;
+use crate::base::state::Shared;
 use crate::controller::{self, ControllerConfig};
 use crate::engine::version::Version;
 use crate::runtime::health::serve_health;
+use crate::runtime::leader::{self, LeaseConfig};
 use crate::runtime::logging::{self, LogFormat};
-use crate::runtime::metrics::Metrics;
-use crate::runtime::policies::watch_policies;
-use crate::runtime::state::Shared;
 use crate::runtime::supervisor::{Supervisor, TaskExit, task};
 use crate::webhook::limits::ServerLimits;
 use crate::webhook::scope::{ScopeConfig, keep_rules};
@@ -79,7 +79,7 @@ pub fn run_blocking(cfg: RunConfig, log_format: LogFormat) -> anyhow::Result<()>
 
 pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let mut tasks = Supervisor::with_fault(cfg.fault_panic.as_deref())?;
-    crate::runtime::clock::set_test_offset_seconds(cfg.test_clock_offset_seconds);
+    crate::base::clock::set_test_offset_seconds(cfg.test_clock_offset_seconds);
     let client = Client::try_default()
         .await
         .context("connecting to the Kubernetes API (KUBECONFIG or in-cluster config)")?;
@@ -100,7 +100,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     );
     tasks.spawn(
         task::EXCEPTION_WATCHER,
-        crate::runtime::exceptions::watch_exceptions(
+        crate::base::exceptions::watch_exceptions(
             client.clone(),
             shared.clone(),
             cfg.exception_namespaces.clone(),

@@ -8,11 +8,12 @@ use std::time::Instant;
 use kube::core::admission::Operation;
 use thiserror::Error;
 
+use crate::api::object::EngineObject;
+use crate::base::metrics::{Metrics, RuleLabels, VerdictLabels};
 use crate::engine::policyset::{PolicySet, Subject};
 use crate::engine::rules::{Rule, Severity};
 use crate::engine::{Context, Evaluation, Verdict};
-use crate::runtime::metrics::{Metrics, RuleLabels, VerdictLabels};
-use crate::webhook::wire::{Answer, EngineObject, Request, Review};
+use crate::webhook::wire::{Answer, Request, Review};
 
 /// Why a request could not be answered with an AdmissionReview (an HTTP 4xx).
 #[derive(Debug, Error)]
@@ -30,8 +31,32 @@ pub enum ReviewError {
 /// The outcome, for logs and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
-    pub verdict: &'static str,
+    pub verdict: Outcome,
     pub violations: Vec<(Rule, Severity)>,
+}
+
+/// What became of a review: the engine's verdict, or why it was not judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Judged(Verdict),
+    /// Never judged: a delete, a subresource, no object, or a kind no policy targets.
+    Skipped,
+    /// Refused before the policies were synced.
+    Unsynced,
+}
+
+impl Outcome {
+    /// The `verdict` label of `supportgate_admission_requests` and the `verdict` audit
+    /// annotation: the one place a verdict becomes a string on the webhook's side.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Judged(Verdict::Allowed) => "allowed",
+            Outcome::Judged(Verdict::Warned) => "warned",
+            Outcome::Judged(Verdict::Denied) => "denied",
+            Outcome::Skipped => "skipped",
+            Outcome::Unsynced => "unsynced",
+        }
+    }
 }
 
 /// Decodes a review, decides, and encodes the answer.
@@ -53,7 +78,7 @@ pub fn review(
     let elapsed = start.elapsed();
     let duration_us = elapsed.as_micros() as u64;
     let namespace = request.namespace.as_deref().unwrap_or("");
-    if decision.verdict == "denied" {
+    if decision.verdict == Outcome::Judged(Verdict::Denied) {
         tracing::info!(
             kind = %request.kind.kind, namespace, name = %request.name, operation,
             dry_run = request.dry_run, duration_us, violations = ?decision.violations, "denied"
@@ -61,14 +86,14 @@ pub fn review(
     } else {
         tracing::debug!(
             kind = %request.kind.kind, namespace, name = %request.name, operation,
-            dry_run = request.dry_run, duration_us, verdict = decision.verdict,
+            dry_run = request.dry_run, duration_us, verdict = decision.verdict.label(),
             violations = ?decision.violations, "answered"
         );
     }
     if let Some(m) = metrics {
         m.admission_requests
             .get_or_create(&VerdictLabels {
-                verdict: decision.verdict,
+                verdict: decision.verdict.label(),
                 operation,
             })
             .inc();
@@ -77,7 +102,7 @@ pub fn review(
             m.admission_violations
                 .get_or_create(&RuleLabels {
                     rule: rule.id(),
-                    severity: severity_name(*severity),
+                    severity: *severity,
                 })
                 .inc();
         }
@@ -100,12 +125,16 @@ pub fn review_unsynced(body: &[u8]) -> Result<(Vec<u8>, Decision), ReviewError> 
             "supportgate is starting: its SupportPolicies and SupportExceptions are not synced yet, so it cannot tell whether this is supported; retry in a few seconds".to_string(),
         )
     });
-    let verdict = if passes { "skipped" } else { "unsynced" };
+    let verdict = if passes {
+        Outcome::Skipped
+    } else {
+        Outcome::Unsynced
+    };
     let encoded = serde_json::to_vec(&Answer {
         uid: &request.uid,
         allowed: passes,
         denial,
-        audit_annotations: &[("verdict", verdict)],
+        audit_annotations: &[("verdict", verdict.label())],
         warnings: Vec::new(),
     })
     .map_err(ReviewError::Malformed)?;
@@ -151,7 +180,7 @@ fn decide(
     policies: &PolicySet,
     ctx: &Context,
 ) -> (Result<Vec<u8>, serde_json::Error>, Decision) {
-    let pass = |verdict| {
+    let skip = || {
         let answer = Answer {
             uid: &request.uid,
             allowed: true,
@@ -160,27 +189,27 @@ fn decide(
             warnings: Vec::new(),
         };
         let decision = Decision {
-            verdict,
+            verdict: Outcome::Skipped,
             violations: Vec::new(),
         };
         (serde_json::to_vec(&answer), decision)
     };
     if never_judged(request) {
-        return pass("skipped");
+        return skip();
     }
     let Some(EngineObject(object)) = &request.object else {
-        return pass("skipped");
+        return skip();
     };
     let old = match request.operation {
         Operation::Update => request.old_object.as_ref().map(|o| &o.0),
         _ => None,
     };
     let Some(assessment) = policies.assess(Subject::update(object, old), ctx) else {
-        return pass("skipped");
+        return skip();
     };
     let evaluation = assessment.evaluation;
     let decision = Decision {
-        verdict: evaluation.verdict.as_str(),
+        verdict: Outcome::Judged(evaluation.verdict),
         violations: evaluation
             .violations
             .iter()
@@ -214,7 +243,8 @@ fn respond(request: &Request, e: &Evaluation) -> Result<Vec<u8>, serde_json::Err
             seen.push(id);
         }
     }
-    let verdict = [("verdict", e.verdict.as_str()), ("rules", rules.as_str())];
+    let verdict = Outcome::Judged(e.verdict).label();
+    let verdict = [("verdict", verdict), ("rules", rules.as_str())];
     let audit_annotations = if rules.is_empty() {
         &verdict[..1]
     } else {
@@ -244,14 +274,6 @@ fn respond(request: &Request, e: &Evaluation) -> Result<Vec<u8>, serde_json::Err
         audit_annotations,
         warnings,
     })
-}
-
-fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Info => "info",
-        Severity::Warn => "warn",
-        Severity::Deny => "deny",
-    }
 }
 
 #[cfg(test)]

@@ -232,7 +232,7 @@ fn answers_have_kubes_shape() {
     for body in bodies {
         let (bytes, decision) =
             review(&body, &PolicySet::embedded_default(), &ctx(), None).unwrap();
-        verdicts.push(decision.verdict);
+        verdicts.push(decision.verdict.label());
         let ours: Value = serde_json::from_slice(&bytes).unwrap();
         let kubes: AdmissionReview<DynamicObject> = serde_json::from_slice(&bytes).unwrap();
         let response = kubes.response.clone().expect("a response");
@@ -250,8 +250,8 @@ fn answers_have_kubes_shape() {
 /// included (normalized through `ObjectMeta`: `creationTimestamp: null` dropped, timestamps kept).
 #[test]
 fn objects_decode_as_engine_value_gives_them() {
+    use crate::api::object::EngineObject;
     use crate::api::object::engine_value;
-    use crate::webhook::wire::EngineObject;
     let mut obj = cluster("v1.8.5", "1.20.13", "stable-1.20-4.4.0");
     obj["metadata"]["creationTimestamp"] = Value::Null;
     obj["metadata"]["annotations"] = json!({"a/b": "c"});
@@ -373,7 +373,7 @@ fn before_the_policies_are_synced_a_create_or_update_is_refused_with_503_and_a_d
                 .contains("not synced yet"),
             "{r}"
         );
-        assert_eq!(decision.verdict, "unsynced");
+        assert_eq!(decision.verdict.label(), "unsynced");
     }
     let (bytes, _) = review_unsynced(&review_json("DELETE", Value::Null, good)).expect("answered");
     let v: Value = serde_json::from_slice(&bytes).unwrap();

@@ -1,5 +1,6 @@
 //! Unit tests of the connection registry: eviction order, timeouts, abandoned streams.
 
+use super::view::{State, View};
 use super::*;
 
 fn registry(max: usize) -> Arc<Registry> {

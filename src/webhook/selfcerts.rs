@@ -52,7 +52,7 @@ pub enum SelfCertError {
     Load(#[from] crate::webhook::tls::TlsError),
 }
 
-use crate::runtime::clock::today_utc as today;
+use crate::base::clock::today_utc as today;
 
 fn names(cfg: &SelfManagedConfig) -> Vec<String> {
     let (s, ns) = (&cfg.service_name, &cfg.namespace);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -17,60 +17,91 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument as _;
 
-use crate::runtime::metrics::ErrorLabels;
-use crate::runtime::state::Shared;
+use crate::base::metrics::ErrorLabels;
+use crate::base::reply::{Body, reply};
+use crate::base::state::Shared;
 use crate::webhook::admission::{ReviewError, review, review_unsynced};
 use crate::webhook::conns::{Admission, CloseKind, Conn, Reason, Registry, Tracked};
 use crate::webhook::limits::{Builders, ServerLimits, fd_limit};
 
-pub(crate) type Body = Full<Bytes>;
-
-pub(crate) fn reply(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<Body> {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(content_type),
-    );
-    r
-}
-
+/// One request: routed, its body read within the limits, the review answered.
 async fn admission(
     req: Request<Incoming>,
     shared: Arc<Shared>,
     body_timeout: Duration,
 ) -> Response<Body> {
+    if let Some(refused) = misrouted(&req) {
+        return refused;
+    }
+    let body = match read_body(req, &shared, body_timeout).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let answered = if shared.judging_synced() {
+        let policies = shared.policies.load();
+        review(&body, &policies, &shared.context(), Some(&shared.metrics))
+    } else {
+        count_error(&shared, "unsynced");
+        review_unsynced(&body)
+    };
+    match answered {
+        Ok((answer, _)) => reply(StatusCode::OK, "application/json", answer),
+        Err(e) => {
+            count_error(
+                &shared,
+                match e {
+                    ReviewError::Malformed(_) => "malformed",
+                    ReviewError::WrongVersion { .. } => "wrong_version",
+                    ReviewError::NoRequest => "no_request",
+                },
+            );
+            tracing::warn!(error = %e, "refused a request that is not an AdmissionReview");
+            reply(StatusCode::BAD_REQUEST, "text/plain", format!("{e}\n"))
+        }
+    }
+}
+
+/// The answer to anything but a POST to `/validate`.
+fn misrouted(req: &Request<Incoming>) -> Option<Response<Body>> {
     if req.uri().path() != "/validate" {
-        return reply(
+        return Some(reply(
             StatusCode::NOT_FOUND,
             "text/plain",
             "not found: POST AdmissionReviews to /validate\n",
-        );
+        ));
     }
-    if req.method() != Method::POST {
-        return reply(
+    (req.method() != Method::POST).then(|| {
+        reply(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "only POST is served\n",
-        );
-    }
-    let error = |kind: &'static str| {
-        shared
-            .metrics
-            .admission_errors
-            .get_or_create(&ErrorLabels { kind })
-            .inc()
-    };
+        )
+    })
+}
+
+/// Counts a request refused before evaluation.
+fn count_error(shared: &Shared, kind: &'static str) {
+    shared
+        .metrics
+        .admission_errors
+        .get_or_create(&ErrorLabels { kind })
+        .inc();
+}
+
+/// The request body, at most `max_body_bytes` of it within `body_timeout`; or the answer that
+/// refuses it.
+async fn read_body(
+    req: Request<Incoming>,
+    shared: &Shared,
+    body_timeout: Duration,
+) -> Result<Bytes, Response<Body>> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     let too_large = || {
+        count_error(shared, "too_large");
         reply(
             StatusCode::PAYLOAD_TOO_LARGE,
             "text/plain",
@@ -78,53 +109,30 @@ async fn admission(
         )
     };
     if declared.is_some_and(|n| n > shared.max_body_bytes) {
-        error("too_large");
-        return too_large();
+        return Err(too_large());
     }
     // The limit is enforced while reading, whatever Content-Length claimed.
     let read = Limited::new(req.into_body(), shared.max_body_bytes).collect();
-    let body = match tokio::time::timeout(body_timeout, read).await {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            error("too_large");
-            return too_large();
-        }
+    match tokio::time::timeout(body_timeout, read).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
         Ok(Err(e)) => {
-            error("read");
+            count_error(shared, "read");
             let mut r = reply(
                 StatusCode::BAD_REQUEST,
                 "text/plain",
                 format!("reading the request body: {e}\n"),
             );
             r.extensions_mut().insert(BodyCutOff);
-            return r;
+            Err(r)
         }
         Err(_) => {
-            error("body_timeout");
-            return reply(
+            count_error(shared, "body_timeout");
+            Err(reply(
                 StatusCode::REQUEST_TIMEOUT,
                 "text/plain",
                 format!("the request body did not arrive within {body_timeout:?}\n"),
-            );
-        }
-    };
-    let answered = if shared.judging_synced() {
-        let policies = shared.policies.load();
-        review(&body, &policies, &shared.context(), Some(&shared.metrics))
-    } else {
-        error("unsynced");
-        review_unsynced(&body)
-    };
-    match answered {
-        Ok((answer, _)) => reply(StatusCode::OK, "application/json", answer),
-        Err(e) => {
-            error(match e {
-                ReviewError::Malformed(_) => "malformed",
-                ReviewError::WrongVersion { .. } => "wrong_version",
-                ReviewError::NoRequest => "no_request",
-            });
-            tracing::warn!(error = %e, "refused a request that is not an AdmissionReview");
-            reply(StatusCode::BAD_REQUEST, "text/plain", format!("{e}\n"))
+            ))
         }
     }
 }

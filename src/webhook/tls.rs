@@ -233,7 +233,7 @@ pub fn generate_valid(
     let ymd = |d: jiff::civil::Date| {
         rcgen::date_time_ymd(i32::from(d.year()), d.month() as u8, d.day() as u8)
     };
-    let today = crate::runtime::clock::today_utc();
+    let today = crate::base::clock::today_utc();
     if not_after.is_some() {
         ca.not_before = ymd(today.yesterday().unwrap_or(today));
         ca.not_after = ymd(today.saturating_add(jiff::Span::new().years(10)));

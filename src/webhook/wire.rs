@@ -4,26 +4,28 @@
 //! kube's `AdmissionReview<DynamicObject>` flattens its type fields, so serde buffers the whole
 //! body through its `Content` tree before decoding it, and `DynamicObject` flattens the object a
 //! second time; the engine then needed it rebuilt as a `serde_json::Value`. Here the review is
-//! read field by field: `request.object` and `oldObject` become the engine's `Value` directly,
-//! with their metadata passed through `ObjectMeta` exactly as [`engine_value`] does, so
-//! admission and the controller still evaluate the same document and a malformed metadata still
-//! refuses the review. Every field kube requires is required here with the same type, and
+//! read field by field: `request.object` and `oldObject` become the engine's `Value` directly
+//! ([`EngineObject`], the same conversion as the controller's [`engine_value`]), so admission
+//! and the controller still evaluate the same document and a malformed metadata still refuses
+//! the review. Every field kube requires is required here with the same type, and
 //! unknown top-level fields are decoded (and dropped) as values, so that the recursion limit
 //! still refuses a hostile one.
 //!
 //! [`engine_value`]: crate::api::object::engine_value
+//! [`EngineObject`]: crate::api::object::EngineObject
 
 use std::fmt;
 
 use k8s_openapi::api::authentication::v1::UserInfo;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use kube::core::admission::{AdmissionResponse, Operation};
 use kube::core::{GroupVersionKind, GroupVersionResource};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use crate::api::object::EngineObject;
 
 /// The review as sent: its type, and the request.
 #[derive(Debug)]
@@ -66,51 +68,6 @@ pub struct Request {
     #[serde(default)]
     #[allow(dead_code)]
     pub options: Option<RawExtension>,
-}
-
-/// An object of the review as [`crate::api::object::engine_value`] gives it.
-#[derive(Debug)]
-pub struct EngineObject(pub Value);
-
-impl<'de> Deserialize<'de> for EngineObject {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(ObjectVisitor)
-    }
-}
-
-/// Reads an object's members as values, but its metadata straight into `ObjectMeta`: through a
-/// `Value` first, every string of it was allocated twice.
-struct ObjectVisitor;
-
-impl<'de> Visitor<'de> for ObjectVisitor {
-    type Value = EngineObject;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a Kubernetes object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<EngineObject, A::Error> {
-        let mut map = Map::new();
-        // As `DynamicObject`: a missing metadata is the empty one; a malformed one is an error.
-        // Every member is decoded as it comes, so a malformed one is an error even if the key
-        // is repeated later; of two well-formed ones the last counts.
-        let mut meta = None;
-        while let Some(key) = m.next_key::<String>()? {
-            if key == "metadata" {
-                meta = Some(m.next_value::<ObjectMeta>()?);
-            } else {
-                map.insert(key, m.next_value::<Value>()?);
-            }
-        }
-        // `DynamicObject` drops an `apiVersion` or `kind` that is not a pair of strings (which
-        // ones depends on the order of the fields); the engine skips such an object either way.
-        // ObjectMeta serializes infallibly (strings, maps and timestamps only).
-        map.insert(
-            "metadata".into(),
-            serde_json::to_value(meta.unwrap_or_default()).unwrap_or(Value::Null),
-        );
-        Ok(EngineObject(Value::Object(map)))
-    }
 }
 
 enum Field {

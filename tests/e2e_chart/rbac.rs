@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
+use supportgate::api::webhook_configuration::rules_for;
 use supportgate::engine::policyset::PolicySet;
-use supportgate::webhook::config::rules_for;
 
 use crate::render::strs;
 use crate::support::ControlPlane;

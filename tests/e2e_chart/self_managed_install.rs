@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
+use supportgate::api::webhook_configuration::rules_for;
 use supportgate::engine::policyset::PolicySet;
-use supportgate::webhook::config::rules_for;
 
 use crate::cluster::{CRD_NAME, delete_project_crd, exclusive};
 use crate::rbac::{allowed, expected_rbac, rule_lines};

@@ -26,10 +26,10 @@ pub async fn register_webhook(
 ) {
     use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
     use kube::api::{Api, DeleteParams, PostParams};
-    use supportgate::engine::policyset::PolicySet;
-    use supportgate::webhook::config::{
+    use supportgate::api::webhook_configuration::{
         Endpoint, WebhookSettings, validating_webhook_configuration,
     };
+    use supportgate::engine::policyset::PolicySet;
     let settings = WebhookSettings {
         name: name.to_string(),
         endpoint: Endpoint::Url(url),

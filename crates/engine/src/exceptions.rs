@@ -20,7 +20,7 @@ use crate::problems::{parse_field, parse_or_note};
 use crate::rules::{Rule, Severity};
 use crate::selector::Selector;
 use crate::spec::{
-    ALL_NAMESPACES, ExceptionMatch, ExceptionSource, NAMESPACES_REQUIRED, WILDCARD_ALONE,
+    ALL_NAMESPACES, ExceptionMatch, ExceptionResource, NAMESPACES_REQUIRED, WILDCARD_ALONE,
 };
 use crate::targets::FieldKind;
 use crate::version::{Minor, Version};
@@ -98,7 +98,7 @@ impl CompiledException {
     /// Validates what the CRD schema cannot (or what an offline file, or an exception stored
     /// before the schema required it, skipped): a real date, known rule ids, a namespace scope,
     /// parseable selectors and minors. Every problem is reported, not just the first.
-    pub fn compile(x: &impl ExceptionSource) -> Result<CompiledException, ExceptionError> {
+    pub fn compile(x: &impl ExceptionResource) -> Result<CompiledException, ExceptionError> {
         let ns = x.exception_namespace().unwrap_or("default");
         let key = format!("{ns}/{}", x.exception_name().unwrap_or(""));
         let s = x.exception_spec();

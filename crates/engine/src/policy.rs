@@ -14,7 +14,7 @@ use crate::problems::{parse_field, parse_or_note};
 use crate::rules::Severity;
 use crate::selector::{LabelSelector, Selector};
 use crate::spec::{
-    KubernetesRange, MissingVersion, PolicyDocument, PolicySource, ProductRelease,
+    KubernetesRange, MissingVersion, PolicyDocument, PolicyResource, ProductRelease,
     SupportPolicySpec, TARGET_FIELDS_MESSAGE, UnidentifiedRefs,
 };
 use crate::targets::{CompiledTarget, presets};
@@ -108,7 +108,7 @@ impl Policy {
     }
 
     /// Compiles a SupportPolicy: the main crate's `api::SupportPolicy`, or a [`PolicyDocument`].
-    pub fn compile(sp: &impl PolicySource) -> Result<Policy, PolicyError> {
+    pub fn compile(sp: &impl PolicyResource) -> Result<Policy, PolicyError> {
         let name = sp.policy_name().unwrap_or_default().to_string();
         Policy::compile_spec(name, sp.policy_spec())
     }

@@ -2,7 +2,7 @@
 //!
 //! The Kubernetes objects around them (metadata, status, the CRDs) are the main crate's `api`,
 //! which wraps these types unchanged. The engine reads a policy or an exception through
-//! [`PolicySource`] and [`ExceptionSource`], so that it never needs a Kubernetes type; the
+//! [`PolicyResource`] and [`ExceptionResource`], so that it never needs a Kubernetes type; the
 //! [`PolicyDocument`] and [`ExceptionDocument`] here read the same YAML/JSON without one.
 
 mod support_exception;
@@ -17,14 +17,14 @@ use jiff::Timestamp;
 use serde::Deserialize;
 
 /// A SupportPolicy as the engine compiles it: its name and its spec.
-pub trait PolicySource {
+pub trait PolicyResource {
     /// `metadata.name`.
     fn policy_name(&self) -> Option<&str>;
     fn policy_spec(&self) -> &SupportPolicySpec;
 }
 
 /// A SupportException as the engine compiles it: where it lives, when it was created, its spec.
-pub trait ExceptionSource {
+pub trait ExceptionResource {
     /// `metadata.namespace`.
     fn exception_namespace(&self) -> Option<&str>;
     /// `metadata.name`.
@@ -35,7 +35,7 @@ pub trait ExceptionSource {
 }
 
 // Watches hand out shared objects; compiling one needs no copy.
-impl<T: PolicySource + ?Sized> PolicySource for Arc<T> {
+impl<T: PolicyResource + ?Sized> PolicyResource for Arc<T> {
     fn policy_name(&self) -> Option<&str> {
         (**self).policy_name()
     }
@@ -45,7 +45,7 @@ impl<T: PolicySource + ?Sized> PolicySource for Arc<T> {
     }
 }
 
-impl<T: ExceptionSource + ?Sized> ExceptionSource for Arc<T> {
+impl<T: ExceptionResource + ?Sized> ExceptionResource for Arc<T> {
     fn exception_namespace(&self) -> Option<&str> {
         (**self).exception_namespace()
     }
@@ -83,7 +83,7 @@ pub struct PolicyDocument {
     pub spec: SupportPolicySpec,
 }
 
-impl PolicySource for PolicyDocument {
+impl PolicyResource for PolicyDocument {
     fn policy_name(&self) -> Option<&str> {
         self.metadata.name.as_deref()
     }
@@ -100,7 +100,7 @@ pub struct ExceptionDocument {
     pub spec: SupportExceptionSpec,
 }
 
-impl ExceptionSource for ExceptionDocument {
+impl ExceptionResource for ExceptionDocument {
     fn exception_namespace(&self) -> Option<&str> {
         self.metadata.namespace.as_deref()
     }

@@ -14,29 +14,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 
 use crate::api::SupportException;
-use crate::engine::exceptions::CompiledException;
-use crate::runtime::state::Shared;
-
-/// One SupportException as the cluster holds it, with the outcome of compiling it.
-#[derive(Debug, Clone)]
-pub struct ExceptionSource {
-    pub object: Arc<SupportException>,
-    /// The compiled exception, or why it is invalid (shown in its Ready condition).
-    pub compiled: Result<Arc<CompiledException>, String>,
-}
-
-impl ExceptionSource {
-    pub fn compile(object: Arc<SupportException>) -> ExceptionSource {
-        let compiled = match CompiledException::compile(&object) {
-            Ok(x) => Ok(Arc::new(x)),
-            Err(e) => {
-                tracing::warn!(error = %e, "ignoring an invalid SupportException");
-                Err(e.problems)
-            }
-        };
-        ExceptionSource { object, compiled }
-    }
-}
+use crate::base::state::{ExceptionSource, Shared};
 
 /// Keeps `shared.exceptions` equal to the SupportExceptions of `namespaces`. Runs until the
 /// watch streams end, which they do not by themselves.

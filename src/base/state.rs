@@ -2,7 +2,7 @@
 //! (no API calls there), readiness flags, and the metrics registry.
 //!
 //! The SupportPolicies are watched and compiled once per process (see
-//! [`crate::runtime::policies`]); the webhook and the controller both read the result here.
+//! [`crate::base::policies`]); the webhook and the controller both read the result here.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -11,13 +11,13 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
-use crate::api::SupportPolicy;
+use crate::api::{SupportException, SupportPolicy};
+use crate::base::metrics::Metrics;
 use crate::engine::Context;
-use crate::engine::exceptions::ExceptionSet;
+use crate::engine::exceptions::{CompiledException, ExceptionSet};
 use crate::engine::policy::Policy;
 use crate::engine::policyset::PolicySet;
 use crate::engine::version::Version;
-use crate::runtime::metrics::Metrics;
 
 /// One SupportPolicy as the cluster holds it, with the outcome of compiling it. The policy
 /// status writer reads these instead of watching and compiling the policies a second time.
@@ -27,7 +27,7 @@ pub struct PolicySource {
     /// The compiled policy, or why the spec is invalid (shown in its Ready condition).
     pub compiled: Result<Arc<Policy>, String>,
     /// This generation's targets that do not resolve against API discovery and so keep it from
-    /// replacing the generation in force (see [`crate::runtime::resolve::blocking`]).
+    /// replacing the generation in force (see [`crate::base::resolve::blocking`]).
     pub unresolved: Vec<String>,
     /// What is enforced for this policy: this generation when it compiles and resolves, else the
     /// last one of the same object (uid) that did; none when no generation ever compiled.
@@ -90,10 +90,10 @@ pub struct Shared {
     pub max_body_bytes: usize,
     pub policies_synced: AtomicBool,
     pub tls_loaded: AtomicBool,
-    /// The valid SupportExceptions of the trusted namespaces (see [`crate::runtime::exceptions`]).
+    /// The valid SupportExceptions of the trusted namespaces (see [`crate::base::exceptions`]).
     pub exceptions: ArcSwap<ExceptionSet>,
     /// Every SupportException of the trusted namespaces, valid or not, for their status.
-    pub exception_sources: ArcSwap<Vec<crate::runtime::exceptions::ExceptionSource>>,
+    pub exception_sources: ArcSwap<Vec<ExceptionSource>>,
     /// True once the exceptions have been listed: until then the controller does not start,
     /// so a restart never reports an excepted object as having lost its cover.
     pub exceptions_synced: watch::Sender<bool>,
@@ -152,7 +152,7 @@ impl Shared {
 
     /// Publishes the trusted namespaces' SupportExceptions; every object is re-evaluated, as
     /// for a policy change.
-    pub fn publish_exceptions(&self, sources: Vec<crate::runtime::exceptions::ExceptionSource>) {
+    pub fn publish_exceptions(&self, sources: Vec<ExceptionSource>) {
         let valid = sources
             .iter()
             .filter_map(|s| s.compiled.as_ref().ok().cloned())
@@ -189,9 +189,30 @@ impl Shared {
     }
 
     pub fn context(&self) -> Context {
-        let today = crate::runtime::clock::today_utc();
+        let today = crate::base::clock::today_utc();
         Context::new(today)
             .with_hosting_kubernetes(self.hosting_kubernetes.clone())
             .with_exceptions(self.exceptions.load_full())
+    }
+}
+
+/// One SupportException as the cluster holds it, with the outcome of compiling it.
+#[derive(Debug, Clone)]
+pub struct ExceptionSource {
+    pub object: Arc<SupportException>,
+    /// The compiled exception, or why it is invalid (shown in its Ready condition).
+    pub compiled: Result<Arc<CompiledException>, String>,
+}
+
+impl ExceptionSource {
+    pub fn compile(object: Arc<SupportException>) -> ExceptionSource {
+        let compiled = match CompiledException::compile(&object) {
+            Ok(x) => Ok(Arc::new(x)),
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring an invalid SupportException");
+                Err(e.problems)
+            }
+        };
+        ExceptionSource { object, compiled }
     }
 }

@@ -15,10 +15,10 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 
 use crate::api::SupportPolicy;
+use crate::base::resolve::{self, Discovered};
+use crate::base::state::{InForce, PolicySource, Shared};
 use crate::engine::policy::Policy;
 use crate::engine::vendor::{VENDOR_POLICY_NAME, embedded_spec};
-use crate::runtime::resolve::{self, Discovered};
-use crate::runtime::state::{InForce, PolicySource, Shared};
 
 /// Keeps `shared` equal to the cluster's SupportPolicies (the embedded default when there are
 /// no valid ones). With `create_default`, the first complete list that finds no SupportPolicy at
@@ -298,8 +298,8 @@ impl PolicySource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::metrics::Metrics;
     use crate::engine::policy::DEFAULT_POLICY_YAML;
-    use crate::runtime::metrics::Metrics;
 
     fn policy(name: &str, yaml: &str) -> Arc<SupportPolicy> {
         let mut sp: SupportPolicy = serde_norway::from_str(yaml).unwrap();

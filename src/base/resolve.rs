@@ -3,7 +3,7 @@
 //! Konvoycluster`) would otherwise write a webhook rule that matches nothing, or a rule whose
 //! objects match no target, and the kind would be admitted unchecked. A policy whose targets do
 //! not resolve is reported (`Ready=False`, reason `TargetsUnresolved`) and does not replace the
-//! generation in force before it (see [`crate::runtime::policies`]).
+//! generation in force before it (see [`crate::base::policies`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
