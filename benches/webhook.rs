@@ -42,7 +42,7 @@ use kube::core::DynamicObject;
 use kube::core::admission::AdmissionReview;
 use loadgen::{Run, Target, closed_loop, connect, exchange, fixed_rate};
 use serde_json::{Value, json};
-use supportgate::cli::check::parse_objects;
+use supportgate::cli::input::parse_objects;
 use supportgate::engine::Context;
 use supportgate::engine::policyset::PolicySet;
 use supportgate::runtime::metrics::Metrics;

@@ -49,7 +49,7 @@ pub fn render(report: &Report) -> String {
     if !report.removed.is_empty() {
         out.push_str("    <system-out>");
         for o in &report.removed {
-            let line = format!("REMOVED {} {} ({})\n", o.kind, name(o), o.source);
+            let line = format!("REMOVED {} {} ({})\n", o.kind, o.display_name(), o.source);
             out.push_str(&escape(&line));
         }
         out.push_str("</system-out>\n");
@@ -95,15 +95,8 @@ fn open_case(out: &mut String, o: &ObjectRef) {
         out,
         "    <testcase classname=\"{}\" name=\"{}\">",
         escape(file),
-        escape(&format!("{} {} ({})", o.kind, name(o), o.source))
+        escape(&format!("{} {} ({})", o.kind, o.display_name(), o.source))
     );
-}
-
-fn name(o: &ObjectRef) -> String {
-    match &o.namespace {
-        Some(ns) => format!("{ns}/{}", o.name),
-        None => o.name.clone(),
-    }
 }
 
 fn line(v: &Violation) -> String {
@@ -133,16 +126,5 @@ pub fn escape(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escaping_keeps_the_document_well_formed() {
-        let nasty = "a<b>&\"c'\u{1}\u{FFFF}";
-        let doc = format!("<x a=\"{}\">{}</x>", escape(nasty), escape(nasty));
-        let parsed = roxmltree::Document::parse(&doc).expect("well-formed");
-        let root = parsed.root_element();
-        assert_eq!(root.attribute("a"), Some("a<b>&\"c'\u{FFFD}\u{FFFD}"));
-        assert_eq!(root.text(), Some("a<b>&\"c'\u{FFFD}\u{FFFD}"));
-    }
-}
+#[path = "junit_tests.rs"]
+mod tests;

@@ -699,7 +699,7 @@ fn untargeted_kinds_are_not_evaluated() {
 #[test]
 fn cluster_configuration_and_provisioner_presets() {
     let p = policy();
-    let (objs, errs) = crate::cli::check::parse_objects(
+    let (objs, errs) = crate::cli::input::parse_objects(
         "cluster.yaml",
         include_str!("../../examples/clusters/cluster.yaml"),
     );

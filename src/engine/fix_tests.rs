@@ -400,7 +400,7 @@ fn every_example_cluster_passes_once_fixed() {
             include_str!("../../examples/clusters/addons.yaml"),
         ),
     ] {
-        let (objs, errs) = crate::cli::check::parse_objects(name, text);
+        let (objs, errs) = crate::cli::input::parse_objects(name, text);
         assert!(errs.is_empty(), "{errs:?}");
         for o in objs {
             let Some(a) = set.assess(&o.object, None, &on) else {

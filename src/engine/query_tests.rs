@@ -73,7 +73,7 @@ pub(crate) fn corpus() -> Vec<Value> {
     for f in ["addons.yaml", "cluster.yaml", "konvoyclusters.yaml"] {
         let p = root.join("examples/clusters").join(f);
         let text = std::fs::read_to_string(&p).expect("example");
-        let (objs, _) = crate::cli::check::parse_objects(f, &text);
+        let (objs, _) = crate::cli::input::parse_objects(f, &text);
         objects.extend(objs.into_iter().map(|o| o.object));
     }
     let dir = root.join("fuzz/corpus/admission_review");
