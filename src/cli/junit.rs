@@ -4,6 +4,10 @@
 //! denial and warnings in `<system-out>`; objects no target matches are `<skipped>`; each input
 //! error is a testcase with an `<error>`. Removed objects (`--previous`) are listed in the
 //! suite's `<system-out>`: they are not tests of the new revision.
+//!
+//! Written by hand rather than with `quick-junit`: its model gives a testcase one status, so an
+//! object with three denials could carry only one `<failure>`, and the README and
+//! `tests/cli_inputs.rs` promise one per denial.
 
 use std::fmt::Write as _;
 
