@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group};
 use jiff::civil::date;
 use serde_json::Value;
-use supportgate::cli::check::parse_objects;
+use supportgate::cli::input::parse_objects;
 use supportgate::webhook::admission::review;
 use supportgate::{Context, Policy, PolicySet};
 

@@ -17,7 +17,7 @@ use std::time::Instant;
 use jiff::civil::date;
 use serde_json::{Value, json};
 use supportgate::api::SupportException;
-use supportgate::cli::check::parse_objects;
+use supportgate::cli::input::parse_objects;
 use supportgate::engine::Context;
 use supportgate::engine::exceptions::{CompiledException, ExceptionSet};
 use supportgate::engine::policyset::PolicySet;

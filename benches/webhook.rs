@@ -44,7 +44,7 @@ use loadgen::{Run, Target, closed_loop, connect, exchange, fixed_rate};
 use serde_json::{Value, json};
 use supportgate::base::metrics::Metrics;
 use supportgate::base::state::Shared;
-use supportgate::cli::check::parse_objects;
+use supportgate::cli::input::parse_objects;
 use supportgate::engine::Context;
 use supportgate::engine::policyset::PolicySet;
 use supportgate::webhook::admission;

@@ -11,7 +11,7 @@
 use std::sync::LazyLock;
 
 use serde_json::Value;
-use supportgate::cli::check;
+use supportgate::cli::input;
 use supportgate::engine::Context;
 use supportgate::engine::Verdict;
 use supportgate::engine::policyset::PolicySet;
@@ -102,7 +102,7 @@ pub fn release_tag(data: &[u8]) {
 /// Reads manifests as `supportgate check` does.
 pub fn parse_objects(data: &[u8]) {
     let Some(s) = text(data) else { return };
-    let (objects, _errors) = check::parse_objects("fuzz.yaml", s);
+    let (objects, _errors) = input::parse_objects("fuzz.yaml", s);
     for o in &objects {
         assert!(o.object.get("apiVersion").is_some_and(Value::is_string));
         assert!(o.object.get("kind").is_some_and(Value::is_string));

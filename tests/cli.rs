@@ -1,9 +1,14 @@
 //! Runs the `supportgate` binary the way CI pipelines do, on fixture files.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+use supportgate::api::object::engine_value;
+use supportgate::controller::condition::supported_condition;
+use supportgate::engine::Context;
+use supportgate::engine::policyset::PolicySet;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_supportgate"))
@@ -392,16 +397,132 @@ fn rules_in_condition(message: &str) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+/// The group and version of an `apiVersion` (`v1`: the core group, empty).
+fn group_version(api_version: &str) -> (String, String) {
+    match api_version.rsplit_once('/') {
+        Some((g, v)) => (g.to_string(), v.to_string()),
+        None => (String::new(), api_version.to_string()),
+    }
+}
+
+/// The webhook: its answer to an AdmissionReview CREATE of the object, and the rules it names.
+fn webhook_rules(obj: &Value, policies: &PolicySet, ctx: &Context) -> (Value, BTreeSet<String>) {
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let (group, version) = group_version(obj["apiVersion"].as_str().unwrap());
+    let kind = obj["kind"].as_str().unwrap();
+    let body = serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "u1",
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": "things"},
+            "name": name, "namespace": obj["metadata"]["namespace"],
+            "operation": "CREATE", "userInfo": {"username": "ci"},
+            "object": obj, "dryRun": false
+        }
+    }))
+    .unwrap();
+    let (answer, _) = supportgate::webhook::admission::review(&body, policies, ctx, None).unwrap();
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    let webhook: BTreeSet<String> = answer["response"]["auditAnnotations"]["rules"]
+        .as_str()
+        .map(|r| r.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    (answer, webhook)
+}
+
+/// The controller: the watched object's engine view, the same assessment, the rules of the
+/// condition it writes; `None` when no target matches the object.
+fn controller_rules(obj: &Value, policies: &PolicySet, ctx: &Context) -> Option<BTreeSet<String>> {
+    let (group, version) = group_version(obj["apiVersion"].as_str().unwrap());
+    let kind = obj["kind"].as_str().unwrap();
+    let dynamic: kube::api::DynamicObject = serde_json::from_value(obj.clone()).unwrap();
+    let ar =
+        kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(&group, &version, kind));
+    let value = engine_value(dynamic, Some(&ar));
+    let assessment = policies.assess(&value, ctx)?;
+    let condition = supported_condition(
+        &assessment.evaluation,
+        None,
+        None,
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+    );
+    Some(rules_in_condition(&condition.message))
+}
+
+/// The rules a result of `check --output json` names.
+fn check_rules(result: &Value) -> BTreeSet<String> {
+    result["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["rule"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The three agree on every object of one file; returns how many of them a target matches.
+fn agree_on_file(file: &std::path::Path, policies: &PolicySet, ctx: &Context) -> usize {
+    let path = file.to_str().unwrap();
+    let o = run(&[
+        "check",
+        TODAY,
+        "--kubernetes-version=1.20.13",
+        "--output=json",
+        path,
+    ]);
+    assert!(
+        code(&o) < 2,
+        "{path}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report = json_of(&o);
+    let text = std::fs::read_to_string(file).unwrap();
+    let (objects, errors) = supportgate::cli::input::parse_objects(path, &text);
+    assert!(errors.is_empty(), "{path}: {errors:?}");
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(
+        results.len() + report["skipped"].as_array().unwrap().len(),
+        objects.len(),
+        "{path}"
+    );
+    let mut targeted = 0;
+    let mut next_result = results.iter();
+    for so in &objects {
+        let obj = &so.object;
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        let (answer, webhook) = webhook_rules(obj, policies, ctx);
+        let Some(controller) = controller_rules(obj, policies, ctx) else {
+            assert!(
+                webhook.is_empty(),
+                "{path} {name}: untargeted, yet {webhook:?}"
+            );
+            continue;
+        };
+        targeted += 1;
+        // `check --output json`, in document order.
+        let r = next_result
+            .next()
+            .unwrap_or_else(|| panic!("{path}: no result for {name}"));
+        assert_eq!(r["name"], name, "{path}");
+        let check = check_rules(r);
+        assert_eq!(webhook, check, "{path} {name}: webhook vs check");
+        assert_eq!(controller, check, "{path} {name}: controller vs check");
+        assert_eq!(
+            answer["response"]["auditAnnotations"]["verdict"], r["verdict"],
+            "{path} {name}"
+        );
+    }
+    assert!(
+        next_result.next().is_none(),
+        "{path}: more results than targeted objects"
+    );
+    targeted
+}
+
 /// The webhook's answer, the controller's condition and `check --output json` name the same
 /// rules for every example and fixture object.
 #[test]
 fn webhook_controller_and_check_agree_on_every_example_and_fixture() {
-    use std::collections::BTreeSet;
-    use supportgate::api::object::engine_value;
-    use supportgate::controller::condition::supported_condition;
-    use supportgate::engine::Context;
-    use supportgate::engine::policyset::PolicySet;
-
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
     yaml_files(&root.join("examples"), &mut files);
@@ -409,110 +530,10 @@ fn webhook_controller_and_check_agree_on_every_example_and_fixture() {
     let today: jiff::civil::Date = "2026-11-24".parse().unwrap();
     let ctx = Context::new(today).with_hosting_kubernetes(Some("1.20.13".parse().unwrap()));
     let policies = PolicySet::embedded_default();
-    let mut targeted = 0;
-    for file in &files {
-        let path = file.to_str().unwrap();
-        let o = run(&[
-            "check",
-            TODAY,
-            "--kubernetes-version=1.20.13",
-            "--output=json",
-            path,
-        ]);
-        assert!(
-            code(&o) < 2,
-            "{path}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let report = json_of(&o);
-        let text = std::fs::read_to_string(file).unwrap();
-        let (objects, errors) = supportgate::cli::check::parse_objects(path, &text);
-        assert!(errors.is_empty(), "{path}: {errors:?}");
-        let results = report["results"].as_array().unwrap();
-        assert_eq!(
-            results.len() + report["skipped"].as_array().unwrap().len(),
-            objects.len(),
-            "{path}"
-        );
-        let mut next_result = results.iter();
-        for so in &objects {
-            let obj = &so.object;
-            let name = obj["metadata"]["name"].as_str().unwrap_or_default();
-            // The webhook: an AdmissionReview CREATE of the object.
-            let (group, version) = match obj["apiVersion"].as_str().unwrap().rsplit_once('/') {
-                Some((g, v)) => (g.to_string(), v.to_string()),
-                None => (
-                    String::new(),
-                    obj["apiVersion"].as_str().unwrap().to_string(),
-                ),
-            };
-            let kind = obj["kind"].as_str().unwrap();
-            let body = serde_json::to_vec(&serde_json::json!({
-                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                "request": {
-                    "uid": "u1",
-                    "kind": {"group": group, "version": version, "kind": kind},
-                    "resource": {"group": group, "version": version, "resource": "things"},
-                    "name": name, "namespace": obj["metadata"]["namespace"],
-                    "operation": "CREATE", "userInfo": {"username": "ci"},
-                    "object": obj, "dryRun": false
-                }
-            }))
-            .unwrap();
-            let (answer, _) =
-                supportgate::webhook::admission::review(&body, &policies, &ctx, None).unwrap();
-            let answer: Value = serde_json::from_slice(&answer).unwrap();
-            let webhook: BTreeSet<String> = answer["response"]["auditAnnotations"]["rules"]
-                .as_str()
-                .map(|r| r.split(',').map(str::to_string).collect())
-                .unwrap_or_default();
-
-            // The controller: the watched object's engine view, the same assessment, the
-            // condition it writes.
-            let dynamic: kube::api::DynamicObject = serde_json::from_value(obj.clone()).unwrap();
-            let ar = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
-                &group, &version, kind,
-            ));
-            let value = engine_value(dynamic, Some(&ar));
-            let Some(assessment) = policies.assess(&value, &ctx) else {
-                assert!(
-                    webhook.is_empty(),
-                    "{path} {name}: untargeted, yet {webhook:?}"
-                );
-                continue;
-            };
-            targeted += 1;
-            let condition = supported_condition(
-                &assessment.evaluation,
-                None,
-                None,
-                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
-            );
-            let controller = rules_in_condition(&condition.message);
-
-            // `check --output json`, in document order.
-            let r = next_result
-                .next()
-                .unwrap_or_else(|| panic!("{path}: no result for {name}"));
-            assert_eq!(r["name"], name, "{path}");
-            let check: BTreeSet<String> = r["violations"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v["rule"].as_str().unwrap().to_string())
-                .collect();
-            assert_eq!(webhook, check, "{path} {name}: webhook vs check");
-            assert_eq!(controller, check, "{path} {name}: controller vs check");
-            assert_eq!(
-                answer["response"]["auditAnnotations"]["verdict"], r["verdict"],
-                "{path} {name}"
-            );
-        }
-        assert!(
-            next_result.next().is_none(),
-            "{path}: more results than targeted objects"
-        );
-    }
+    let targeted: usize = files
+        .iter()
+        .map(|file| agree_on_file(file, &policies, &ctx))
+        .sum();
     assert!(
         targeted >= 8,
         "the examples hold targeted objects: {targeted}"
@@ -562,23 +583,11 @@ fn a_policy_whose_target_checks_nothing_exits_2_with_the_reason() {
     }
 }
 
-/// Issue #18, reproduction 2: a valid JSONPath with a typo matches nothing. The objects are not
-/// silently allowed (`version-missing`), and the policy warning names the field.
-#[test]
-fn a_path_that_matches_nothing_is_a_policy_warning_and_version_missing() {
-    let dir = tempfile::tempdir().unwrap();
-    let fields = "      productVersion: $.spec.provisioner.verison\n      kubernetesVersion: $.spec.cluster.kubernetes.version\n";
-    let policy = policy_file(&dir, &format!("{KONVOYCLUSTER_TARGET}{fields}"));
-    let o = run(&[
-        "check",
-        TODAY,
-        "--output=json",
-        "--policy",
-        &policy,
-        "examples/clusters/konvoyclusters.yaml",
-    ]);
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    let j = json_of(&o);
+/// The KonvoyCluster target with a typo in the product version's path.
+const TYPO_FIELDS: &str = "      productVersion: $.spec.provisioner.verison\n      kubernetesVersion: $.spec.cluster.kubernetes.version\n";
+
+/// Each result is warned, with one `version-missing` at the misspelled path.
+fn each_result_warns_version_missing(j: &Value) {
     for r in j["results"].as_array().unwrap() {
         assert_eq!(r["verdict"], "warned", "{r}");
         let missing: Vec<&Value> = r["violations"]
@@ -591,6 +600,10 @@ fn a_path_that_matches_nothing_is_a_policy_warning_and_version_missing() {
         assert_eq!(missing[0]["severity"], "warn");
         assert_eq!(missing[0]["field"], "$.spec.provisioner.verison");
     }
+}
+
+/// One policy warning, naming the policy, the target, the field and the path.
+fn one_policy_warning_names_the_field(j: &Value) {
     let warnings = j["policyWarnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 1, "{warnings:#?}");
     let w = &warnings[0];
@@ -603,6 +616,26 @@ fn a_path_that_matches_nothing_is_a_policy_warning_and_version_missing() {
         ),
         "{w}"
     );
+}
+
+/// Issue #18, reproduction 2: a valid JSONPath with a typo matches nothing. The objects are not
+/// silently allowed (`version-missing`), and the policy warning names the field.
+#[test]
+fn a_path_that_matches_nothing_is_a_policy_warning_and_version_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy_file(&dir, &format!("{KONVOYCLUSTER_TARGET}{TYPO_FIELDS}"));
+    let o = run(&[
+        "check",
+        TODAY,
+        "--output=json",
+        "--policy",
+        &policy,
+        "examples/clusters/konvoyclusters.yaml",
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let j = json_of(&o);
+    each_result_warns_version_missing(&j);
+    one_policy_warning_names_the_field(&j);
 
     // Text output prints it too.
     let o = run(&[
@@ -619,11 +652,16 @@ fn a_path_that_matches_nothing_is_a_policy_warning_and_version_missing() {
         ),
         "{text}"
     );
+}
 
-    // Fail-closed installs deny what cannot be checked.
+/// Issue #18, reproduction 2, fail-closed: an install that denies what cannot be checked denies
+/// every object whose version the misspelled path cannot find.
+#[test]
+fn a_path_that_matches_nothing_is_denied_when_missing_versions_are() {
+    let dir = tempfile::tempdir().unwrap();
     let policy = policy_file(
         &dir,
-        &format!("  missingVersion: Deny\n{KONVOYCLUSTER_TARGET}{fields}"),
+        &format!("  missingVersion: Deny\n{KONVOYCLUSTER_TARGET}{TYPO_FIELDS}"),
     );
     let o = run(&[
         "check",
@@ -642,8 +680,11 @@ fn a_path_that_matches_nothing_is_a_policy_warning_and_version_missing() {
             .iter()
             .all(|r| r["verdict"] == "denied")
     );
+}
 
-    // The presets resolve everywhere in the examples: no warnings.
+/// The presets resolve everywhere in the examples: no policy warnings.
+#[test]
+fn the_presets_resolve_in_every_example() {
     let o = run(&[
         "check",
         TODAY,
@@ -723,40 +764,52 @@ fn a_second_policy_can_only_make_verdicts_stricter() {
     );
 }
 
-/// A policy file with a SupportPolicy and a SupportException: the excepted denial becomes a
-/// warning naming the exception; the other clusters keep their verdicts.
-#[test]
-fn exceptions_in_the_policy_file_apply_offline() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("policy.yaml");
-    let exception = include_str!("../examples/exceptions/legacy-west.yaml");
+const LEGACY_WEST: &str = include_str!("../examples/exceptions/legacy-west.yaml");
+
+/// Writes the default policy and `exception` to `path`, and returns a `check` of the example
+/// clusters with it as of a `--today=` argument.
+fn with_exception(path: &std::path::Path, exception: &str) -> impl Fn(&str) -> Output + use<> {
     std::fs::write(
-        &p,
+        path,
         format!(
             "{}---\n{exception}",
             include_str!("../examples/policies/default.yaml")
         ),
     )
     .unwrap();
-    let check = |today: &str| {
+    let policy = path.to_str().unwrap().to_string();
+    move |today: &str| {
         run(&[
             "check",
             today,
             "--output=json",
             "--policy",
-            p.to_str().unwrap(),
+            &policy,
             "examples/clusters/konvoyclusters.yaml",
         ])
-    };
-    let o = check(TODAY);
-    assert_eq!(code(&o), 1, "docs-sample is still denied");
-    let j = json_of(&o);
-    let old = j["results"]
+    }
+}
+
+/// The result of the object named `name`.
+fn result_named(j: &Value, name: &str) -> Value {
+    j["results"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["name"] == "old-west")
-        .unwrap();
+        .find(|r| r["name"] == name)
+        .unwrap()
+        .clone()
+}
+
+/// A policy file with a SupportPolicy and a SupportException: the excepted denial becomes a
+/// warning naming the exception; the other clusters keep their verdicts.
+#[test]
+fn exceptions_in_the_policy_file_apply_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = with_exception(&dir.path().join("policy.yaml"), LEGACY_WEST);
+    let o = check(TODAY);
+    assert_eq!(code(&o), 1, "docs-sample is still denied");
+    let old = result_named(&json_of(&o), "old-west");
     assert_eq!(old["verdict"], "warned", "{old:#}");
     let v = &old["violations"][0];
     assert_eq!(
@@ -772,42 +825,30 @@ fn exceptions_in_the_policy_file_apply_offline() {
         "{v}"
     );
     let o = check("--today=2027-01-31");
-    let j = json_of(&o);
-    let old = j["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "old-west")
-        .unwrap();
+    let old = result_named(&json_of(&o), "old-west");
     assert_eq!(old["verdict"], "denied", "expired on its expiry day");
     assert!(old["violations"][0].get("exception").is_none());
+}
 
-    // A malformed exception is an input error, never silently applied or ignored.
-    std::fs::write(
+/// A malformed exception in the policy file is an input error, never silently applied or
+/// ignored; so is one without `match.namespaces`, which would reach every namespace: refused
+/// offline as in the cluster.
+#[test]
+fn invalid_exceptions_in_the_policy_file_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("policy.yaml");
+    let check = with_exception(
         &p,
-        format!(
-            "{}---\n{}",
-            include_str!("../examples/policies/default.yaml"),
-            exception.replace("[konvoy-unsupported]", "[no-such-rule]")
-        ),
-    )
-    .unwrap();
+        &LEGACY_WEST.replace("[konvoy-unsupported]", "[no-such-rule]"),
+    );
     let o = check(TODAY);
     assert_eq!(code(&o), 2);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("unknown rule id `no-such-rule`"), "{err}");
 
-    // Without `match.namespaces` it would reach every namespace: refused offline as in the cluster.
-    let unscoped = exception.replace("    namespaces: [kommander]\n", "");
-    assert_ne!(unscoped, exception);
-    std::fs::write(
-        &p,
-        format!(
-            "{}---\n{unscoped}",
-            include_str!("../examples/policies/default.yaml")
-        ),
-    )
-    .unwrap();
+    let unscoped = LEGACY_WEST.replace("    namespaces: [kommander]\n", "");
+    assert_ne!(unscoped, LEGACY_WEST);
+    let check = with_exception(&p, &unscoped);
     let o = check(TODAY);
     assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stdout));
     let err = String::from_utf8_lossy(&o.stderr);

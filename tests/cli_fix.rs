@@ -380,7 +380,7 @@ fn webhook_and_controller_messages_point_at_the_same_fix() {
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(root.join("examples/clusters/konvoyclusters.yaml")).unwrap();
-    let (objects, _) = supportgate::cli::check::parse_objects("k.yaml", &text);
+    let (objects, _) = supportgate::cli::input::parse_objects("k.yaml", &text);
     let docs = &objects
         .iter()
         .find(|o| o.object["metadata"]["name"] == "docs-sample")

@@ -7,7 +7,7 @@ use std::cell::Cell;
 
 use jiff::civil::date;
 use serde_json::{Value, json};
-use supportgate::cli::check::parse_objects;
+use supportgate::cli::input::parse_objects;
 use supportgate::{Context, PolicySet};
 
 struct Counting;

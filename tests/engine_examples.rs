@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use jiff::civil::date;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use supportgate::cli::check::parse_objects;
+use supportgate::cli::input::parse_objects;
 use supportgate::engine::policy::Policy;
 use supportgate::engine::policyset::PolicySet;
 use supportgate::engine::rules::Rule::{self, *};

@@ -1,100 +1,20 @@
-//! `supportgate check`: evaluates YAML or JSON files offline, for CI pipelines.
+//! The report of `supportgate check`: what each object got, what was skipped or removed, the
+//! input errors and the policy warnings, and its text form and exit code.
 //!
-//! This is an edge: it reads files and prints. The verdicts come from [`crate::engine`], the same
-//! code the webhook and the controller run.
+//! The verdicts come from [`crate::engine`], the same code the webhook and the controller run;
+//! reading the inputs is [`crate::cli::input`]'s, running the command
+//! [`crate::cli::check_command`]'s.
 
 use std::fmt::Write as _;
-use std::io::Read;
-use std::path::Path;
 
 use serde::Serialize;
 use serde_json::Value;
-use thiserror::Error;
 
-use std::sync::Arc;
-
-use jiff::civil::Date;
-
-use crate::cli::fix::FixMode;
+use crate::cli::input::SourcedObject;
 use crate::engine::coverage::{Coverage, unresolved_fields};
 use crate::engine::fix::Change;
-use crate::engine::policy::PolicyError;
 use crate::engine::policyset::{PolicySet, Subject};
-use crate::engine::version::{Version, VersionError};
 use crate::engine::{Context, Evaluation, Verdict, Violation};
-
-/// Refuse inputs larger than this: a manifest set is kilobytes; anything far bigger is a mistake
-/// (a binary, a log) and would otherwise be read whole into memory.
-pub const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
-
-#[derive(Debug, Error)]
-pub enum InputError {
-    #[error("{source_name}: cannot read: {error}")]
-    Read {
-        source_name: String,
-        error: std::io::Error,
-    },
-    #[error("{source_name}: larger than {MAX_INPUT_BYTES} bytes; refusing to read it")]
-    TooLarge { source_name: String },
-    #[error("{source_name}{}: {message}", location.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
-    Parse {
-        source_name: String,
-        location: Option<(usize, usize)>,
-        message: String,
-    },
-    #[error(
-        "{source_name} document {document}: not a Kubernetes object (a mapping with apiVersion and kind)"
-    )]
-    NotAnObject {
-        source_name: String,
-        document: usize,
-    },
-}
-
-/// One object read from an input, with where it came from.
-#[derive(Debug, Clone)]
-pub struct SourcedObject {
-    pub source: String,
-    /// 1-based index of the YAML document in its file.
-    pub document: usize,
-    /// The index in the document's `items` when the document is a `kind: List`.
-    pub item: Option<usize>,
-    pub object: Value,
-}
-
-/// Reads every object from `text`: multi-document YAML (decoded as kubectl decodes it) or JSON,
-/// with `kind: List` expanded. See [`crate::cli::input::parse`].
-pub fn parse_objects(source_name: &str, text: &str) -> (Vec<SourcedObject>, Vec<InputError>) {
-    let (loaded, errors) = crate::cli::input::parse(source_name, text);
-    (loaded.into_iter().map(|l| l.object).collect(), errors)
-}
-
-/// Reads a path, or standard input for `-`.
-pub fn read_input(path: &str) -> Result<String, InputError> {
-    let read_err = |error| InputError::Read {
-        source_name: path.to_string(),
-        error,
-    };
-    let mut buf = String::new();
-    if path == "-" {
-        std::io::stdin()
-            .lock()
-            .take(MAX_INPUT_BYTES + 1)
-            .read_to_string(&mut buf)
-            .map_err(read_err)?;
-    } else {
-        let file = std::fs::File::open(Path::new(path)).map_err(read_err)?;
-        file.take(MAX_INPUT_BYTES + 1)
-            .read_to_string(&mut buf)
-            .map_err(read_err)?;
-    }
-    if buf.len() as u64 > MAX_INPUT_BYTES {
-        return Err(InputError::TooLarge {
-            source_name: path.to_string(),
-        });
-    }
-    Ok(buf)
-}
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -125,7 +45,8 @@ impl ObjectRef {
         }
     }
 
-    fn display_name(&self) -> String {
+    /// `namespace/name`, or the name of a cluster-scoped object.
+    pub fn display_name(&self) -> String {
         match &self.namespace {
             Some(ns) => format!("{ns}/{}", self.name),
             None => self.name.clone(),
@@ -359,172 +280,5 @@ fn write_fix(out: &mut String, fix: &[Change]) {
             ""
         };
         let _ = writeln!(out, "    {}: {} -> {}{manual}", c.field, c.from, c.to);
-    }
-}
-
-/// What `supportgate check` was asked to do, as parsed from its arguments.
-#[derive(Debug, Clone, Default)]
-pub struct CheckOptions {
-    /// SupportPolicy manifests, evaluated together (any deny wins); the embedded default when
-    /// none is given. Each must be valid: offline, an invalid policy is an error, not skipped.
-    pub policies: Vec<String>,
-    pub kubernetes_version: Option<String>,
-    /// `YYYY-MM-DD`; today (UTC) when absent.
-    pub today: Option<String>,
-    pub format: ReportFormat,
-    pub paths: Vec<String>,
-    /// The previous revision of the same manifests: matched objects are judged as UPDATEs.
-    pub previous: Vec<String>,
-    /// `--fix`: rewrite the files with the suggested combination, or print it as a diff.
-    pub fix: Option<FixMode>,
-}
-
-/// How the report is rendered.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum ReportFormat {
-    #[default]
-    Text,
-    Json,
-    /// JUnit XML: one testcase per object, a failure per denial.
-    Junit,
-}
-
-/// Why `check` could not judge anything at all (exit 2); problems with single inputs are part of
-/// the report instead.
-#[derive(Debug, Error)]
-pub enum CheckError {
-    #[error(transparent)]
-    Input(#[from] InputError),
-    #[error("loading the policy from {path}: {source}")]
-    Policy { path: String, source: PolicyError },
-    #[error("{0:#}")]
-    PolicyFile(anyhow::Error),
-    #[error("--today {0}: expected YYYY-MM-DD")]
-    Today(String),
-    #[error("--kubernetes-version {given}: {source}")]
-    KubernetesVersion { given: String, source: VersionError },
-    #[error("encoding the report: {0}")]
-    Encode(#[from] serde_json::Error),
-}
-
-/// What `check` prints, and its exit code.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Outcome {
-    pub stdout: String,
-    /// What `--fix` did, and what it left for a person to choose.
-    pub stderr: String,
-    pub code: u8,
-}
-
-/// Runs `check`: the report as text or JSON (with `--fix`, of the rewritten files; with
-/// `--fix=diff`, the diff instead), and the exit code.
-pub fn run(opts: &CheckOptions, today_utc: Date) -> Result<Outcome, CheckError> {
-    let (loaded, exceptions) =
-        crate::cli::policy_file::load_all(&opts.policies).map_err(CheckError::PolicyFile)?;
-    let loaded = loaded.into_iter().map(Arc::new).collect();
-    // None given: the embedded default, as in a cluster without SupportPolicies.
-    let policies = PolicySet::from_policies(loaded);
-    let today = match &opts.today {
-        Some(d) => d
-            .parse::<Date>()
-            .map_err(|_| CheckError::Today(d.clone()))?,
-        None => today_utc,
-    };
-    let hosting = match &opts.kubernetes_version {
-        Some(v) => Some(
-            v.parse::<Version>()
-                .map_err(|source| CheckError::KubernetesVersion {
-                    given: v.clone(),
-                    source,
-                })?,
-        ),
-        None => None,
-    };
-    let ctx = Context::new(today)
-        .with_hosting_kubernetes(hosting)
-        .with_exceptions(Arc::new(exceptions));
-    let check = || {
-        let mut report =
-            crate::cli::previous::check_all(&policies, &ctx, &opts.paths, &opts.previous);
-        report.finish(&policies);
-        report
-    };
-    let mut report = check();
-    let mut stderr = String::new();
-    let mut fix_failed = false;
-    if let Some(mode) = opts.fix {
-        let applied = crate::cli::fix::apply(&report, mode);
-        stderr = applied.notes;
-        fix_failed = applied.failed;
-        if mode == FixMode::Diff {
-            let code = if fix_failed { 2 } else { report.exit_code() };
-            return Ok(Outcome {
-                stdout: applied.diff,
-                stderr,
-                code,
-            });
-        }
-        // The files as rewritten, judged again: what a fixed object now gets.
-        report = check();
-    }
-    let stdout = match opts.format {
-        ReportFormat::Text => report.to_text(),
-        ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
-        ReportFormat::Junit => crate::cli::junit::render(&report),
-    };
-    let code = if fix_failed { 2 } else { report.exit_code() };
-    Ok(Outcome {
-        stdout,
-        stderr,
-        code,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn multi_document_yaml_with_lists_and_blanks() {
-        let text = "---\napiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: b}}\n---\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: c}\n";
-        let (objs, errs) = parse_objects("x.yaml", text);
-        assert!(errs.is_empty(), "{errs:?}");
-        let names: Vec<_> = objs
-            .iter()
-            .map(|o| (o.document, o.object["metadata"]["name"].as_str().unwrap()))
-            .collect();
-        assert_eq!(names, [(1, "a"), (1, "b"), (3, "c")]);
-    }
-
-    #[test]
-    fn syntax_errors_carry_a_line() {
-        let text = "apiVersion: v1\nkind: ConfigMap\n---\napiVersion: v1\nkind: [unclosed\n";
-        let (objs, errs) = parse_objects("bad.yaml", text);
-        assert_eq!(objs.len(), 1, "the good document still counts");
-        let msg = errs[0].to_string();
-        assert!(msg.starts_with("bad.yaml:"), "{msg}");
-        assert!(
-            matches!(errs[0], InputError::Parse { location: Some((l, _)), .. } if l >= 5),
-            "{msg}"
-        );
-    }
-
-    #[test]
-    fn json_and_non_objects() {
-        let (objs, errs) = parse_objects("a.json", r#"{"apiVersion":"v1","kind":"ConfigMap"}"#);
-        assert_eq!((objs.len(), errs.len()), (1, 0));
-        let (_, errs) = parse_objects("a.json", r#"{"apiVersion":"v1","#);
-        assert!(matches!(
-            errs[0],
-            InputError::Parse {
-                location: Some(_),
-                ..
-            }
-        ));
-        let (_, errs) = parse_objects("s.yaml", "just a string\n");
-        assert!(matches!(
-            errs[0],
-            InputError::NotAnObject { document: 1, .. }
-        ));
     }
 }

@@ -1,16 +1,90 @@
 //! Inputs of `supportgate check`: paths (files, directories walked recursively, or `-`), decoded
 //! as kubectl decodes them ([`crate::cli::yaml11`]), with `kind: List` expanded.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use thiserror::Error;
 
-use crate::cli::check::{InputError, SourcedObject, read_input};
 use crate::cli::yaml11::{self, Coercion};
 use crate::engine::Violation;
 
 /// The extensions a directory walk reads (kubectl's `-R -f DIR` reads the same three).
 const EXTENSIONS: [&str; 3] = ["yaml", "yml", "json"];
+
+/// Refuse inputs larger than this: a manifest set is kilobytes; anything far bigger is a mistake
+/// (a binary, a log) and would otherwise be read whole into memory.
+pub const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Error)]
+pub enum InputError {
+    #[error("{source_name}: cannot read: {error}")]
+    Read {
+        source_name: String,
+        error: std::io::Error,
+    },
+    #[error("{source_name}: larger than {MAX_INPUT_BYTES} bytes; refusing to read it")]
+    TooLarge { source_name: String },
+    #[error("{source_name}{}: {message}", location.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
+    Parse {
+        source_name: String,
+        location: Option<(usize, usize)>,
+        message: String,
+    },
+    #[error(
+        "{source_name} document {document}: not a Kubernetes object (a mapping with apiVersion and kind)"
+    )]
+    NotAnObject {
+        source_name: String,
+        document: usize,
+    },
+}
+
+/// One object read from an input, with where it came from.
+#[derive(Debug, Clone)]
+pub struct SourcedObject {
+    pub source: String,
+    /// 1-based index of the YAML document in its file.
+    pub document: usize,
+    /// The index in the document's `items` when the document is a `kind: List`.
+    pub item: Option<usize>,
+    pub object: Value,
+}
+
+/// Reads every object from `text`: multi-document YAML (decoded as kubectl decodes it) or JSON,
+/// with `kind: List` expanded. See [`parse`].
+pub fn parse_objects(source_name: &str, text: &str) -> (Vec<SourcedObject>, Vec<InputError>) {
+    let (loaded, errors) = parse(source_name, text);
+    (loaded.into_iter().map(|l| l.object).collect(), errors)
+}
+
+/// Reads a path, or standard input for `-`.
+pub fn read_input(path: &str) -> Result<String, InputError> {
+    let read_err = |error| InputError::Read {
+        source_name: path.to_string(),
+        error,
+    };
+    let mut buf = String::new();
+    if path == "-" {
+        std::io::stdin()
+            .lock()
+            .take(MAX_INPUT_BYTES + 1)
+            .read_to_string(&mut buf)
+            .map_err(read_err)?;
+    } else {
+        let file = std::fs::File::open(Path::new(path)).map_err(read_err)?;
+        file.take(MAX_INPUT_BYTES + 1)
+            .read_to_string(&mut buf)
+            .map_err(read_err)?;
+    }
+    if buf.len() as u64 > MAX_INPUT_BYTES {
+        return Err(InputError::TooLarge {
+            source_name: path.to_string(),
+        });
+    }
+    Ok(buf)
+}
 
 /// An object, and the unquoted scalars that YAML 1.1 turned into booleans or numbers in it.
 #[derive(Debug, Clone)]
@@ -215,34 +289,5 @@ pub fn annotate(coercions: &[Coercion], violations: &mut [Violation]) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn list_items_get_their_own_coercions() {
-        let text = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: A, x: yes}\n- {apiVersion: v1, kind: B, z: [1.20]}\n";
-        let (objs, errs) = parse("l.yaml", text);
-        assert!(errs.is_empty(), "{errs:?}");
-        let got: Vec<_> = objs
-            .iter()
-            .map(|l| {
-                let c: Vec<_> = l.coercions.iter().map(|c| c.field.as_str()).collect();
-                (l.object.object["kind"].clone(), c.join(","))
-            })
-            .collect();
-        assert_eq!(got, [(json!("A"), "x".into()), (json!("B"), "z[0]".into())]);
-    }
-
-    #[test]
-    fn json_streams_are_read_whole() {
-        let (objs, errs) = parse(
-            "s.json",
-            "{\"apiVersion\":\"v1\",\"kind\":\"A\"}\n{\"apiVersion\":\"v1\",\"kind\":\"B\",\"x\":\"yes\"}",
-        );
-        assert!(errs.is_empty(), "{errs:?}");
-        assert_eq!(objs.len(), 2);
-        assert_eq!(objs[1].object.document, 2);
-        assert_eq!(objs[1].object.object["x"], json!("yes"), "JSON is not YAML");
-    }
-}
+#[path = "input_tests.rs"]
+mod tests;

@@ -6,6 +6,7 @@ pub mod check_command;
 pub mod default_policy;
 pub mod fix;
 pub mod fix_spans;
+pub mod identity;
 pub mod input;
 pub mod junit;
 pub mod pairs;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 
 use crate::api::{SupportException, SupportPolicy};
-use crate::cli::check::{parse_objects, read_input};
+use crate::cli::input::{parse_objects, read_input};
 use crate::engine::exceptions::{CompiledException, ExceptionSet};
 use crate::engine::policy::Policy;
 

@@ -10,27 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::cli::check::{ObjectRef, Report};
+use crate::cli::identity::{Key, key_of};
 use crate::cli::input::{self, Loaded};
 use crate::cli::pairs::Provisioners;
 use crate::engine::Context;
 use crate::engine::policyset::PolicySet;
-
-/// API group, kind, namespace (as written; absent is not `default`) and name.
-pub type Key = (String, String, Option<String>, String);
-
-/// The identity the webhook sees: the group without its version, since an object keeps its
-/// identity across API versions.
-pub fn key_of(object: &Value) -> Option<Key> {
-    let s = |p: &str| object.pointer(p).and_then(Value::as_str);
-    let api_version = s("/apiVersion")?;
-    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-    Some((
-        group.to_string(),
-        s("/kind")?.to_string(),
-        s("/metadata/namespace").map(str::to_string),
-        s("/metadata/name")?.to_string(),
-    ))
-}
 
 /// The previous revision, indexed by identity.
 #[derive(Debug, Default)]
@@ -130,25 +114,4 @@ pub fn check_all(
         report.removed = p.removed();
     }
     report
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn identity_ignores_the_api_version_but_not_the_group() {
-        let a = json!({"apiVersion": "g.io/v1", "kind": "K", "metadata": {"name": "n", "namespace": "ns"}});
-        let b = json!({"apiVersion": "g.io/v2", "kind": "K", "metadata": {"name": "n", "namespace": "ns"}});
-        let c = json!({"apiVersion": "h.io/v1", "kind": "K", "metadata": {"name": "n", "namespace": "ns"}});
-        let core = json!({"apiVersion": "v1", "kind": "K", "metadata": {"name": "n"}});
-        assert_eq!(key_of(&a), key_of(&b));
-        assert_ne!(key_of(&a), key_of(&c));
-        assert_eq!(
-            key_of(&core),
-            Some((String::new(), "K".into(), None, "n".into()))
-        );
-        assert_eq!(key_of(&json!({"apiVersion": "v1", "kind": "K"})), None);
-    }
 }
