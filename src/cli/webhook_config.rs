@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use crate::cli::policy_file;
+use crate::cli::check_command::load_policy;
 use crate::webhook::config::{Endpoint, WebhookSettings, render_yaml};
 
 #[derive(Debug, clap::Args)]
@@ -32,7 +32,7 @@ pub struct WebhookConfigArgs {
 }
 
 pub fn run(args: WebhookConfigArgs) -> anyhow::Result<u8> {
-    let (policy, _) = policy_file::load(args.policy.as_deref())?;
+    let policy = load_policy(args.policy.as_deref())?;
     let ca_bundle_pem = match &args.ca_file {
         Some(f) => std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
         None => Vec::new(),
