@@ -474,6 +474,10 @@ fn main() {
     rt.block_on(run(cp, n, baseline.as_deref(), &server_version));
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one measured run: every variant shares the client, the warm-up and the process handles, in the order the figures are printed"
+)]
 async fn run(cp: &ControlPlane, n: usize, baseline: Option<&Path>, server_version: &str) {
     let warmup = 30;
     let client = cp.client().await;

@@ -252,6 +252,10 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "the bench's script: each phase prints its figures beside the baseline measured just before it, top to bottom"
+)]
 fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let connections = env_or("SG_BENCH_CONNECTIONS", 8) as usize;

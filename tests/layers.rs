@@ -417,3 +417,31 @@ fn the_checker_sees_imports_in_every_spelling() {
         ["serde"]
     );
 }
+
+/// Counts a file's lines up to its first `#[cfg(test)]`: an inline test module counts as test.
+fn non_test_lines(text: &str) -> usize {
+    text.lines()
+        .take_while(|l| l.trim() != "#[cfg(test)]")
+        .count()
+}
+
+#[test]
+fn no_source_file_is_over_500_lines_of_non_test_code() {
+    let mut files = Vec::new();
+    rust_files(&checkout().join("src"), &mut files);
+    rust_files(&checkout().join("crates/engine/src"), &mut files);
+    let long: Vec<String> = files
+        .iter()
+        .filter(|f| !f.to_string_lossy().ends_with("_tests.rs"))
+        .filter_map(|f| {
+            let n = non_test_lines(&std::fs::read_to_string(f).expect("read source"));
+            (n > 500).then(|| format!("{}: {n} lines", f.display()))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "split these by what they do (ARCHITECTURE.md):\n{}",
+        long.join("\n")
+    );
+    assert_eq!(non_test_lines("a\nb\n#[cfg(test)]\nmod tests {}\n"), 2);
+}

@@ -11,7 +11,7 @@ use crate::cli::check::Report;
 use crate::cli::fix::FixMode;
 use crate::cli::input::InputError;
 use crate::engine::Context;
-use crate::engine::policy::PolicyError;
+use crate::engine::policy::{Policy, PolicyError};
 use crate::engine::policyset::PolicySet;
 use crate::engine::version::{Version, VersionError};
 
@@ -105,6 +105,11 @@ pub struct Outcome {
     /// What `--fix` did, and what it left for a person to choose.
     pub stderr: String,
     pub code: u8,
+}
+
+/// Loads a policy file, or the embedded default.
+pub fn load_policy(path: Option<&str>) -> anyhow::Result<Policy> {
+    crate::cli::policy_file::load(path).map(|(p, _)| p)
 }
 
 /// Runs `check` and returns its exit code: 0 when nothing is denied, 1 when anything is, 2 when

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use crate::api::webhook_configuration::{Endpoint, WebhookSettings, render_yaml};
-use crate::cli::policy_file;
+use crate::cli::check_command::load_policy;
 
 #[derive(Debug, clap::Args)]
 pub struct WebhookConfigArgs {
@@ -32,7 +32,7 @@ pub struct WebhookConfigArgs {
 }
 
 pub fn run(args: WebhookConfigArgs) -> anyhow::Result<u8> {
-    let (policy, _) = policy_file::load(args.policy.as_deref())?;
+    let policy = load_policy(args.policy.as_deref())?;
     let ca_bundle_pem = match &args.ca_file {
         Some(f) => std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
         None => Vec::new(),
