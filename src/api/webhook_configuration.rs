@@ -182,12 +182,13 @@ fn routable(t: &CompiledTarget) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::api::Target;
     use crate::engine::policyset::PolicySet;
 
-    fn target(group: &str, versions: &[&str], resource: &str) -> CompiledTarget {
+    /// A target with no fields, for the webhook-rule tests here and in `webhook::scope`.
+    pub(crate) fn target(group: &str, versions: &[&str], resource: &str) -> CompiledTarget {
         let spec = Target {
             api_group: group.into(),
             versions: versions.iter().map(|v| v.to_string()).collect(),

@@ -173,21 +173,8 @@ pub async fn keep_rules(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Target;
-    use crate::engine::targets::CompiledTarget;
+    use crate::api::webhook_configuration::tests::target;
     use k8s_openapi::api::admissionregistration::v1::ValidatingWebhook;
-
-    fn target(group: &str, versions: &[&str], resource: &str) -> CompiledTarget {
-        let spec = Target {
-            api_group: group.into(),
-            versions: versions.iter().map(|v| v.to_string()).collect(),
-            kind: "K".into(),
-            resource: resource.into(),
-            namespaced: true,
-            fields: Default::default(),
-        };
-        CompiledTarget::compile(&spec).expect("a target without fields compiles")
-    }
 
     #[test]
     fn only_rules_are_applied_and_only_when_they_differ() {
