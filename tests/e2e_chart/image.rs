@@ -224,8 +224,7 @@ mod toml_lite {
                     "bench" => "benches",
                     "test" => "tests",
                     "example" => "examples",
-                    // Members are checked by `workspace_members`.
-                    "workspace" => continue,
+                    // [workspace] members are checked by `workspace_members`.
                     _ => continue,
                 };
                 match (get("path"), get("name")) {
